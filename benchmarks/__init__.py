@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure vitc and write committed reports under results/."""

@@ -1,0 +1,118 @@
+"""Distillation study on the built-in digits data: teacher, then students with
+--distillation none / hard / soft over several seeds (same epochs, augmentation, schedule).
+
+Drives the real CLI in subprocesses and reads each run's vitc.json. Finished runs (final epoch
+present) are reused, so an interrupted study continues where it stopped.
+
+    python -m vitc.benchmarks.distill_study --out results/distill-digits --work runs/study
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vitc.runtime import machine_info
+
+
+def vitc(args: list[str]) -> float:
+    cmd = [sys.executable, "-m", "vitc", *args]
+    print("$ vitc " + shlex.join(args), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def finished(run: Path, epochs: int) -> dict | None:
+    meta = run / "vitc.json"
+    if meta.is_file():
+        m = json.loads(meta.read_text())
+        if m.get("metrics", {}).get("epoch") == epochs:
+            return m
+    return None
+
+
+def train(run: Path, args: list[str], epochs: int) -> tuple[dict, float | None]:
+    m = finished(run, epochs)
+    if m is not None:
+        print(f"reusing {run}", flush=True)
+        return m, None
+    secs = vitc([*args, "--out", str(run), "--force"])
+    return json.loads((run / "vitc.json").read_text()), secs
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--work", type=Path, default=Path("runs/study"))
+    ap.add_argument("--teacher", default="resnet18")
+    ap.add_argument("--teacher-epochs", type=int, default=10)
+    ap.add_argument("--teacher-lr", type=float, default=2e-3)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--patch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--modes", nargs="+", default=["none", "hard", "soft"])
+    ap.add_argument("--extra", default="", help="more distill options, e.g. '--auto-augment none'")
+    ap.add_argument("--fp32-check", action="store_true", help="also run hard with --amp off --teacher-amp off")
+    a = ap.parse_args(argv)
+    extra = shlex.split(a.extra)
+
+    tdir = a.work / f"teacher-{a.teacher}"
+    tmeta, tsecs = train(tdir, ["teacher", "--model", a.teacher, "--epochs", str(a.teacher_epochs),
+                                "--lr", str(a.teacher_lr)], a.teacher_epochs)
+    common = ["distill", "--teacher-checkpoint", str(tdir), "--student", "deit_tiny", "--img-size", "32",
+              "--patch-size", str(a.patch_size), "--epochs", str(a.epochs), "--lr", str(a.lr), *extra]
+    variants = {m: ["--distillation", m] for m in a.modes}
+    if a.fp32_check:
+        variants["hard-fp32"] = ["--distillation", "hard", "--amp", "off", "--teacher-amp", "off"]
+    runs: dict[str, list[dict]] = {}
+    for name, opts in variants.items():
+        for seed in a.seeds:
+            meta, secs = train(a.work / f"{name}-s{seed}", [*common, *opts, "--seed", str(seed)], a.epochs)
+            m = meta["metrics"]
+            runs.setdefault(name, []).append({"seed": seed, "wall_s": secs, **{k: m[k] for k in m if k.startswith(("top", "teacher", "images"))}})
+    summary = {}
+    for name, rs in runs.items():
+        summary[name] = {k: mean_std([r[k] for r in rs]) for k in ("top1_avg", "top1_cls", "top1_dist", "images_per_s")}
+    report = {"machine": machine_info(), "command": "python -m vitc.benchmarks.distill_study " + shlex.join(argv or sys.argv[1:]),
+              "teacher": {"name": a.teacher, "top1": tmeta["metrics"]["top1"], "epochs": a.teacher_epochs, "wall_s": tsecs},
+              "student": {"name": "deit_tiny_distilled_patch16_224", "img_size": 32, "patch_size": a.patch_size,
+                          "epochs": a.epochs, "lr": a.lr, "extra": a.extra},
+              "runs": runs, "summary": summary}
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
+    (a.out / "study.md").write_text(render(report))
+    print(render(report))
+
+
+def render(r: dict) -> str:
+    s, t, mc = r["student"], r["teacher"], r["machine"]
+    lines = [f"# Distillation on digits (val split, 360 images)", "",
+             f"Machine: {mc['cpu']}, {mc['cores']} cores ({', '.join(mc['isa'])}); torch {mc['torch']}, timm {mc['timm']}.",
+             f"Command: `{r['command']}`", "",
+             f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**.",
+             f"Student: {s['name']} at img {s['img_size']}, patch {s['patch_size']}, {s['epochs']} epochs, lr {s['lr']} "
+             f"{s['extra']}; final-epoch weights (not best-of-run).", "",
+             "| distillation | seeds | deployed top-1 (avg of heads) | class head | dist head | train img/s |",
+             "|---|---|---|---|---|---|"]
+    for name, sm in r["summary"].items():
+        n = len(r["runs"][name])
+        cell = lambda k: f"{sm[k][0]:.2f} ± {sm[k][1]:.2f}"
+        lines.append(f"| {name} | {n} | **{cell('top1_avg')}** | {cell('top1_cls')} | {cell('top1_dist')} | {sm['images_per_s'][0]:.0f} |")
+    lines += ["", "Per seed (deployed top-1): " + "; ".join(
+        f"{name}: " + ", ".join(f"{x['top1_avg']:.2f}" for x in rs) for name, rs in r["runs"].items()), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

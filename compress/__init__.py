@@ -1,0 +1,1 @@
+"""Stage code: teacher training, DeiT distillation, quantization."""

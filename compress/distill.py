@@ -1,0 +1,101 @@
+"""`vitc distill`: DeiT token distillation of a frozen teacher into a `*_distilled_*` student."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from vitc import checkpoint as ckpt
+from vitc import runtime
+from vitc.config import DistillConfig, to_dict
+from vitc.data import eval_tensors, load_source
+from vitc.errors import CheckpointError, ModelError
+from vitc.models import create_model, data_config, is_distilled, load_checkpoint_model
+
+from .losses import DistillationLoss, TeacherAdapter, base_criterion
+from .stage import checkpoint_meta, default_crop_pct, prepare_out
+from .trainer import evaluate, fit
+
+
+def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple[torch.nn.Module, dict, dict]:
+    """-> (teacher model, its preprocessing, provenance). From a vitc dir, a .safetensors file
+    (architecture from --teacher), or the hub (--pretrained; online only)."""
+    path = Path(cfg.teacher_checkpoint) if cfg.teacher_checkpoint else None
+    if path is not None and path.is_dir():
+        model, meta = load_checkpoint_model(path)
+        if len(meta["classes"]) != len(classes):
+            raise CheckpointError(f"teacher {path} predicts {len(meta['classes'])} classes but the data has {len(classes)}",
+                                  "train a teacher on this dataset with `vitc teacher`")
+        return model, meta["preprocess"], {"path": str(path), "sha256": meta["weights_sha256"], "name": meta["model"]["name"]}
+    if not cfg.teacher:
+        raise ModelError("--teacher NAME is needed to build the architecture for this teacher checkpoint",
+                         "pass --teacher (e.g. regnety_16gf), or a vitc checkpoint dir as --teacher-checkpoint")
+    if path is not None:
+        model, spec = create_model(cfg.teacher, len(classes), img_size)
+        ckpt.load_into(model, ckpt.load_weights(path), str(path))
+        prov = {"path": str(path), "sha256": ckpt.sha256_file(path), "name": spec.name}
+    else:
+        model, spec = create_model(cfg.teacher, 1000, img_size, pretrained=True)
+        if len(classes) != 1000:
+            raise ModelError(f"the hub teacher {spec.name} predicts 1000 ImageNet classes, the data has {len(classes)}",
+                             f"fine-tune it first: `vitc teacher --model {cfg.teacher} --pretrained --data ...`, "
+                             "then pass --teacher-checkpoint")
+        prov = {"hub": f"{spec.name}.{spec.pretrained_tag or 'default'}", "name": spec.name}
+    return model.eval(), data_config(model, img_size), prov
+
+
+def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool = False,
+                console: Console | None = None) -> dict:
+    console = console or Console()
+    d = runtime.init(cfg.train.threads)
+    try:
+        s = cfg.student
+        if d.main:
+            prepare_out(out, resume, force)
+        src = load_source(cfg.data, s.img_size)
+        runtime.seed_all(cfg.train.seed)  # the initial weights are a function of the seed
+        student, spec = create_model(s.name, len(src.classes), s.img_size, s.patch_size, s.pretrained,
+                                     drop_path_rate=cfg.train.drop_path)
+        if not is_distilled(student):
+            if cfg.distillation != "none":
+                raise ModelError(f"student {spec.name} has no distillation token, so --distillation {cfg.distillation} cannot train it",
+                                 "use a *_distilled_* student (deit_tiny, deit_small) or --distillation none")
+        else:
+            student.set_distilled_training(True)  # two heads in training, their average in eval
+        pre = data_config(student, s.img_size, default_crop_pct(cfg.data, s.crop_pct))
+        Xv, Yv = eval_tensors(src.val, pre)
+
+        adapter, inputs, teacher_top1 = None, {"data": src.provenance}, None
+        if cfg.distillation != "none":
+            teacher, tpre, inputs["teacher"] = load_teacher(cfg, src.classes, s.img_size)
+            teacher.to(d.device)
+            adapter = TeacherAdapter(teacher, pre, tpre, runtime.use_bf16(cfg.teacher_amp, d.device)).to(d.device)
+            with torch.no_grad():  # the teacher's accuracy on the same split, through the same adapter
+                teacher_top1 = 100.0 * (adapter(Xv.to(d.device)).argmax(1).cpu() == Yv).float().mean().item()
+            adapter.seconds = 0.0
+            if d.main:
+                console.print(f"teacher {inputs['teacher'].get('name')}: top-1 {teacher_top1:.2f}% on val "
+                              f"({'bf16' if adapter.bf16 else 'fp32'}, inference mode)")
+        crit = DistillationLoss(base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing), adapter,
+                                cfg.distillation, cfg.alpha, cfg.tau)
+        config = to_dict(cfg)
+        if d.main:
+            ckpt.write_json(out / "config.json", {"stage": "distill", **config})
+
+        def eval_fn(m):
+            r = evaluate(m, Xv, Yv)
+            if teacher_top1 is not None:
+                r["teacher_top1"] = teacher_top1
+            return r
+
+        def meta(row: dict) -> dict:
+            return checkpoint_meta(stage="distill", spec=spec, classes=src.classes, pre=pre, config=config,
+                                   metrics=row, inputs=inputs)
+
+        res = fit(model=student, criterion=crit, train=src.train, pre=pre, num_classes=len(src.classes), cfg=cfg.train,
+                  evaluate_fn=eval_fn, out=out, meta_fn=meta, resume=resume, d=d, console=console,
+                  teacher_clock=(lambda: adapter.seconds) if adapter is not None else None)
+        return res.metrics
+    finally:
+        runtime.shutdown(d)

@@ -1,0 +1,206 @@
+"""The training loop shared by `vitc teacher` and `vitc distill`.
+
+AdamW (timm's factory: no weight decay on norms, biases, pos/cls/dist tokens) + cosine schedule
+with linear warm-up, stepped per iteration; optional EMA; bf16 autocast; DDP under torchrun
+(rank 0 writes). Each epoch re-seeds every RNG from (seed, epoch, rank), and the resumable state
+is saved atomically at each epoch end, so `--resume` after any interruption repeats exactly the
+epochs an uninterrupted run would have done.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from vitc import checkpoint as ckpt
+from vitc import runtime
+from vitc.config import TrainConfig, to_dict
+from vitc.data import ImageDataset, Split, build_transform, mixup_fn
+from vitc.errors import CheckpointError, ConfigError
+from vitc.models import is_distilled
+
+METRICS = "metrics.jsonl"
+
+
+def head_logits(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Eval logits per head. A distilled DeiT gives its class head, its distillation head and
+    their average (what `model(x)` returns in eval and what gets deployed)."""
+    if is_distilled(model):
+        f = model.forward_features(x)
+        cls, dist = model.head(f[:, 0]), model.head_dist(f[:, 1])
+        return {"cls": cls, "dist": dist, "avg": (cls + dist) / 2}
+    return {"out": model(x)}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch: int = 256) -> dict[str, float]:
+    was = model.training
+    model.eval()
+    correct: dict[str, list[int]] = {}
+    for i in range(0, len(X), batch):
+        y = Y[i:i + batch]
+        for k, logits in head_logits(model, X[i:i + batch]).items():
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            c = correct.setdefault(k, [0, 0])
+            c[0] += (top[:, 0] == y).sum().item()
+            c[1] += (top == y[:, None]).any(1).sum().item()
+    model.train(was)
+    out = {}
+    for k, (c1, c5) in correct.items():
+        out[f"top1_{k}"] = 100.0 * c1 / len(X)
+        out[f"top5_{k}"] = 100.0 * c5 / len(X)
+    out["top1"] = out.get("top1_avg", out.get("top1_out"))
+    return out
+
+
+def train_step(net: nn.Module, criterion: Callable, opt: torch.optim.Optimizer, x: torch.Tensor,
+               target: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """One optimisation step: student forward under bf16 autocast (weights and optimiser stay
+    fp32), loss in fp32, backward, AdamW step. Returns the (detached) loss."""
+    with runtime.autocast(x.device, bf16):
+        outputs = net(x)
+    outputs = tuple(o.float() for o in outputs) if isinstance(outputs, tuple) else outputs.float()
+    loss = criterion(x, outputs, target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+@dataclass
+class FitResult:
+    metrics: dict
+    history: list = field(default_factory=list)
+
+
+def _loader(split: Split, transform, cfg: TrainConfig, d: runtime.Dist, epoch: int):
+    ds = ImageDataset(split, transform)
+    if d.enabled:
+        sampler = torch.utils.data.DistributedSampler(ds, d.world, d.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    else:
+        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        sampler = torch.utils.data.RandomSampler(ds, generator=g)
+    return torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                                       num_workers=cfg.workers, persistent_workers=False)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[ips]:.0f} img/s"),
+                    TimeRemainingColumn(), console=console, transient=True)
+
+
+def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_classes: int, cfg: TrainConfig,
+        evaluate_fn: Callable[[nn.Module], dict], out: Path, meta_fn: Callable[[dict], dict], resume: bool,
+        d: runtime.Dist, console: Console, teacher_clock: Callable[[], float] | None = None) -> FitResult:
+    """Train `model`; write `out/` (last), `out/best/`, `out/train_state.pt`, `out/metrics.jsonl`."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import CosineLRScheduler
+    from timm.utils import ModelEmaV3
+
+    device = d.device
+    model.to(device)
+    bf16 = runtime.use_bf16(cfg.amp, device)
+    global_batch = cfg.batch_size * d.world
+    lr = cfg.scaled_lr(global_batch)
+    n_train = len(train.targets) // d.world
+    steps = n_train // cfg.batch_size
+    if steps == 0:
+        raise ConfigError(f"batch_size: {cfg.batch_size} per process is larger than the {n_train} training images each process sees",
+                          "lower --batch-size")
+    if cfg.aug.mixing and cfg.batch_size % 2:
+        raise ConfigError("batch_size: mixup/cutmix need an even batch size", "use an even --batch-size or turn mixing off")
+    opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=cfg.weight_decay)
+    sched = CosineLRScheduler(opt, t_initial=cfg.epochs * steps, lr_min=cfg.min_lr, warmup_t=int(cfg.warmup_epochs * steps),
+                              warmup_lr_init=cfg.warmup_lr, t_in_epochs=False)
+    ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema > 0 else None
+    cfg_json = json.dumps(to_dict(cfg), sort_keys=True)
+
+    start, best, history = 0, -math.inf, []
+    state_path = out / ckpt.TRAIN_STATE
+    if resume:
+        st = ckpt.load_train_state(state_path)
+        if st.get("config") != cfg_json:
+            raise CheckpointError(f"--resume: {state_path} was made with another training config",
+                                  "resume with the same options, or start fresh without --resume")
+        ckpt.load_into(model, st["model"], str(state_path))
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        if ema is not None and st.get("ema") is not None:
+            ckpt.load_into(ema.module, st["ema"], str(state_path))
+        runtime.set_rng_state(st["rng"])
+        start, best, history = int(st["epoch"]), float(st["best"]), list(st.get("history", []))
+        if d.main:
+            console.print(f"resumed from {state_path} after epoch {start}/{cfg.epochs}")
+
+    net = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
+    train_tf = build_transform(pre, train=True, aug=cfg.aug)
+    mix = mixup_fn(cfg.aug, num_classes)
+    result = history[-1] if history else {}
+    for epoch in range(start, cfg.epochs):
+        runtime.seed_all(cfg.seed, epoch, d.rank)
+        loader = _loader(train, train_tf, cfg, d, epoch)
+        net.train()
+        t0, seen, loss_sum, t_teacher0 = time.perf_counter(), 0, 0.0, teacher_clock() if teacher_clock else 0.0
+        with _progress(console) as prog:
+            task = prog.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps, loss=0.0, lr=lr, ips=0.0,
+                                 visible=d.main)
+            for i, (x, y) in enumerate(loader):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                target = y
+                if mix is not None:
+                    x, target = mix(x, y)
+                loss = train_step(net, criterion, opt, x, target, bf16)
+                if not torch.isfinite(loss):
+                    raise ConfigError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {i + 1}",
+                                      "lower --lr/--base-lr or turn --amp off")
+                sched.step_update(epoch * steps + i + 1)
+                if ema is not None:
+                    ema.update(model)
+                seen += x.shape[0]
+                loss_sum += loss.item() * x.shape[0]
+                prog.update(task, advance=1, loss=loss.item(), lr=opt.param_groups[0]["lr"],
+                            ips=seen * d.world / (time.perf_counter() - t0))
+        secs = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
+               "images_per_s": seen * d.world / secs, "epoch_s": secs}
+        if teacher_clock:
+            row["teacher_s"] = teacher_clock() - t_teacher0
+            row["teacher_share"] = row["teacher_s"] / secs
+        d.barrier()
+        if d.main:
+            eval_model = ema.module if ema is not None else model
+            row.update(evaluate_fn(eval_model))
+            history.append(row)
+            best_now = row["top1"] > best
+            best = max(best, row["top1"])
+            _save(out, model, ema, opt, sched, epoch + 1, best, history, cfg_json, meta_fn(row), best_now)
+            console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  top1 {row['top1']:.2f}"
+                          f"  {row['images_per_s']:.0f} img/s" + (f"  teacher {100 * row['teacher_share']:.0f}% of time" if teacher_clock else ""))
+            result = row
+        d.barrier()
+    return FitResult(result, history)
+
+
+def _save(out: Path, model, ema, opt, sched, epoch: int, best: float, history: list, cfg_json: str, meta: dict,
+          best_now: bool) -> None:
+    deploy = ema.module if ema is not None else model
+    state = {"epoch": epoch, "best": best, "history": history, "config": cfg_json,
+             "model": ckpt.state_dict_for_save(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+             "ema": ckpt.state_dict_for_save(ema.module) if ema is not None else None, "rng": runtime.rng_state()}
+    ckpt.save_train_state(out / ckpt.TRAIN_STATE, state)
+    ckpt.save_checkpoint(out, deploy, meta)
+    # one JSON object per epoch, rewritten from the saved history so it always matches train_state
+    with ckpt.atomic_path(out / METRICS) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+    if best_now:
+        ckpt.save_checkpoint(out / "best", deploy, meta)

@@ -1,0 +1,63 @@
+from collections import Counter
+
+import pytest
+import torch
+
+from vitc.config import AugConfig
+from vitc.data import build_transform, eval_tensors, load_source
+from vitc.errors import DataError
+
+PRE = {"input_size": [3, 32, 32], "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
+       "std": [0.229, 0.224, 0.225], "crop_pct": 1.0, "crop_mode": "center"}
+
+
+def test_digits_split_is_fixed_and_stratified():
+    a, b = load_source("digits", 32), load_source("digits", 16)
+    assert len(a.train.targets) + len(a.val.targets) == 1797 and len(a.val.targets) == 360
+    assert a.val.targets == b.val.targets and a.provenance["sha256"] == b.provenance["sha256"]
+    val, total = Counter(a.val.targets), Counter(a.val.targets + a.train.targets)
+    assert len(val) == 10 and all(abs(val[c] - 0.2 * total[c]) <= 1 for c in total)  # stratified
+    img = a.train.items[0]
+    assert img.size == (32, 32) and img.mode == "RGB"
+
+
+def test_transforms_are_timm_and_keep_shape():
+    src = load_source("digits", 32)
+    X, Y = eval_tensors(src.val, PRE)
+    assert X.shape == (360, 3, 32, 32) and Y.shape == (360,)
+    # normalised with the model's mean/std: a black digits background maps to -mean/std
+    assert X[0, 0, 0, 0].item() == pytest.approx(-0.485 / 0.229, abs=0.05)
+    t = build_transform(PRE, train=True, aug=AugConfig("deit"))
+    assert "RandAugment" in repr(t) and "RandomErasing" in repr(t)
+    assert t(src.train.items[0]).shape == (3, 32, 32)
+
+
+def test_image_folder_mixed_modes(image_folder):
+    src = load_source(str(image_folder), 32)
+    assert src.classes == ["digit0", "digit1", "digit2"]
+    X, _ = eval_tensors(src.val, PRE)
+    assert X.shape[1:] == (3, 32, 32) and torch.isfinite(X).all()
+
+
+def test_16bit_png_keeps_its_contrast(image_folder):
+    from vitc.data import load_image
+
+    p16 = next(p for p in image_folder.rglob("*.png") if int(p.stem) % 5 == 2)  # the I;16 ones
+    img = load_image(p16)
+    lo, hi = img.convert("L").getextrema()
+    assert img.mode == "RGB" and hi > 200 and lo < 20
+
+
+def test_image_folder_errors(tmp_path, image_folder):
+    import shutil
+
+    image_folder = shutil.copytree(image_folder, tmp_path / "copy")
+    with pytest.raises(DataError, match="does not exist"):
+        load_source(str(tmp_path / "nope"), 32)
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(DataError, match="train/ and val/"):
+        load_source(str(tmp_path / "flat"), 32)
+    (image_folder / "train" / "empty").mkdir()
+    (image_folder / "val" / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no images"):
+        load_source(str(image_folder), 32)

@@ -1,0 +1,152 @@
+"""vitc command line: thin Typer wiring, one command per stage, no stage logic here."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import VitcError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compress a big ViT/CNN teacher into a small, fast, verified edge model.")
+err = Console(stderr=True)
+_state = {"debug": False}
+
+# Options shared by several commands, defined once.
+Data = Annotated[str, typer.Option(help="'digits' (built-in, offline) or an ImageFolder dir with train/ and val/")]
+Out = Annotated[Path, typer.Option(help="output checkpoint dir")]
+ImgSize = Annotated[int, typer.Option(help="input resolution (digits are upsampled to it)")]
+PatchSize = Annotated[Optional[int], typer.Option(help="ViT patch size override (ViT-family models only)")]
+Pretrained = Annotated[bool, typer.Option(help="start from hub weights (needs internet or a warm HF cache)")]
+CropPct = Annotated[Optional[float], typer.Option(help="eval centre-crop fraction (default: model's; 1.0 for digits)")]
+Epochs = Annotated[int, typer.Option(help="training epochs")]
+Batch = Annotated[int, typer.Option(help="batch size per process")]
+Lr = Annotated[Optional[float], typer.Option(help="absolute learning rate (disables the DeiT scaling rule)")]
+BaseLr = Annotated[float, typer.Option(help="DeiT rule: lr = base_lr * global_batch / 512")]
+MinLr = Annotated[float, typer.Option(help="cosine schedule floor")]
+Wd = Annotated[float, typer.Option(help="AdamW weight decay")]
+Warmup = Annotated[float, typer.Option(help="linear warm-up epochs")]
+DropPath = Annotated[float, typer.Option(help="stochastic depth rate")]
+Ema = Annotated[float, typer.Option(help="EMA decay of the weights, e.g. 0.9998 (0: off)")]
+Amp = Annotated[str, typer.Option(help="bf16 autocast for training: auto (CPU with BF16, or GPU) | bf16 | off")]
+Seed = Annotated[int, typer.Option(help="training seed (the val split is fixed)")]
+Workers = Annotated[int, typer.Option(help="DataLoader worker processes")]
+Threads = Annotated[Optional[int], typer.Option(help="torch threads per process (default: cores / processes)")]
+Aug = Annotated[str, typer.Option(help="augmentation preset: digits | deit | none")]
+AutoAug = Annotated[Optional[str], typer.Option(help="timm RandAugment string, e.g. rand-m9-mstd0.5-inc1 ('none' off)")]
+Reprob = Annotated[Optional[float], typer.Option(help="random erasing probability")]
+Mixup = Annotated[Optional[float], typer.Option(help="mixup alpha (0: off)")]
+Cutmix = Annotated[Optional[float], typer.Option(help="cutmix alpha (0: off)")]
+Smoothing = Annotated[Optional[float], typer.Option(help="label smoothing (true-label term only)")]
+Resume = Annotated[bool, typer.Option(help="continue the run in --out from its last epoch")]
+Force = Annotated[bool, typer.Option(help="replace a previous run in --out")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    _state["debug"] = debug
+
+
+def _train_cfg(**kw):
+    from .config import AugConfig, TrainConfig
+
+    aug = AugConfig(preset=kw.pop("aug"), auto_augment=kw.pop("auto_augment"), reprob=kw.pop("reprob"),
+                    mixup=kw.pop("mixup"), cutmix=kw.pop("cutmix"), smoothing=kw.pop("smoothing"))
+    return TrainConfig(aug=aug, **kw)
+
+
+@app.command()
+def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety_16gf, resnet18, ...)")] = "resnet18",
+            data: Data = "digits", out: Out = Path("runs/teacher"), img_size: ImgSize = 32,
+            patch_size: PatchSize = None, pretrained: Pretrained = False, crop_pct: CropPct = None,
+            epochs: Epochs = 10, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4,
+            min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = 1.0, drop_path: DropPath = 0.0,
+            ema: Ema = 0.0, amp: Amp = "auto", seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
+            aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
+            cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
+    """Train or fine-tune a teacher classifier on the dataset."""
+    from .compress.teacher import run_teacher
+    from .config import ModelArgs, TeacherConfig
+
+    tc = _train_cfg(epochs=epochs, batch_size=batch_size, lr=lr, base_lr=base_lr, min_lr=min_lr,
+                    weight_decay=weight_decay, warmup_epochs=warmup_epochs, drop_path=drop_path, ema=ema, amp=amp,
+                    seed=seed, workers=workers, threads=threads, aug=aug, auto_augment=auto_augment, reprob=reprob,
+                    mixup=mixup, cutmix=cutmix, smoothing=smoothing)
+    cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, tc)
+    m = run_teacher(cfg, out, resume=resume, force=force)
+    _done(out, m)
+
+
+@app.command()
+def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm name or alias (needed with a .safetensors file or --teacher-pretrained)")] = None,
+            teacher_checkpoint: Annotated[Optional[str], typer.Option(help="vitc checkpoint dir or .safetensors file of the teacher")] = None,
+            teacher_pretrained: Annotated[bool, typer.Option(help="take the teacher from the hub (online; 1000-class data only)")] = False,
+            student: Annotated[str, typer.Option(help="timm *_distilled_* name or alias (deit_tiny, deit_small)")] = "deit_tiny",
+            data: Data = "digits", out: Out = Path("runs/student"), img_size: ImgSize = 32, patch_size: PatchSize = 4,
+            pretrained: Annotated[bool, typer.Option(help="student from hub weights (online)")] = False,
+            crop_pct: CropPct = None,
+            distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
+            alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
+            tau: Annotated[float, typer.Option(help="soft-distillation temperature")] = 1.0,
+            teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
+            epochs: Epochs = 30, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
+            weight_decay: Wd = 0.05, warmup_epochs: Warmup = 5.0, drop_path: DropPath = 0.1, ema: Ema = 0.0,
+            amp: Amp = "auto", seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
+            auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
+            smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
+    """DeiT distillation (distillation token) of a frozen teacher into a small student."""
+    from .compress.distill import run_distill
+    from .config import DistillConfig, ModelArgs
+
+    tc = _train_cfg(epochs=epochs, batch_size=batch_size, lr=lr, base_lr=base_lr, min_lr=min_lr,
+                    weight_decay=weight_decay, warmup_epochs=warmup_epochs, drop_path=drop_path, ema=ema, amp=amp,
+                    seed=seed, workers=workers, threads=threads, aug=aug, auto_augment=auto_augment, reprob=reprob,
+                    mixup=mixup, cutmix=cutmix, smoothing=smoothing)
+    cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher, teacher_checkpoint,
+                        teacher_pretrained, data, distillation, alpha, tau, teacher_amp, tc)
+    m = run_distill(cfg, out, resume=resume, force=force)
+    _done(out, m)
+
+
+def _done(out: Path, metrics: dict) -> None:
+    import os
+
+    if os.environ.get("RANK", "0") != "0" or not metrics:
+        return
+    parts = [f"{k} {v:.2f}" for k, v in metrics.items() if k.startswith("top1") or k == "teacher_top1"]
+    Console().print(f"[bold green]done[/]: {out}  " + "  ".join(parts))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: VitcErrors become one or two lines and exit 2; --debug shows the traceback."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except VitcError as e:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        if e.hint:
+            err.print(f"[dim]hint:[/] {e.hint}", highlight=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted: completed epochs are saved; continue with --resume")
+        sys.exit(130)
+    except Exception as e:  # click usage errors keep their own formatting
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        if debug:
+            raise
+        err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e}  (rerun with --debug for the traceback)",
+                  highlight=False)
+        sys.exit(1)

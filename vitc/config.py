@@ -1,0 +1,177 @@
+"""Stage configs: dataclasses validated when built, saved as JSON beside their output.
+
+The CLI and (later) the pipeline YAML build these same classes; an unknown key or a value out of
+range is a ConfigError naming the key."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+# Augmentation presets. "deit" is DeiT's ImageNet recipe (Touvron et al. 2021, main.py defaults):
+# RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25, mixup 0.8, cutmix 1.0, label smoothing
+# 0.1, RandomResizedCrop scale (0.08, 1), horizontal flip. "digits" keeps digits legible: no flip
+# (a mirrored 2 is not a 2), mild crops and RandAugment. "none": resize + normalize only.
+AUG_PRESETS: dict[str, dict[str, Any]] = {
+    "deit": dict(auto_augment="rand-m9-mstd0.5-inc1", reprob=0.25, mixup=0.8, cutmix=1.0, smoothing=0.1,
+                 scale=(0.08, 1.0), hflip=0.5),
+    "digits": dict(auto_augment="rand-m6-mstd0.5", reprob=0.0, mixup=0.0, cutmix=0.0, smoothing=0.1,
+                   scale=(0.7, 1.0), hflip=0.0),
+    "none": dict(auto_augment=None, reprob=0.0, mixup=0.0, cutmix=0.0, smoothing=0.0, scale=(1.0, 1.0), hflip=0.0),
+}
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
+@dataclass
+class AugConfig:
+    preset: str = "digits"
+    auto_augment: str | None = None
+    reprob: float | None = None
+    mixup: float | None = None
+    cutmix: float | None = None
+    smoothing: float | None = None
+    scale: tuple[float, float] | None = None
+    hflip: float | None = None
+
+    def __post_init__(self):
+        _check(self.preset in AUG_PRESETS, "aug.preset", f"{self.preset!r} is not one of {sorted(AUG_PRESETS)}")
+        for k, v in AUG_PRESETS[self.preset].items():  # explicit values win over the preset
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        for k in ("reprob", "hflip"):
+            _check(0.0 <= getattr(self, k) <= 1.0, f"aug.{k}", "must be in [0, 1]")
+        for k in ("mixup", "cutmix"):
+            _check(getattr(self, k) >= 0.0, f"aug.{k}", "must be >= 0")
+        _check(0.0 <= self.smoothing < 1.0, "aug.smoothing", "must be in [0, 1)")
+        self.scale = tuple(float(s) for s in self.scale)
+        _check(len(self.scale) == 2 and 0 < self.scale[0] <= self.scale[1] <= 1, "aug.scale", "must be 0 < lo <= hi <= 1")
+        if self.auto_augment in ("", "none"):
+            self.auto_augment = None
+
+    @property
+    def mixing(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation recipe shared by `vitc teacher` and `vitc distill`."""
+    epochs: int = 30
+    batch_size: int = 64               # per process; the global batch is batch_size * world size
+    base_lr: float = 5e-4              # DeiT: lr = base_lr * global_batch / 512
+    lr: float | None = None            # absolute lr; when set, the scaling rule is not applied
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 5.0
+    warmup_lr: float = 1e-6
+    drop_path: float = 0.1
+    ema: float = 0.0                   # EMA decay (e.g. 0.9998); 0 disables
+    amp: str = "auto"                  # bf16 autocast for the student: auto (when the CPU has BF16 or on GPU) | bf16 | off
+    seed: int = 0
+    workers: int = 0
+    threads: int | None = None
+    aug: AugConfig = field(default_factory=AugConfig)
+
+    def __post_init__(self):
+        if isinstance(self.aug, dict):
+            self.aug = from_dict(AugConfig, self.aug, "aug")
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", f"must be an integer >= 1, got {self.epochs!r}")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
+        _check(self.base_lr > 0, "base_lr", "must be > 0")
+        _check(self.lr is None or self.lr > 0, "lr", "must be > 0")
+        _check(0 <= self.min_lr, "min_lr", "must be >= 0")
+        _check(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1)")
+        _check(0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, "warmup_epochs", "must be < epochs")
+        _check(0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
+        _check(0 <= self.ema < 1, "ema", "must be in [0, 1)")
+        _check(self.amp in ("auto", "bf16", "off"), "amp", "must be auto, bf16 or off")
+        _check(self.workers >= 0, "workers", "must be >= 0")
+        _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
+
+    def scaled_lr(self, global_batch: int) -> float:
+        return self.lr if self.lr is not None else self.base_lr * global_batch / 512
+
+
+@dataclass
+class ModelArgs:
+    name: str
+    img_size: int = 32
+    patch_size: int | None = None
+    pretrained: bool = False
+    crop_pct: float | None = None
+
+    def __post_init__(self):
+        _check(isinstance(self.img_size, int) and self.img_size >= 8, "img_size", f"must be an integer >= 8, got {self.img_size!r}")
+        if self.patch_size is not None:
+            _check(self.patch_size >= 1, "patch_size", "must be >= 1")
+            _check(self.img_size % self.patch_size == 0, "patch_size",
+                   f"image size {self.img_size} is not divisible by patch size {self.patch_size}; pick e.g. --patch-size "
+                   f"{next(p for p in (16, 8, 4, 2, 1) if self.img_size % p == 0)}")
+        _check(self.crop_pct is None or 0 < self.crop_pct <= 1, "crop_pct", "must be in (0, 1]")
+
+
+@dataclass
+class TeacherConfig:
+    model: ModelArgs
+    data: str = "digits"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = from_dict(ModelArgs, self.model, "model")
+        if isinstance(self.train, dict):
+            self.train = from_dict(TrainConfig, self.train, "train")
+
+
+DISTILL_TYPES = ("hard", "soft", "none")
+
+
+@dataclass
+class DistillConfig:
+    student: ModelArgs
+    teacher: str | None = None            # timm name/alias; optional when teacher_checkpoint is a dir
+    teacher_checkpoint: str | None = None
+    teacher_pretrained: bool = False
+    data: str = "digits"
+    distillation: str = "hard"
+    alpha: float = 0.5
+    tau: float = 1.0
+    teacher_amp: str = "auto"             # bf16 autocast for the frozen teacher: auto | bf16 | off
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if isinstance(self.student, dict):
+            self.student = from_dict(ModelArgs, self.student, "student")
+        if isinstance(self.train, dict):
+            self.train = from_dict(TrainConfig, self.train, "train")
+        _check(self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}")
+        _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
+        _check(self.tau > 0, "tau", "must be > 0")
+        _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
+        if self.distillation != "none":
+            _check(bool(self.teacher_checkpoint) or (bool(self.teacher) and self.teacher_pretrained), "teacher",
+                   "distillation needs a teacher: pass --teacher-checkpoint PATH, or --teacher NAME --pretrained when online")
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Build a config dataclass; unknown keys are errors naming the key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key", f"valid keys: {', '.join(sorted(names))}")
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise ConfigError(f"{where or cls.__name__}: {e}") from e

@@ -1,0 +1,159 @@
+"""Datasets (built-in digits, ImageFolder) and the timm transforms that travel with a model."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .config import AugConfig
+from .errors import DataError
+
+DIGITS = "digits"
+DIGITS_SPLIT_SEED = 0      # fixed: the val split never changes with the training seed
+DIGITS_VAL_FRACTION = 0.2
+IMG_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB: 16-bit and float grayscale are rescaled, alpha is dropped."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    return img.convert("RGB")
+
+
+def load_image(path: str | Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_rgb(im)
+    except FileNotFoundError as e:
+        raise DataError(f"image {path} does not exist") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})",
+                        "remove or replace the file") from e
+
+
+@dataclass
+class Split:
+    items: list            # PIL images (digits) or file paths (ImageFolder)
+    targets: list[int]
+
+
+@dataclass
+class DataSource:
+    name: str
+    classes: list[str]
+    train: Split
+    val: Split
+    provenance: dict
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    def __init__(self, split: Split, transform: Callable | None):
+        self.split, self.transform = split, transform
+
+    def __len__(self) -> int:
+        return len(self.split.targets)
+
+    def __getitem__(self, i: int):
+        item = self.split.items[i]
+        img = item if isinstance(item, Image.Image) else load_image(item)
+        return (self.transform(img) if self.transform else img), self.split.targets[i]
+
+
+def _digits(img_size: int) -> DataSource:
+    import sklearn
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()  # ships inside scikit-learn: no network
+    imgs = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
+    idx = np.arange(len(imgs))
+    tr, va = train_test_split(idx, test_size=DIGITS_VAL_FRACTION, random_state=DIGITS_SPLIT_SEED, stratify=d.target)
+
+    def make(ids) -> Split:
+        # upsample the 8x8 digits once to the model's input size, 3 channels
+        pil = [Image.fromarray(imgs[i]).resize((img_size, img_size), Image.BICUBIC).convert("RGB") for i in ids]
+        return Split(pil, [int(d.target[i]) for i in ids])
+
+    prov = {"name": DIGITS, "source": "sklearn.datasets.load_digits", "sklearn": sklearn.__version__,
+            "split_seed": DIGITS_SPLIT_SEED, "val_fraction": DIGITS_VAL_FRACTION, "n_train": len(tr), "n_val": len(va),
+            "sha256": hashlib.sha256(imgs.tobytes() + d.target.astype(np.int64).tobytes()).hexdigest()}
+    return DataSource(DIGITS, [str(c) for c in d.target_names], make(tr), make(va), prov)
+
+
+def _scan(split_dir: Path, classes: list[str] | None) -> tuple[list[str], Split]:
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise DataError(f"{split_dir} has no class folders", "lay the data out as SPLIT/CLASS/image.png")
+    if classes is not None and found != classes:
+        raise DataError(f"{split_dir} has classes {found} but train/ has {classes}",
+                        "train/ and val/ must hold the same class folders")
+    items, targets = [], []
+    for ci, c in enumerate(found):
+        files = sorted(p for p in (split_dir / c).rglob("*") if p.suffix.lower() in IMG_EXTS and p.is_file())
+        if not files:
+            raise DataError(f"class folder {split_dir / c} holds no images ({', '.join(sorted(IMG_EXTS))})",
+                            "add images or remove the folder")
+        items += files
+        targets += [ci] * len(files)
+    return found, Split(items, targets)
+
+
+def _image_folder(root: Path) -> DataSource:
+    if not root.exists():
+        raise DataError(f"dataset path {root} does not exist", "pass --data digits or an ImageFolder dir with train/ and val/")
+    if not root.is_dir() or not (root / "train").is_dir() or not (root / "val").is_dir():
+        raise DataError(f"{root} needs train/ and val/ subfolders (ImageFolder layout)",
+                        "lay the data out as ROOT/train/CLASS/*.png and ROOT/val/CLASS/*.png")
+    classes, train = _scan(root / "train", None)
+    _, val = _scan(root / "val", classes)
+    h = hashlib.sha256()
+    for p in train.items + val.items:
+        st = p.stat()
+        h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    prov = {"name": str(root.resolve()), "source": "ImageFolder", "n_train": len(train.targets),
+            "n_val": len(val.targets), "listing_sha256": h.hexdigest()}
+    return DataSource(str(root), classes, train, val, prov)
+
+
+def load_source(data: str, img_size: int) -> DataSource:
+    return _digits(img_size) if data == DIGITS else _image_folder(Path(data))
+
+
+def build_transform(pre: dict, train: bool, aug: AugConfig | None = None) -> Callable:
+    """timm's transform factory with the model's preprocessing (mean/std/interp/crop)."""
+    from timm.data import create_transform
+
+    size = tuple(pre["input_size"])
+    common: dict[str, Any] = dict(input_size=size, interpolation=pre["interpolation"],
+                                  mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+    if train and aug is not None and aug.preset != "none":
+        return create_transform(is_training=True, scale=aug.scale, hflip=aug.hflip, vflip=0.0,
+                                auto_augment=aug.auto_augment, re_prob=aug.reprob, re_mode="pixel",
+                                re_count=1, color_jitter=None, **common)
+    return create_transform(is_training=False, crop_pct=pre["crop_pct"], crop_mode=pre.get("crop_mode", "center"), **common)
+
+
+def eval_tensors(split: Split, pre: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole eval split, transformed once (the transform is deterministic)."""
+    ds = ImageDataset(split, build_transform(pre, train=False))
+    xs = [ds[i][0] for i in range(len(ds))]
+    return torch.stack(xs), torch.tensor(split.targets)
+
+
+def mixup_fn(aug: AugConfig, num_classes: int):
+    if not aug.mixing:
+        return None
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=aug.mixup, cutmix_alpha=aug.cutmix, label_smoothing=aug.smoothing, num_classes=num_classes)
