@@ -11,7 +11,7 @@ from vitc import runtime
 from vitc.config import DistillConfig, to_dict
 from vitc.data import eval_tensors, load_source
 from vitc.errors import CheckpointError, ModelError
-from vitc.models import create_model, data_config, is_distilled, load_checkpoint_model
+from vitc.models import create_model, data_config, is_distilled, load_checkpoint_model, resolve_name
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
 from .stage import checkpoint_meta, default_crop_pct, prepare_out
@@ -24,6 +24,9 @@ def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple
     path = Path(cfg.teacher_checkpoint) if cfg.teacher_checkpoint else None
     if path is not None and path.is_dir():
         model, meta = load_checkpoint_model(path)
+        if cfg.teacher and resolve_name(cfg.teacher)[0] != meta["model"]["name"]:
+            raise CheckpointError(f"--teacher {cfg.teacher} does not match the checkpoint in {path}, "
+                                  f"which holds a {meta['model']['name']}", "drop --teacher or pass the matching checkpoint")
         if len(meta["classes"]) != len(classes):
             raise CheckpointError(f"teacher {path} predicts {len(meta['classes'])} classes but the data has {len(classes)}",
                                   "train a teacher on this dataset with `vitc teacher`")

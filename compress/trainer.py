@@ -96,7 +96,7 @@ def _loader(split: Split, transform, cfg: TrainConfig, d: runtime.Dist, epoch: i
 def _progress(console: Console) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[ips]:.0f} img/s"),
-                    TimeRemainingColumn(), console=console, transient=True)
+                    TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
 
 
 def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_classes: int, cfg: TrainConfig,
@@ -142,7 +142,9 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
         if d.main:
             console.print(f"resumed from {state_path} after epoch {start}/{cfg.epochs}")
 
-    net = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
+    net = model
+    if d.enabled:  # the teacher stays outside DDP: frozen, nothing to synchronise
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if device.type == "cuda" else None)
     train_tf = build_transform(pre, train=True, aug=cfg.aug)
     mix = mixup_fn(cfg.aug, num_classes)
     result = history[-1] if history else {}

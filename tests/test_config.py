@@ -1,0 +1,37 @@
+import pytest
+
+from vitc.config import AugConfig, DistillConfig, ModelArgs, TrainConfig, from_dict
+from vitc.errors import ConfigError
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigError, match="epoch: unknown key"):
+        from_dict(TrainConfig, {"epoch": 3})
+
+
+@pytest.mark.parametrize("kw,key", [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
+                                    ({"lr": 0.0}, "lr"), ({"amp": "fp8"}, "amp")])
+def test_out_of_range_values_are_named(kw, key):
+    with pytest.raises(ConfigError, match=key):
+        TrainConfig(**kw)
+
+
+def test_presets_and_explicit_values():
+    a = AugConfig("deit")
+    assert (a.mixup, a.cutmix, a.reprob, a.smoothing, a.hflip) == (0.8, 1.0, 0.25, 0.1, 0.5)
+    assert AugConfig("deit", mixup=0.0).mixup == 0.0          # an explicit value wins over the preset
+    assert AugConfig("digits").hflip == 0.0                    # mirrored digits are other digits
+
+
+def test_lr_scaling_rule():
+    assert TrainConfig(base_lr=5e-4).scaled_lr(1024) == pytest.approx(1e-3)
+    assert TrainConfig(lr=3e-4).scaled_lr(1024) == 3e-4
+
+
+def test_distill_needs_a_teacher_unless_none():
+    s = ModelArgs("deit_tiny", 32, 4)
+    with pytest.raises(ConfigError, match="teacher"):
+        DistillConfig(s, distillation="hard")
+    assert DistillConfig(s, distillation="none").teacher is None
+    with pytest.raises(ConfigError, match="distillation"):
+        DistillConfig(s, distillation="medium", teacher_checkpoint="x")
