@@ -103,12 +103,12 @@ def render(r: dict) -> str:
              f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**.",
              f"Student: {s['name']} at img {s['img_size']}, patch {s['patch_size']}, {s['epochs']} epochs, lr {s['lr']} "
              f"{s['extra']}; final-epoch weights (not best-of-run).", "",
-             "| distillation | seeds | deployed top-1 (avg of heads) | class head | dist head | train img/s |",
-             "|---|---|---|---|---|---|"]
+             "| distillation | seeds | deployed top-1 (avg of heads) | class head | dist head |",
+             "|---|---|---|---|---|"]
     for name, sm in r["summary"].items():
         n = len(r["runs"][name])
         cell = lambda k: f"{sm[k][0]:.2f} ± {sm[k][1]:.2f}"
-        lines.append(f"| {name} | {n} | **{cell('top1_avg')}** | {cell('top1_cls')} | {cell('top1_dist')} | {sm['images_per_s'][0]:.0f} |")
+        lines.append(f"| {name} | {n} | **{cell('top1_avg')}** | {cell('top1_cls')} | {cell('top1_dist')} |")
     lines += ["", "Per seed (deployed top-1): " + "; ".join(
         f"{name}: " + ", ".join(f"{x['top1_avg']:.2f}" for x in rs) for name, rs in r["runs"].items()), ""]
     return "\n".join(lines)

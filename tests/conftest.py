@@ -44,3 +44,40 @@ def image_folder(tmp_path_factory):
                 img = Image.fromarray(a).convert(mode)
             img.save(folder / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """A tiny deit (img 32, patch 8, depth 2) trained briefly on digits, saved as a vitc checkpoint dir."""
+    from vitc import checkpoint as ckpt
+    from vitc.data import eval_tensors, load_source
+    from vitc.models import create_model, data_config
+
+    torch.manual_seed(0)
+    m, spec = create_model("deit_tiny", 10, 32, 8, depth=2)
+    pre = data_config(m, 32, 1.0)
+    src = load_source("digits", 32)
+    X, Y = eval_tensors(src.train, pre)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    m.train()
+    for i in range(60):
+        idx = torch.randint(len(X), (64,))
+        loss = torch.nn.functional.cross_entropy(m(X[idx]), Y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    out = tmp_path_factory.mktemp("ckpt") / "tiny"
+    ckpt.save_checkpoint(out, m.eval(), {"stage": "distill", "model": spec.to_json(), "classes": src.classes,
+                                         "preprocess": pre, "config": {"data": "digits"}, "metrics": {}})
+    return out
+
+
+@pytest.fixture(scope="session")
+def digit_png(tmp_path_factory):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    p = tmp_path_factory.mktemp("png") / "seven.png"
+    i = int(np.flatnonzero(d.target == 7)[0])
+    Image.fromarray((d.images[i] * (255 / 16)).astype(np.uint8)).save(p)
+    return p

@@ -20,6 +20,18 @@ def test_roundtrip_rebuilds_from_dir_alone(tmp_path, tiny_student):
     assert torch.equal(m(x), tiny_student(x))
 
 
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        ckpt.write_json(tmp_path / "a.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+
+
 def test_failed_write_keeps_previous_file(tmp_path):
     target = tmp_path / "w.safetensors"
     ckpt.save_weights(target, {"a": torch.ones(2)})

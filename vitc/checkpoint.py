@@ -34,6 +34,12 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temp path in the destination folder; rename it over `final` only on success.
@@ -52,6 +58,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint should read like any file
         os.replace(tmp, final)
     except OSError as e:
         raise OutputError(f"writing {final} failed: {e.strerror or e}",

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .errors import VitcError
+from .errors import AccuracyGateError, ConfigError, VitcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress a big ViT/CNN teacher into a small, fast, verified edge model.")
@@ -111,6 +111,100 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
     _done(out, m)
 
 
+Ckpt = Annotated[Path, typer.Argument(help="a vitc checkpoint dir (from `vitc distill`, `vitc teacher`)")]
+Calib = Annotated[Optional[str], typer.Option(help="calibration images for int8: 'digits' or an ImageFolder (train split)")]
+CalibSize = Annotated[int, typer.Option(help="number of calibration images")]
+MaxDrop = Annotated[Optional[float], typer.Option(help="fail (exit 3) when int8 top-1 drops more than this many points")]
+
+
+@app.command()
+def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
+             backend: Annotated[str, typer.Option(help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8)")] = "torch",
+             calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = 1.0,
+             data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
+             threads: Threads = None, force: Force = False) -> None:
+    """int8: PyTorch dynamic (Linear) + TorchScript-lite, or static with ONNX Runtime / OpenVINO NNCF."""
+    from .compress.quantize import quantize_checkpoint
+    from .export.stage import export_checkpoint
+
+    targets = {"torch": "torchscript-lite", "onnxruntime": "onnx", "openvino": "openvino"}
+    if backend not in targets:
+        raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(targets)}")
+    if backend == "torch":
+        m = quantize_checkpoint(checkpoint, out, max_drop, data, force)
+        Console().print(f"dynamic int8 checkpoint {out}: top-1 {m['top1']:.2f}% (fp32 {m['top1_fp32']:.2f}%)")
+        _exported(export_checkpoint(out, "torchscript-lite", "fp32", out, data=data, threads=threads, stem="model"))
+        if m["status"] != "ok":
+            raise AccuracyGateError(f"int8 top-1 {m['top1']:.2f}% vs fp32 {m['top1_fp32']:.2f}% "
+                                    f"(drop {m['top1_drop']:.2f} > --max-drop {max_drop})", f"checkpoint kept in {out}, marked failed")
+        return
+    if calib is None:
+        raise ConfigError(f"--backend {backend} is static int8 and needs real calibration images", "pass --calib digits")
+    _exported(export_checkpoint(checkpoint, targets[backend], "int8", out, data=data, calib=calib,
+                                calib_size=calib_size, threads=threads, max_drop=max_drop))
+
+
+@app.command()
+def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc checkpoint dir")] = None,
+           target: Annotated[str, typer.Option(help="onnx | openvino | tensorrt | torchscript-lite | executorch")] = "onnx",
+           precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8 (per target: see --list)")] = "fp32",
+           out: Out = Path("runs/exports"), calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = None,
+           data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
+           threads: Threads = None,
+           list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False) -> None:
+    """Write an artifact for a runtime and prove it computes the same function as PyTorch."""
+    from . import export as registry
+    from .export.stage import export_checkpoint
+
+    if list_targets:
+        from rich.markup import escape
+        from rich.table import Table
+
+        t = Table("target", "suffix", "precisions", "extra", "available here")
+        for r in registry.table():
+            t.add_row(r["target"], r["suffix"], ", ".join(r["precisions"]), r["extra"] or "-", escape(r["unavailable"] or "yes"))
+        Console().print(t)
+        return
+    if checkpoint is None:
+        raise ConfigError("no checkpoint given", "vitc export CHECKPOINT_DIR --target onnx (or --list)")
+    tgt = registry.get(target)
+    if precision not in tgt.PRECISIONS:
+        raise ConfigError(f"{tgt.NAME} supports {', '.join(tgt.PRECISIONS)}, not {precision!r}")
+    _exported(export_checkpoint(checkpoint, target, precision, out, data=data, calib=calib or (data or None),
+                                calib_size=calib_size, threads=threads, max_drop=max_drop))
+
+
+def _exported(m: dict) -> None:
+    v = m["validation"]
+    colour = "green" if m["status"] == "ok" else "yellow"
+    Console().print(f"[{colour}]{m['status']}[/]: {m['artifact']} ({m['size_bytes'] / 1e6:.1f} MB)  "
+                    f"max|diff| {v['max_abs_diff']:.2e}  agreement {100 * v['top1_agreement']:.2f}%  "
+                    f"top-1 {v['top1_artifact']:.2f}% (PyTorch fp32 {v['top1_reference']:.2f}%)", highlight=False)
+    for k, note in m.get("notes", {}).items():
+        Console().print(f"[yellow]note[/]: {k}: {note}", highlight=False)
+
+
+@app.command()
+def predict(artifact: Annotated[Path, typer.Argument(help="checkpoint dir or artifact (.onnx, .xml, .ptl, .pte, .engine)")],
+            images: Annotated[list[Path], typer.Argument(help="image files")],
+            topk: Annotated[int, typer.Option(help="labels per image")] = 5, threads: Threads = None) -> None:
+    """Classify images with any checkpoint or artifact; prints labels and probabilities."""
+    from .inspect import predict as run
+
+    for r in run(artifact, images, topk, threads):
+        Console().print(f"{r['image']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]), highlight=False)
+
+
+@app.command()
+def info(path: Annotated[Path, typer.Argument(help="checkpoint dir or artifact")]) -> None:
+    """Describe a model: params, GFLOPs, layer types, input spec, metrics (or an artifact's manifest)."""
+    import json
+
+    from .inspect import describe
+
+    Console().print_json(json.dumps(describe(path), default=str))
+
+
 def _done(out: Path, metrics: dict) -> None:
     import os
 
@@ -130,9 +224,11 @@ def main(argv: list[str] | None = None) -> None:
     except VitcError as e:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
         if e.hint:
-            err.print(f"[dim]hint:[/] {e.hint}", highlight=False)
+            err.print(f"[dim]hint:[/] {escape(e.hint)}", highlight=False)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted: completed epochs are saved; continue with --resume")

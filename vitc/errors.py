@@ -37,3 +37,8 @@ class OfflineError(VitcError):
 
 class OutputError(VitcError):
     """The output location cannot be written or holds another run."""
+
+
+class AccuracyGateError(VitcError):
+    """A quantized artifact lost more top-1 than --max-drop allows (it is kept, marked failed)."""
+    exit_code = 3

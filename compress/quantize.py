@@ -1,0 +1,128 @@
+"""Quantization, each through the runtime's own quantizer, calibrated on real images.
+
+- PyTorch dynamic int8 of nn.Linear: `torch.ao.quantization.quantize_dynamic` (fbgemm kernels,
+  VNNI on this CPU). torch.ao.quantization is deprecated in favour of torchao, and we know it:
+  torchao's replacement (`quantize_(model, Int8DynamicActivationInt8WeightConfig())`) returns
+  tensor subclasses aimed at torch.compile/GPU; they cannot be traced into TorchScript-lite and
+  their eager CPU path is slower than fbgemm's quantized::linear_dynamic. So the TorchScript path
+  uses torch.ao while it exists; ExecuTorch int8 already uses torchao's PT2E flow. Dynamic int8 is
+  a pure function of the fp32 weights, so a quantized checkpoint is the fp32 safetensors plus this
+  recipe, re-applied on load: no pickles, reproducible.
+- ONNX Runtime static int8: quant_pre_process, then QDQ with S8 activations and S8 per-channel
+  weights, calibrated on real images; op types that hurt ViT accuracy stay float (measured).
+- OpenVINO: NNCF post-training quantization with model_type=TRANSFORMER.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vitc.errors import ConfigError
+
+DYNAMIC_INT8 = {"method": "torch.ao.quantization.quantize_dynamic", "modules": ["Linear"], "dtype": "qint8"}
+# ONNX Runtime: quantize the matmuls only. LayerNormalization, Softmax, Gelu/Erf and the residual
+# Add stay float: quantizing them costs ViT accuracy and buys little time.
+ORT_OPS = ["MatMul", "Gemm", "Conv"]
+
+
+def dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def apply_recipe(model: torch.nn.Module, recipe: dict | None) -> torch.nn.Module:
+    if not recipe:
+        return model
+    if recipe.get("method") != DYNAMIC_INT8["method"]:
+        raise ConfigError(f"unknown quantization recipe {recipe.get('method')!r} in the checkpoint")
+    return dynamic_int8(model)
+
+
+def check_calibration(calib: torch.Tensor, batch: int) -> None:
+    if len(calib) < batch:
+        raise ConfigError(f"calibration set has {len(calib)} images, fewer than the calibration batch {batch}",
+                          "pass more calibration images (--calib-size) or a smaller --calib-batch")
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over real, preprocessed images."""
+
+    def __init__(self, calib: torch.Tensor, input_name: str, batch: int):
+        self.batches = [calib[i:i + batch].numpy() for i in range(0, len(calib), batch)]
+        self.name, self.i = input_name, 0
+
+    def get_next(self):
+        if self.i >= len(self.batches):
+            return None
+        self.i += 1
+        return {self.name: self.batches[self.i - 1]}
+
+    def rewind(self):
+        self.i = 0
+
+
+def ort_static_int8(fp32_onnx: Path, out: Path, calib: torch.Tensor, batch: int = 16,
+                    op_types: list[str] | None = None) -> Path:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    check_calibration(calib, batch)
+    pre = out.with_name(out.stem + ".pre.onnx")
+    try:
+        quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=False)
+        name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+        quantize_static(str(pre), str(out), _Reader(calib, name, batch), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=op_types or ORT_OPS, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": True})
+    finally:
+        pre.unlink(missing_ok=True)
+        Path(str(pre) + ".data").unlink(missing_ok=True)
+    return out
+
+
+def nncf_int8(ov_model, calib: torch.Tensor, batch: int = 1):
+    import nncf
+
+    check_calibration(calib, batch)
+    data = nncf.Dataset([calib[i:i + batch].numpy() for i in range(0, len(calib), batch)])
+    return nncf.quantize(ov_model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib) // batch)
+
+
+def quantize_checkpoint(ckpt_dir: Path, out: Path, max_drop: float | None, data: str | None = None,
+                        force: bool = False) -> dict:
+    """PyTorch dynamic int8: a checkpoint dir = the fp32 safetensors + the recipe, evaluated on val
+    against the fp32 model (accuracy gate), plus the TorchScript-lite int8 artifact (.ptl)."""
+    import shutil
+
+    from vitc import checkpoint as ckpt
+    from vitc.compress.stage import prepare_out
+    from vitc.compress.trainer import evaluate
+    from vitc.data import eval_tensors, load_source
+    from vitc.models import load_checkpoint_model
+
+    model, meta = load_checkpoint_model(ckpt_dir)
+    if meta.get("quantization"):
+        raise ConfigError(f"{ckpt_dir} is already quantized ({meta['quantization']['method']})", "pass the fp32 checkpoint")
+    prepare_out(out, resume=False, force=force)
+    data = data or meta.get("config", {}).get("data", "digits")
+    X, Y = eval_tensors(load_source(data, meta["preprocess"]["input_size"][-1]).val, meta["preprocess"])
+    fp32 = evaluate(model, X, Y)["top1"]
+    int8 = evaluate(dynamic_int8(model), X, Y)["top1"]
+    drop = fp32 - int8
+    status = "ok" if max_drop is None or drop <= max_drop else "failed: accuracy gate"
+    with ckpt.atomic_path(out / ckpt.WEIGHTS) as tmp:
+        shutil.copyfile(Path(ckpt_dir) / ckpt.WEIGHTS, tmp)
+    new = {**{k: v for k, v in meta.items() if k not in ("weights_sha256", "format")}, "stage": "quantize",
+           "quantization": DYNAMIC_INT8, "inputs": {"checkpoint": {"path": str(ckpt_dir), "sha256": meta["weights_sha256"]}},
+           "metrics": {**meta.get("metrics", {}), "top1_fp32": fp32, "top1": int8, "top1_drop": drop,
+                       "max_drop": max_drop, "status": status}}
+    ckpt.write_json(out / ckpt.META, {"format": ckpt.FORMAT, **new, "weights_sha256": ckpt.sha256_file(out / ckpt.WEIGHTS)})
+    return new["metrics"]

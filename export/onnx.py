@@ -1,0 +1,135 @@
+"""ONNX: torch.onnx's dynamo exporter (torch.export + onnxscript), dynamic batch axis, metadata,
+checked with onnx.checker, run with ONNX Runtime."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vitc.errors import CheckpointError, ConfigError
+
+from ._files import staged
+
+NAME = "onnx"
+SUFFIX = ".onnx"
+PRECISIONS = ("fp32", "fp16", "int8")
+EXTRA = "onnx"
+INPUT, OUTPUT = "input", "logits"
+
+
+@dataclass
+class Options:
+    opset: int = 18
+    dynamic_batch: bool = True
+    precision: str = "fp32"          # int8: ONNX Runtime static QDQ quantization (compress/quantize.py)
+    metadata: dict | None = None     # class names, preprocessing, source hash -> metadata_props
+    calibration: torch.Tensor | None = None   # real images for int8
+
+    def __post_init__(self):
+        if self.opset < 17:
+            raise ConfigError(f"opset: {self.opset} is too old; LayerNormalization needs opset >= 17")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: {self.precision!r} is not one of {PRECISIONS}")
+        if self.precision == "int8" and self.calibration is None:
+            raise ConfigError("onnx int8 needs calibration images", "pass --calib digits (or an ImageFolder)")
+
+
+def check() -> str | None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        return f"{e.name} is not installed: pip install 'vitc[onnx]'"
+    return None
+
+
+def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Options) -> Path:
+    import onnx
+
+    model = model.eval()
+    dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},) if opts.dynamic_batch else None
+    with staged(out) as tmp:
+        path = tmp / out.name
+        torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=opts.opset,
+                          dynamic_shapes=dyn, input_names=[INPUT], output_names=[OUTPUT], verbose=False)
+        m = onnx.load(str(path))  # also pulls external data (written for models > 2 GB) into memory
+        if opts.precision == "fp16":
+            # ONNX Runtime's own converter; inputs/outputs stay fp32 so callers need not change
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            m = _toposort(convert_float_to_float16(m, keep_io_types=True))
+        for k, v in (opts.metadata or {}).items():
+            m.metadata_props.add(key=k, value=v if isinstance(v, str) else json.dumps(v))
+        for p in tmp.iterdir():
+            p.unlink()
+        big = m.ByteSize() > 1_800_000_000
+        onnx.save_model(m, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
+                        location=out.name + ".data")
+        onnx.checker.check_model(str(path), full_check=True)
+        if opts.precision == "int8":
+            from vitc.compress.quantize import ort_static_int8
+
+            fp32 = path.rename(tmp / ("fp32-" + out.name))
+            ort_static_int8(fp32, path, opts.calibration)
+            fp32.unlink()
+            onnx.checker.check_model(str(path))
+    return out
+
+
+def _toposort(m):
+    # ORT's converter appends the fp32->fp16 input Casts after their consumers; onnx_ir's pass
+    # restores the topological order that onnx.checker (and every runtime) requires.
+    import onnx_ir as ir
+    from onnx_ir.passes.common import TopologicalSortPass
+
+    model = ir.serde.deserialize_model(m)
+    TopologicalSortPass()(model)
+    return ir.serde.serialize_model(model)
+
+
+def check_external_data(path: Path) -> None:
+    """Refuse external-data locations that escape the model's folder (path traversal)."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        raise CheckpointError(f"{path} is not a readable ONNX model ({type(e).__name__})",
+                              "pass a .onnx file written by `vitc export`") from e
+    root = path.parent.resolve()
+    for t in _get_all_tensors(m):
+        if uses_external_data(t):
+            loc = ExternalDataInfo(t).location
+            target = (root / loc).resolve()
+            if Path(loc).is_absolute() or root not in target.parents:
+                raise CheckpointError(f"{path}: tensor {t.name} points its data outside the model folder ({loc})",
+                                      "refusing to read it; re-export the model")
+
+
+def load(path: Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    path = Path(path)
+    check_external_data(path)
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sess.run(None, {name: x.astype(np.float32, copy=False)})[0]
+    return run
+
+
+def metadata(path: Path) -> dict:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in m.metadata_props}

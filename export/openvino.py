@@ -1,0 +1,79 @@
+"""OpenVINO IR (.xml + .bin) through `openvino.convert_model`; fp32, fp16-compressed weights, and
+int8 through NNCF post-training quantization (`vitc quantize --backend openvino`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vitc.errors import ConfigError
+
+from ._files import staged
+
+NAME = "openvino"
+SUFFIX = ".xml"
+PRECISIONS = ("fp32", "fp16", "int8")
+EXTRA = "openvino"
+
+
+@dataclass
+class Options:
+    precision: str = "fp32"               # fp32 | fp16 (weights stored fp16) | int8 (needs calibration)
+    dynamic_batch: bool = True
+    calibration: torch.Tensor | None = None   # real, preprocessed images for int8
+    # The CPU plugin computes in bf16 by default on CPUs with BF16 (this one); validation and the
+    # default runtime setting force f32 so an fp32 IR really runs fp32. Recorded in the manifest.
+    inference_precision: str = "f32"
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision: {self.precision!r} is not one of {PRECISIONS}")
+        if self.precision == "int8" and self.calibration is None:
+            raise ConfigError("openvino int8 needs calibration images", "pass --calib digits (or an ImageFolder)")
+        if self.inference_precision not in ("f32", "bf16", "f16"):
+            raise ConfigError(f"inference_precision: {self.inference_precision!r} is not f32, bf16 or f16")
+
+
+def check() -> str | None:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "openvino is not installed: pip install 'vitc[openvino]'"
+    return None
+
+
+def convert(model: torch.nn.Module, example: torch.Tensor, dynamic_batch: bool = True):
+    import openvino as ov
+
+    shape = [-1 if dynamic_batch else example.shape[0], *example.shape[1:]]
+    return ov.convert_model(model.eval(), example_input=example, input=[ov.PartialShape(shape)])
+
+
+def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Options) -> Path:
+    import openvino as ov
+
+    ov_model = convert(model, example, opts.dynamic_batch)
+    if opts.precision == "int8":
+        from vitc.compress.quantize import nncf_int8
+
+        ov_model = nncf_int8(ov_model, opts.calibration)
+    with staged(out) as tmp:
+        # save_model compresses weights to fp16 unless told otherwise: only do it when asked
+        ov.save_model(ov_model, str(tmp / out.name), compress_to_fp16=opts.precision == "fp16")
+    return out
+
+
+def load(path: Path, threads: int | None = None, inference_precision: str = "f32"):
+    import openvino as ov
+
+    cfg = {"INFERENCE_PRECISION_HINT": inference_precision, "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        cfg["INFERENCE_NUM_THREADS"] = int(threads)
+    compiled = ov.Core().compile_model(str(path), "CPU", cfg)
+    out = compiled.output(0)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return compiled(x.astype(np.float32, copy=False))[out]
+    return run

@@ -1,0 +1,100 @@
+"""Every registered target: export a tiny real model -> load back -> compare with PyTorch on real
+digits images; predict on a PNG. Skips only with the target's own check() reason."""
+import numpy as np
+import pytest
+import torch
+
+from vitc import export
+from vitc.errors import ConfigError
+from vitc.export.stage import export_checkpoint, read_manifest
+
+# target -> precisions to test here. A registered target missing from this table fails
+# test_every_target_has_a_test; tensorrt is tested without a GPU in test_tensorrt.py.
+CASES = {"onnx": ["fp32", "fp16", "int8"], "openvino": ["fp32", "fp16", "int8"],
+         "torchscript-lite": ["fp32", "int8"], "executorch": ["fp32", "int8"], "tensorrt": ["fp32", "fp16", "int8"]}
+
+
+def test_every_target_has_a_test():
+    assert set(export.names()) == set(CASES)
+
+
+def test_registry_rejects_duplicates_and_suggests():
+    with pytest.raises(ValueError, match="twice"):
+        export.register(export.get("onnx"))
+    with pytest.raises(ConfigError) as e:
+        export.get("onxx")
+    assert "'onnx'" in e.value.hint and "openvino" in e.value.message
+
+
+@pytest.mark.parametrize("target,precision", [(t, p) for t, ps in CASES.items() for p in ps])
+def test_export_load_compare(tmp_path, tiny_ckpt, digit_png, target, precision):
+    why = export.get(target).check()
+    if why:
+        pytest.skip(why)
+    m = export_checkpoint(tiny_ckpt, target, precision, tmp_path, calib="digits", calib_size=32, threads=1)
+    v = m["validation"]
+    assert v["n"] == 360 and m["size_bytes"] > 0
+    if precision == "fp32":
+        assert v["max_abs_diff"] < 1e-3 and v["top1_agreement"] >= 0.999 and m["status"] == "ok"
+    elif precision == "fp16":
+        assert v["max_abs_diff"] < 5e-2 and v["top1_agreement"] >= 0.98
+    else:  # int8: close to, but not equal to, fp32
+        assert 0 < v["max_abs_diff"] and v["cosine_min"] > 0.9 and v["top1_agreement"] >= 0.9
+    path = tmp_path / m["artifact"]
+    assert read_manifest(path)["source"]["weights_sha256"] == m["source"]["weights_sha256"]
+    # predict on a PNG agrees with PyTorch run independently on the same file
+    from vitc.data import build_transform, load_image
+    from vitc.inspect import predict
+    from vitc.models import load_checkpoint_model
+
+    model, meta = load_checkpoint_model(tiny_ckpt)
+    x = build_transform(meta["preprocess"], train=False)(load_image(digit_png))[None]
+    with torch.no_grad():
+        p_ref = torch.softmax(model(x), 1)[0].numpy()
+    r = predict(path, [digit_png], topk=3, threads=1)[0]["top"]
+    assert len(r) == 3 and r[0]["prob"] >= r[1]["prob"] >= r[2]["prob"]
+    got = np.array([t["prob"] for t in r])
+    ref = p_ref[[meta["classes"].index(t["label"]) for t in r]]
+    assert np.allclose(got, ref, atol=1e-4 if precision == "fp32" else 0.1)
+
+
+def test_onnx_metadata_and_dynamic_batch(tmp_path, tiny_ckpt):
+    if export.get("onnx").check():
+        pytest.skip(export.get("onnx").check())
+    import onnx
+
+    m = export_checkpoint(tiny_ckpt, "onnx", "fp32", tmp_path, threads=1)
+    p = tmp_path / m["artifact"]
+    model = onnx.load(str(p))
+    meta = {x.key: x.value for x in model.metadata_props}
+    assert '"0"' in meta["vitc.classes"] and "mean" in meta["vitc.preprocess"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic batch
+    assert max(i.version for i in model.opset_import if i.domain in ("", "ai.onnx")) >= 17
+    fn = export.get("onnx").load(p, 1)
+    assert fn(np.zeros((5, 3, 32, 32), np.float32)).shape == (5, 10)
+
+
+def test_onnx_external_data_outside_folder_is_refused(tmp_path, tiny_ckpt):
+    if export.get("onnx").check():
+        pytest.skip(export.get("onnx").check())
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from vitc.errors import CheckpointError
+
+    m = export_checkpoint(tiny_ckpt, "onnx", "fp32", tmp_path / "a", threads=1)
+    model = onnx.load(str(tmp_path / "a" / m["artifact"]))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="../../secret.bin", size_threshold=0)
+    evil = tmp_path / "b" / "c" / "evil.onnx"
+    evil.parent.mkdir(parents=True)
+    with open(evil, "wb") as f:
+        f.write(model.SerializeToString())
+    with pytest.raises(CheckpointError, match="outside the model folder"):
+        export.get("onnx").load(evil, 1)
+
+
+def test_calibration_smaller_than_batch_is_refused():
+    from vitc.compress.quantize import check_calibration
+
+    with pytest.raises(ConfigError, match="fewer than the calibration batch"):
+        check_calibration(torch.zeros(4, 3, 8, 8), 16)
