@@ -19,6 +19,21 @@ def gflops(model: torch.nn.Module, input_size: list[int]) -> float:
     return fc.get_total_flops() / 1e9
 
 
+def _layer_type(m: torch.nn.Module) -> str:
+    # torch's quantized modules reuse plain names (quantized.dynamic.Linear): make them visible
+    mod, name = type(m).__module__, type(m).__name__
+    if ".quantized.dynamic" in mod:
+        return f"DynamicQuantized{name}"
+    return f"Quantized{name}" if ".quantized" in mod else name
+
+
+def _is_layer(m: torch.nn.Module) -> bool:
+    """Leaf modules, plus quantized layers (which hold a packed-params child of their own)."""
+    if type(m).__name__ == "LinearPackedParams":
+        return False
+    return not list(m.children()) or ".quantized" in type(m).__module__
+
+
 def describe(path: Path) -> dict:
     from .compress.quantize import apply_recipe
     from .models import count_params, load_checkpoint_model
@@ -27,7 +42,7 @@ def describe(path: Path) -> dict:
         model, meta = load_checkpoint_model(path)
         flops = gflops(model, meta["preprocess"]["input_size"])
         model = apply_recipe(model, meta.get("quantization"))
-        leaves = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))
+        leaves = Counter(_layer_type(m) for m in model.modules() if _is_layer(m))
         return {"kind": "checkpoint", "path": str(path), "stage": meta.get("stage"), "model": meta["model"],
                 "params": count_params(model), "gflops_per_image": flops, "layers": dict(leaves.most_common()),
                 "input": meta["preprocess"], "classes": meta["classes"], "quantization": meta.get("quantization"),
