@@ -49,3 +49,12 @@ def table() -> list[dict]:
     _load_all()
     return [{"target": m.NAME, "suffix": m.SUFFIX, "precisions": list(m.PRECISIONS), "extra": m.EXTRA,
              "unavailable": m.check()} for m in _REGISTRY.values()]
+
+
+def markdown_table() -> str:
+    """The README's capability table, generated from the registry (test_readme keeps them equal)."""
+    _load_all()
+    head = "| target | artifact | precisions | install |\n|---|---|---|---|\n"
+    return head + "".join(f"| `{m.NAME}` | `{m.SUFFIX}` | {', '.join(m.PRECISIONS)} | "
+                          f"{f'`vitc[{m.EXTRA}]`' if m.EXTRA else 'ships with torch'}"
+                          f"{' + NVIDIA GPU' if m.NAME == 'tensorrt' else ''} |\n" for m in _REGISTRY.values())

@@ -39,6 +39,8 @@ def artifact_path(out_dir: Path, stem: str, target, precision: str) -> Path:
 def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir: Path, *, data: str | None = None,
                       calib: str | None = None, calib_size: int = 128, threads: int | None = None,
                       max_drop: float | None = None, stem: str | None = None, opts: dict | None = None) -> dict:
+    if max_drop is not None and max_drop < 0:
+        raise ConfigError(f"--max-drop {max_drop} is negative", "give the allowed top-1 loss in points, e.g. 1.0")
     target = get(target_name)
     why = target.check()
     if why:

@@ -106,3 +106,13 @@ def test_errors_are_one_clear_sentence(tmp_path, teacher_dir):
     assert p.returncode == 2 and "epochs" in p.stderr
     p = vitc("distill", "--teacher-checkpoint", teacher_dir, "--out", teacher_dir, check=False)
     assert p.returncode == 2 and "--force" in p.stderr
+
+
+def test_ema_weights_are_what_gets_deployed(tmp_path, folder):
+    out = tmp_path / "ema"
+    vitc("teacher", "--model", "resnet18", "--data", folder, "--out", out, *FAST, "--epochs", "2", "--ema", "0.5")
+    deployed = load_file(out / ckpt.WEIGHTS)
+    raw = ckpt.load_train_state(out / ckpt.TRAIN_STATE)["model"]
+    ema = ckpt.load_train_state(out / ckpt.TRAIN_STATE)["ema"]
+    k = "fc.weight"
+    assert (deployed[k] == ema[k]).all() and not (deployed[k] == raw[k]).all()
