@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from vitc import checkpoint as ckpt
-from vitc.compress.quantize import apply_recipe
 from vitc.data import eval_tensors, load_source
 from vitc.errors import AccuracyGateError, ConfigError, VitcError
 from vitc.models import load_checkpoint_model
@@ -46,7 +45,11 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
     if why:
         raise VitcError(f"{target.NAME} target unavailable here: {why}")
     model, meta = load_checkpoint_model(ckpt_dir)
-    model = apply_recipe(model, meta.get("quantization"))
+    if meta.get("quantization"):
+        if target.NAME != "torchscript-lite":
+            raise ConfigError(f"{ckpt_dir} holds a PyTorch dynamic-int8 recipe, which {target.NAME} cannot load",
+                              f"export the fp32 checkpoint with --target {target.NAME} --precision int8")
+        precision = "int8"  # the target applies the same dynamic-int8 recipe: name the artifact for what it is
     pre = meta["preprocess"]
     data = data or meta.get("config", {}).get("data", "digits")
     src = load_source(data, pre["input_size"][-1])
@@ -54,8 +57,7 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
         raise ConfigError(f"--data {data} has classes {src.classes[:5]}... but the checkpoint has {meta['classes'][:5]}...")
     X, Y = eval_tensors(src.val, pre)
     kw = dict(opts or {})
-    if precision != "fp32" or "precision" in target.Options.__dataclass_fields__:
-        kw["precision"] = precision
+    kw["precision"] = precision
     if precision == "int8" and "calibration" in target.Options.__dataclass_fields__:
         kw["calibration"] = calibration_images(calib or data, pre, calib_size)
     if "metadata" in target.Options.__dataclass_fields__:

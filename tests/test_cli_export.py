@@ -26,9 +26,11 @@ def test_quantize_torch_dynamic_int8(tmp_path, tiny_ckpt, digit_png):
     # the quantized checkpoint is the fp32 safetensors + the recipe (no pickles)
     assert meta["weights_sha256"] == ckpt.sha256_file(tiny_ckpt / ckpt.WEIGHTS)
     assert abs(meta["metrics"]["top1_drop"]) <= 1.0 and meta["metrics"]["status"] == "ok"
-    ptl = out / "model-torchscript-lite-fp32.ptl"
+    ptl = out / "model-torchscript-lite-int8.ptl"
     man = json.loads((out / (ptl.name + ".json")).read_text())
-    assert man["source"]["quantization"]["dtype"] == "qint8" and "XNNPACK" in p.stdout + json.dumps(man["notes"])
+    assert man["precision"] == "int8" and "XNNPACK" in p.stdout + json.dumps(man["notes"])
+    p = vitc("export", out, "--target", "onnx", "--out", tmp_path / "x", check=False)
+    assert p.returncode == 2 and "--precision int8" in p.stderr
     info = json.loads(vitc("info", out).stdout)
     assert info["layers"].get("DynamicQuantizedLinear", 0) > 0 and info["layers"].get("Linear", 0) == 0
     r = vitc("predict", ptl, digit_png, "--topk", "2")

@@ -133,7 +133,7 @@ def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
     if backend == "torch":
         m = quantize_checkpoint(checkpoint, out, max_drop, data, force)
         Console().print(f"dynamic int8 checkpoint {out}: top-1 {m['top1']:.2f}% (fp32 {m['top1_fp32']:.2f}%)")
-        _exported(export_checkpoint(out, "torchscript-lite", "fp32", out, data=data, threads=threads, stem="model"))
+        _exported(export_checkpoint(checkpoint, "torchscript-lite", "int8", out, data=data, threads=threads, stem="model"))
         if m["status"] != "ok":
             raise AccuracyGateError(f"int8 top-1 {m['top1']:.2f}% vs fp32 {m['top1_fp32']:.2f}% "
                                     f"(drop {m['top1_drop']:.2f} > --max-drop {max_drop})", f"checkpoint kept in {out}, marked failed")
