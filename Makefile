@@ -17,10 +17,20 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The main job on the built-in digits data: a resnet18 teacher, then deit_tiny hard-distilled from it.
+# The main job on the built-in digits data: a resnet18 teacher, deit_tiny hard-distilled from it,
+# int8 through each runtime's quantizer, and verified exports. (`vitc pipeline` replaces this list
+# once it exists.)
+R := runs/demo
 demo: $(STAMP)
-	$(BIN)/vitc teacher --model resnet18 --epochs 10 --lr 2e-3 --out runs/demo/teacher --force
-	$(BIN)/vitc distill --teacher-checkpoint runs/demo/teacher --student deit_tiny --img-size 32 --patch-size 8 \
-		--distillation hard --epochs 40 --lr 5e-4 --out runs/demo/student --force
+	$(BIN)/vitc teacher --model resnet18 --epochs 10 --lr 2e-3 --out $(R)/teacher --force
+	$(BIN)/vitc distill --teacher-checkpoint $(R)/teacher --student deit_tiny --img-size 32 --patch-size 8 \
+		--distillation hard --epochs 40 --lr 5e-4 --out $(R)/student --force
+	$(BIN)/vitc quantize $(R)/student --out $(R)/int8 --force
+	$(BIN)/vitc quantize $(R)/student --backend onnxruntime --calib digits --out $(R)/exports
+	$(BIN)/vitc quantize $(R)/student --backend openvino --calib digits --out $(R)/exports
+	$(BIN)/vitc export $(R)/student --target onnx --out $(R)/exports
+	$(BIN)/vitc export $(R)/student --target openvino --out $(R)/exports
+	$(BIN)/vitc export $(R)/student --target executorch --out $(R)/exports
+	$(BIN)/vitc export --list
 
 .PHONY: install test demo
