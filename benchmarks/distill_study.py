@@ -104,7 +104,8 @@ def main(argv=None) -> None:
                                 "--lr", str(a.teacher_lr)], a.teacher_epochs)
     common = ["distill", "--teacher-checkpoint", str(tdir), "--student", "deit_tiny", "--img-size", "32",
               "--patch-size", str(a.patch_size), "--epochs", str(a.epochs), "--lr", str(a.lr), *extra]
-    variants = {m: ["--distillation", m] for m in a.modes}
+    # the main rows train under bf16 autocast (student and teacher); --fp32-check repeats hard in fp32
+    variants = {m: ["--distillation", m, "--amp", "bf16", "--teacher-amp", "bf16"] for m in a.modes}
     if a.fp32_check:
         variants["hard-fp32"] = ["--distillation", "hard", "--amp", "off", "--teacher-amp", "off"]
     runs: dict[str, list[dict]] = {}
@@ -136,6 +137,7 @@ def render(r: dict) -> str:
              f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**.",
              f"Student: {s['name']} at img {s['img_size']}, patch {s['patch_size']}, {s['epochs']} epochs, lr {s['lr']} "
              f"{s['extra']}; final-epoch weights (not best-of-run).", "",
+             "Rows none/hard/soft: bf16 autocast for student and teacher; hard-fp32: both in fp32.", "",
              "| distillation | seeds | deployed top-1 (avg of heads) | class head | dist head |",
              "|---|---|---|---|---|"]
     for name, sm in r["summary"].items():

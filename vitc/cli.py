@@ -31,7 +31,8 @@ Wd = Annotated[float, typer.Option(help="AdamW weight decay")]
 Warmup = Annotated[float, typer.Option(help="linear warm-up epochs")]
 DropPath = Annotated[float, typer.Option(help="stochastic depth rate")]
 Ema = Annotated[float, typer.Option(help="EMA decay of the weights, e.g. 0.9998 (0: off)")]
-Amp = Annotated[str, typer.Option(help="bf16 autocast for training: auto (CPU with BF16, or GPU) | bf16 | off")]
+Amp = Annotated[str, typer.Option(help="bf16 autocast for the trained model: off | bf16 | auto (CPU with BF16, or GPU); "
+                                       "bf16 is ~1.6x faster here but cost 0.7 top-1 points on digits")]
 Seed = Annotated[int, typer.Option(help="training seed (the val split is fixed)")]
 Workers = Annotated[int, typer.Option(help="DataLoader worker processes")]
 Threads = Annotated[Optional[int], typer.Option(help="torch threads per process (default: cores / processes)")]
@@ -64,7 +65,7 @@ def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety
             patch_size: PatchSize = None, pretrained: Pretrained = False, crop_pct: CropPct = None,
             epochs: Epochs = 10, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4,
             min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = 1.0, drop_path: DropPath = 0.0,
-            ema: Ema = 0.0, amp: Amp = "auto", seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
+            ema: Ema = 0.0, amp: Amp = "off", seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
             aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
             cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
@@ -94,7 +95,7 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
             epochs: Epochs = 30, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
             weight_decay: Wd = 0.05, warmup_epochs: Warmup = 5.0, drop_path: DropPath = 0.1, ema: Ema = 0.0,
-            amp: Amp = "auto", seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
+            amp: Amp = "off", seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
             auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
             smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """DeiT distillation (distillation token) of a frozen teacher into a small student."""

@@ -72,7 +72,9 @@ class TrainConfig:
     warmup_lr: float = 1e-6
     drop_path: float = 0.1
     ema: float = 0.0                   # EMA decay (e.g. 0.9998); 0 disables
-    amp: str = "auto"                  # bf16 autocast for the student: auto (when the CPU has BF16 or on GPU) | bf16 | off
+    # bf16 autocast for the student: off (default) | bf16 | auto (when the CPU has BF16, or on GPU).
+    # Measured on digits (3 seeds): bf16 trains 1.6x faster but cost 0.74 points of top-1.
+    amp: str = "off"
     seed: int = 0
     workers: int = 0
     threads: int | None = None
