@@ -47,8 +47,12 @@ def check() -> str | None:
 def convert(model: torch.nn.Module, example: torch.Tensor, dynamic_batch: bool = True):
     import openvino as ov
 
+    import warnings
+
     shape = [-1 if dynamic_batch else example.shape[0], *example.shape[1:]]
-    return ov.convert_model(model.eval(), example_input=example, input=[ov.PartialShape(shape)])
+    with warnings.catch_warnings():  # convert_model traces with torch.jit, which now warns it is deprecated
+        warnings.simplefilter("ignore")
+        return ov.convert_model(model.eval(), example_input=example, input=[ov.PartialShape(shape)])
 
 
 def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Options) -> Path:
