@@ -65,13 +65,13 @@ def test_accuracy_gate_marks_failed_and_exits_3(tmp_path, tiny_ckpt, monkeypatch
     from vitc.errors import AccuracyGateError
     from vitc.export import stage
 
-    real = stage.validate
+    real = stage.compare
 
     def worse(*a, **k):
         v = real(*a, **k)
         v.top1_artifact -= 5.0
         return v
-    monkeypatch.setattr(stage, "validate", worse)
+    monkeypatch.setattr(stage, "compare", worse)
     with pytest.raises(AccuracyGateError) as e:
         stage.export_checkpoint(tiny_ckpt, "torchscript-lite", "int8", tmp_path, max_drop=1.0, threads=1)
     assert e.value.exit_code == 3 and "--max-drop 1.0" in e.value.message

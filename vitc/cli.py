@@ -51,12 +51,12 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
     _state["debug"] = debug
 
 
-def _train_cfg(**kw):
+def _train_cfg(args: dict):
+    """TrainConfig from a command's own arguments (the options shared by teacher and distill)."""
     from .config import AugConfig, TrainConfig
 
-    aug = AugConfig(preset=kw.pop("aug"), auto_augment=kw.pop("auto_augment"), reprob=kw.pop("reprob"),
-                    mixup=kw.pop("mixup"), cutmix=kw.pop("cutmix"), smoothing=kw.pop("smoothing"))
-    return TrainConfig(aug=aug, **kw)
+    aug = AugConfig(preset=args["aug"], **{k: args[k] for k in ("auto_augment", "reprob", "mixup", "cutmix", "smoothing")})
+    return TrainConfig(aug=aug, **{k: v for k, v in args.items() if k in TrainConfig.__dataclass_fields__ and k != "aug"})
 
 
 @app.command()
@@ -69,13 +69,10 @@ def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety
             aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
             cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
+    tc = _train_cfg(locals())
     from .compress.teacher import run_teacher
     from .config import ModelArgs, TeacherConfig
 
-    tc = _train_cfg(epochs=epochs, batch_size=batch_size, lr=lr, base_lr=base_lr, min_lr=min_lr,
-                    weight_decay=weight_decay, warmup_epochs=warmup_epochs, drop_path=drop_path, ema=ema, amp=amp,
-                    seed=seed, workers=workers, threads=threads, aug=aug, auto_augment=auto_augment, reprob=reprob,
-                    mixup=mixup, cutmix=cutmix, smoothing=smoothing)
     cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, tc)
     m = run_teacher(cfg, out, resume=resume, force=force)
     _done(out, m)
@@ -99,13 +96,10 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
             smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """DeiT distillation (distillation token) of a frozen teacher into a small student."""
+    tc = _train_cfg(locals())
     from .compress.distill import run_distill
     from .config import DistillConfig, ModelArgs
 
-    tc = _train_cfg(epochs=epochs, batch_size=batch_size, lr=lr, base_lr=base_lr, min_lr=min_lr,
-                    weight_decay=weight_decay, warmup_epochs=warmup_epochs, drop_path=drop_path, ema=ema, amp=amp,
-                    seed=seed, workers=workers, threads=threads, aug=aug, auto_augment=auto_augment, reprob=reprob,
-                    mixup=mixup, cutmix=cutmix, smoothing=smoothing)
     cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher, teacher_checkpoint,
                         teacher_pretrained, data, distillation, alpha, tau, teacher_amp, tc)
     m = run_distill(cfg, out, resume=resume, force=force)

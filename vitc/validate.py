@@ -67,8 +67,3 @@ def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray, atol: float, m
                    atol=atol, min_agreement=min_agreement, passed=False)
     v.passed = bool(v.max_abs_diff <= atol and agree >= min_agreement)
     return v
-
-
-def validate(fn: Callable[[np.ndarray], np.ndarray], model: torch.nn.Module, X: torch.Tensor, Y: torch.Tensor,
-             atol: float, min_agreement: float, batch: int = 32) -> Validation:
-    return compare(reference_logits(model, X), run_artifact(fn, X, batch), Y.numpy(), atol, min_agreement)
