@@ -17,20 +17,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The main job on the built-in digits data: a resnet18 teacher, deit_tiny hard-distilled from it,
-# int8 through each runtime's quantizer, and verified exports. (`vitc pipeline` replaces this list
-# once it exists.)
-R := runs/demo
+# The main job: the whole pipeline on the built-in digits data from one config (teacher -> distill
+# -> quantize -> export -> bench); stages whose inputs are unchanged are skipped on a rerun.
 demo: $(STAMP)
-	$(BIN)/vitc teacher --model resnet18 --epochs 10 --lr 2e-3 --out $(R)/teacher --force
-	$(BIN)/vitc distill --teacher-checkpoint $(R)/teacher --student deit_tiny --img-size 32 --patch-size 8 \
-		--distillation hard --epochs 40 --lr 5e-4 --out $(R)/student --force
-	$(BIN)/vitc quantize $(R)/student --out $(R)/int8 --force
-	$(BIN)/vitc quantize $(R)/student --backend onnxruntime --calib digits --out $(R)/exports
-	$(BIN)/vitc quantize $(R)/student --backend openvino --calib digits --out $(R)/exports
-	$(BIN)/vitc export $(R)/student --target onnx --out $(R)/exports
-	$(BIN)/vitc export $(R)/student --target openvino --out $(R)/exports
-	$(BIN)/vitc export $(R)/student --target executorch --out $(R)/exports
-	$(BIN)/vitc export --list
+	$(BIN)/vitc pipeline configs/digits.yaml
 
 .PHONY: install test demo

@@ -11,7 +11,7 @@ from vitc import runtime
 from vitc.config import DistillConfig, to_dict
 from vitc.data import eval_tensors, load_source
 from vitc.errors import CheckpointError, ModelError
-from vitc.models import create_model, data_config, is_distilled, load_checkpoint_model, resolve_name
+from vitc.models import create_model, data_config, init_from_checkpoint, is_distilled, load_checkpoint_model, resolve_name
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
 from .stage import checkpoint_meta, default_crop_pct, prepare_out
@@ -66,10 +66,13 @@ def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool
                                  "use a *_distilled_* student (deit_tiny, deit_small) or --distillation none")
         else:
             student.set_distilled_training(True)  # two heads in training, their average in eval
+        init = init_from_checkpoint(student, cfg.init_checkpoint) if cfg.init_checkpoint else None
         pre = data_config(student, s.img_size, default_crop_pct(cfg.data, s.crop_pct))
         Xv, Yv = eval_tensors(src.val, pre)
 
         adapter, inputs, teacher_top1 = None, {"data": src.provenance}, None
+        if init:
+            inputs["init"] = init
         if cfg.distillation != "none":
             teacher, tpre, inputs["teacher"] = load_teacher(cfg, src.classes, s.img_size)
             teacher.to(d.device)

@@ -30,13 +30,7 @@ def prepare_out(out: Path, resume: bool, force: bool) -> None:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "best", ignore_errors=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".vitc-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OutputError(f"cannot write to --out {out}: {e.strerror}", "choose a writable directory") from e
+    ckpt.writable_dir(out)
 
 
 def versions() -> dict:

@@ -69,15 +69,36 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
     return out
 
 
-def load(path: Path, threads: int | None = None, inference_precision: str = "f32"):
+def load(path: Path, threads: int | None = None, inference_precision: str = "f32", static_shapes: bool = True):
+    """-> fn(x) -> logits. With static_shapes, each new input shape gets the IR reshaped to that
+    exact shape and compiled once (a few per session: the latency batch, the throughput batch, the
+    validation batches): measured on the digits student, a static batch-1 model ran 20% faster
+    than the dynamic-batch one (p50 1.54 vs 1.94 ms, medians of 4 interleaved rounds), and it is
+    what `benchmark_app -shape` runs."""
     import openvino as ov
 
     cfg = {"INFERENCE_PRECISION_HINT": inference_precision, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         cfg["INFERENCE_NUM_THREADS"] = int(threads)
-    compiled = ov.Core().compile_model(str(path), "CPU", cfg)
-    out = compiled.output(0)
+    core = ov.Core()
+    model = core.read_model(str(path))
+    requests: dict[tuple, object] = {}
+
+    def request(shape: tuple):
+        if shape not in requests:
+            if len(requests) >= 8:  # bounded: each compiled model holds its own weights
+                requests.pop(next(iter(requests)))
+            m = model
+            if static_shapes:
+                m = model.clone()
+                m.reshape({m.input(0).get_any_name(): ov.PartialShape(list(shape))})
+            # one request per shape, reused: CompiledModel.__call__ adds a dict copy per call
+            requests[shape] = core.compile_model(m, "CPU", cfg).create_infer_request()
+        return requests[shape]
 
     def run(x: np.ndarray) -> np.ndarray:
-        return compiled(x.astype(np.float32, copy=False))[out]
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        req = request(x.shape)
+        req.infer({0: x}, share_inputs=True)
+        return req.get_output_tensor(0).data.copy()  # the request's buffer is reused by the next call
     return run

@@ -67,6 +67,17 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def writable_dir(out: Path, what: str = "--out") -> None:
+    """Create `out` and prove a file can be written there, before any work is spent."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".vitc-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"cannot write to {what} {out}: {e.strerror}", "choose a writable directory") from e
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

@@ -12,7 +12,7 @@ from .errors import AccuracyGateError, ConfigError, VitcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress a big ViT/CNN teacher into a small, fast, verified edge model.")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line, however long: never hard-wrapped
 _state = {"debug": False}
 
 # Options shared by several commands, defined once.
@@ -90,6 +90,8 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
             tau: Annotated[float, typer.Option(help="soft-distillation temperature")] = 1.0,
             teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
+            init_checkpoint: Annotated[Optional[str], typer.Option(help="start the student from this vitc checkpoint "
+                                                                    "(patch and position embeddings resampled to the new size)")] = None,
             epochs: Epochs = 30, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
             weight_decay: Wd = 0.05, warmup_epochs: Warmup = 5.0, drop_path: DropPath = 0.1, ema: Ema = 0.0,
             amp: Amp = "off", seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
@@ -101,7 +103,7 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
     from .config import DistillConfig, ModelArgs
 
     cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher, teacher_checkpoint,
-                        teacher_pretrained, data, distillation, alpha, tau, teacher_amp, tc)
+                        teacher_pretrained, data, distillation, alpha, tau, teacher_amp, init_checkpoint, tc)
     m = run_distill(cfg, out, resume=resume, force=force)
     _done(out, m)
 
@@ -180,6 +182,53 @@ def _exported(m: dict) -> None:
 
 
 @app.command()
+def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dirs, artifacts or checkpoint dirs")] = None,
+          out: Annotated[Path, typer.Option(help="report dir: bench.json, bench.csv, report.md, pareto.png")] = Path("results/bench"),
+          data: Annotated[Optional[str], typer.Option(help="val data for top-1 (default: each model's own)")] = None,
+          threads: Annotated[int, typer.Option(help="threads for every runtime")] = 2,
+          batch: Annotated[str, typer.Option(help="latency batch, then throughput batches, e.g. 1,16")] = "1,16",
+          warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 10,
+          min_runs: Annotated[int, typer.Option(help="at least this many timed calls ...")] = 50,
+          min_seconds: Annotated[float, typer.Option(help="... and at least this many seconds")] = 2.0,
+          crosscheck: Annotated[bool, typer.Option(help="time OpenVINO rows with benchmark_app and ONNX rows with a bare ORT loop too")] = True,
+          peak: Annotated[bool, typer.Option("--peak", help="(re)measure this CPU's fp32/bf16/int8 matmul peaks")] = False) -> None:
+    """Latency, throughput, size and accuracy per artifact; writes a report."""
+    from .benchmarks.bench import BenchConfig, run_bench
+
+    try:
+        sizes = tuple(int(b) for b in batch.split(","))
+    except ValueError:
+        raise ConfigError(f"--batch {batch!r} is not a comma-separated list of integers", "e.g. --batch 1,16") from None
+    cfg = BenchConfig(threads=threads, batch=sizes, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
+                      data=data, crosscheck=crosscheck, remeasure_peak=peak)
+    if not paths:
+        if not peak:
+            raise ConfigError("nothing to bench", "vitc bench EXPORT_DIR [...] --out DIR, or vitc bench --peak")
+        from .benchmarks.peak import peaks
+
+        p = peaks(threads, remeasure=True)
+        Console().print(", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in p["gflops"].items()) + f" ({threads} threads)")
+        return
+    con = _wide()
+    run_bench(paths, out, cfg, con)
+    con.print(f"report: {out / 'report.md'}", highlight=False)
+
+
+@app.command()
+def pipeline(config: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. configs/digits.yaml")],
+             from_stage: Annotated[Optional[str], typer.Option("--from", help="rerun from this stage: teacher | distill | quantize | export | bench")] = None,
+             force: Annotated[bool, typer.Option(help="rerun every stage")] = False) -> None:
+    """teacher -> distill -> quantize -> export -> bench from one config; unchanged stages are skipped."""
+    from .pipeline import Pipeline, summary_table
+    from .pipeline_config import load
+
+    con = _wide()
+    res = Pipeline(load(config), con).run(from_stage, force)
+    con.print(summary_table(res["summary"]))
+    con.print(f"report: {res['report']}", highlight=False)
+
+
+@app.command()
 def predict(artifact: Annotated[Path, typer.Argument(help="checkpoint dir or artifact (.onnx, .xml, .ptl, .pte, .engine)")],
             images: Annotated[list[Path], typer.Argument(help="image files")],
             topk: Annotated[int, typer.Option(help="labels per image")] = 5, threads: Threads = None) -> None:
@@ -198,6 +247,11 @@ def info(path: Annotated[Path, typer.Argument(help="checkpoint dir or artifact")
     from .inspect import describe
 
     Console().print_json(json.dumps(describe(path), default=str))
+
+
+def _wide() -> Console:
+    """Tables in a log file or CI output: rich would assume 80 columns and squeeze them unreadable."""
+    return Console() if sys.stdout.isatty() else Console(width=140)
 
 
 def _done(out: Path, metrics: dict) -> None:

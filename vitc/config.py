@@ -145,6 +145,7 @@ class DistillConfig:
     alpha: float = 0.5
     tau: float = 1.0
     teacher_amp: str = "auto"             # bf16 autocast for the frozen teacher: auto | bf16 | off
+    init_checkpoint: str | None = None    # start the student from this checkpoint (resampled to the new grid)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self):
@@ -173,7 +174,31 @@ def from_dict(cls, data: dict, where: str = ""):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key", f"valid keys: {', '.join(sorted(names))}")
+    for f in fields(cls):
+        if f.name in data:
+            _check_type(data[f.name], f.type, f"{where + '.' if where else ''}{f.name}")
     try:
         return cls(**data)
     except TypeError as e:
         raise ConfigError(f"{where or cls.__name__}: {e}") from e
+
+
+_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),)}
+
+
+def _check_type(value: Any, annotation: str, key: str) -> None:
+    """Scalar fields get their declared type (YAML and JSON hand us anything); containers and nested
+    configs are checked by their own constructors."""
+    parts = [p.strip() for p in str(annotation).split("|")]
+    if not all(p in _SCALARS for p in parts):
+        return
+    ok = any(isinstance(value, _SCALARS[p]) and not (p in ("int", "float") and isinstance(value, bool)) for p in parts)
+    if not ok:
+        hint = None
+        if isinstance(value, str) and "float" in parts:
+            try:
+                float(value)
+                hint = f"write it with a dot, e.g. {float(value)!r}: YAML 1.1 reads {value!r} as a string"
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected {' or '.join(parts)}, got {type(value).__name__} {value!r}", hint)

@@ -148,3 +148,19 @@ def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
 
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def init_from_checkpoint(model: torch.nn.Module, ckpt_dir: str | Path) -> dict:
+    """Initial weights from another vitc checkpoint of the same architecture, possibly trained at
+    another resolution or patch size: timm's own ViT checkpoint filter resamples the patch
+    embedding (FlexiViT's PI-resize) and interpolates the position embeddings to the new grid,
+    as when fine-tuning a ViT at a higher resolution."""
+    meta = ckpt.load_meta(ckpt_dir)
+    state = ckpt.load_weights(Path(ckpt_dir) / ckpt.WEIGHTS)
+    if hasattr(model, "pos_embed"):
+        from timm.models.vision_transformer import checkpoint_filter_fn
+
+        state = checkpoint_filter_fn(state, model)
+    ckpt.load_into(model, state, str(ckpt_dir))
+    return {"path": str(ckpt_dir), "sha256": meta["weights_sha256"], "input_size": meta["preprocess"]["input_size"],
+            "patch_size": meta["model"].get("overrides", {}).get("patch_size")}

@@ -1,0 +1,81 @@
+"""Trust checks: the same artifact timed by the runtime's own tool or by the bare API.
+
+OpenVINO: `benchmark_app -hint latency` (ships with the openvino wheel) on the same IR, threads and
+inference precision, median latency parsed from its report. ONNX Runtime: a bare
+`InferenceSession.run` loop with the same session options, no vitc wrapper in between. A row's
+p50 far from these means vitc's harness, not the model, is being measured.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .timing import time_calls
+
+_MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s*(ms|us)")
+
+
+def benchmark_app(xml: Path, shape: list[int], threads: int, seconds: float, precision: str = "f32") -> dict:
+    exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
+    if not Path(exe).exists():
+        return {"tool": "benchmark_app", "error": "benchmark_app not found (pip install 'vitc[openvino]')"}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "config.json"
+        # -hint latency forbids -nthreads on its command line; the thread count goes in a config file
+        cfg.write_text(json.dumps({"CPU": {"INFERENCE_NUM_THREADS": str(threads), "INFERENCE_PRECISION_HINT": precision}}))
+        cmd = [exe, "-m", str(xml), "-d", "CPU", "-hint", "latency", "-load_config", str(cfg),
+               "-shape", "[" + ",".join(map(str, shape)) + "]", "-t", str(max(1, round(seconds)))]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + seconds)
+        except subprocess.TimeoutExpired:
+            return {"tool": "benchmark_app", "error": "timed out", "command": " ".join(cmd)}
+    m = _MEDIAN.search(p.stdout)
+    if p.returncode != 0 or not m:
+        tail = (p.stdout + p.stderr).strip().splitlines()[-1:] or ["no output"]
+        return {"tool": "benchmark_app", "error": f"exit {p.returncode}: {tail[0][:200]}", "command": " ".join(cmd)}
+    ms = float(m.group(1)) / (1000.0 if m.group(2) == "us" else 1.0)
+    shown = ["benchmark_app"] + cmd[1:]
+    shown[shown.index("-load_config") + 1] = f"<{{CPU: INFERENCE_NUM_THREADS={threads}, INFERENCE_PRECISION_HINT={precision}}}>"
+    return {"tool": "benchmark_app -hint latency", "p50_ms": ms, "command": " ".join(shown)}
+
+
+def _ort_bare_p50(path: Path, x: np.ndarray, threads: int, **timing) -> float:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: x}
+    return time_calls(lambda _: sess.run(None, feed), x, **timing).p50_ms
+
+
+def interleaved(fn, target: str, path: Path, x: np.ndarray, threads: int, seconds: float, rounds: int = 3, **timing) -> dict | None:
+    """Alternate the independent tool and vitc's own loop `rounds` times and compare the medians:
+    this VM's speed drifts by up to +-30% over seconds, so two timings taken minutes apart would
+    compare the machine's moods, not the harnesses."""
+    if target not in ("openvino", "onnx"):
+        return None
+    tool, ours, res = [], [], {}
+    try:
+        for _ in range(rounds):
+            if target == "openvino":
+                res = benchmark_app(path, list(x.shape), threads, seconds)
+                if "p50_ms" not in res:
+                    return res
+                tool.append(res["p50_ms"])
+            else:
+                tool.append(_ort_bare_p50(path, x, threads, **timing))
+                res = {"tool": "bare InferenceSession.run loop"}
+            ours.append(time_calls(fn, x, **timing).p50_ms)
+    except Exception as e:  # a broken cross-check is reported on its row, never fatal to the bench
+        return {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+    t, o = float(np.median(tool)), float(np.median(ours))
+    return {**res, "p50_ms": t, "vitc_p50_ms": o, "ratio": o / t, "rounds": rounds,
+            "tool_p50s_ms": tool, "vitc_p50s_ms": ours}

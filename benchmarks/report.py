@@ -1,0 +1,177 @@
+"""Bench output: bench.json (rows + environment), bench.csv, report.md, pareto.png, a rich table."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from rich.table import Table
+
+from vitc import checkpoint as ckpt
+
+CSV_COLUMNS = ("artifact", "target", "precision", "status", "size_mb", "top1", "top1_fp32", "agreement", "p50_ms",
+               "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads", "gflops_per_image",
+               "peak_kind", "efficiency", "crosscheck_p50_ms", "crosscheck_tool")
+CROSSCHECK_LIMIT = 0.15  # |vitc p50 / tool p50 - 1| above this marks a row's timing as suspect
+
+
+def prepare(out: Path) -> None:
+    ckpt.writable_dir(out, "the bench report dir")
+
+
+def _flat(r: dict) -> dict:
+    lat, cc = r.get("latency") or {}, r.get("crosscheck") or {}
+    tp = r.get("throughput") or {}
+    return {**{k: r.get(k) for k in CSV_COLUMNS}, **{k: lat.get(k) for k in ("p90_ms", "p99_ms", "mean_ms", "std_ms", "runs")},
+            "throughput": ";".join(f"b{b}={v:.1f}" for b, v in tp.items()), "crosscheck_p50_ms": cc.get("p50_ms"),
+            "crosscheck_tool": cc.get("tool") or cc.get("error")}
+
+
+def _f(v, fmt: str = ".2f", none: str = "-") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def _tp(r: dict) -> str:
+    tp = r.get("throughput") or {}
+    return ", ".join(f"{v:.0f} @{b}" for b, v in tp.items()) or "-"
+
+
+def _cc(r: dict) -> str:
+    c = r.get("crosscheck")
+    if not c:
+        return "-"
+    if "p50_ms" not in c:
+        return f"error: {c.get('error')}"
+    return f"{c['vitc_p50_ms']:.3f} vs {c['p50_ms']:.3f} ms ({100 * (c['ratio'] - 1):+.0f}%)"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    head = ("| artifact | status | size MB | top-1 % | agree % | p50 ms | p90 ms | p99 ms | mean±std ms | img/s @batch "
+            "| eff. | cross-check p50: vitc vs tool |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+    lines = []
+    for r in rows:
+        lat = r.get("latency") or {}
+        ms = f"{lat['mean_ms']:.3f}±{lat['std_ms']:.3f}" if lat else "-"
+        lines.append(f"| {r['artifact']} | {r['status']} | {_f(r.get('size_mb'), '.1f')} | {_f(r.get('top1'))} | "
+                     f"{_f(r.get('agreement'))} | {_f(r.get('p50_ms'), '.3f')} | {_f(lat.get('p90_ms'), '.3f')} | "
+                     f"{_f(lat.get('p99_ms'), '.3f')} | {ms} | {_tp(r)} | {_f(r.get('efficiency'), '.1%')} | {_cc(r)} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def reading(result: dict) -> list[str]:
+    """A few sentences computed from the rows: nothing here is typed by hand."""
+    rows = result["rows"]
+    ok = [r for r in rows if r["status"].startswith("ok") and r.get("p50_ms")]
+    out = []
+    base = next((r for r in ok if r["target"] == "pytorch" and r["precision"] == "fp32"), None)
+    if ok:
+        best = min(ok, key=lambda r: r["p50_ms"])
+        s = f"Fastest verified artifact at batch {best['latency']['batch']}: **{best['artifact']}**, p50 {best['p50_ms']:.3f} ms"
+        if base and base is not best:
+            s += f", {base['p50_ms'] / best['p50_ms']:.1f}x faster than eager PyTorch fp32 ({base['p50_ms']:.3f} ms)"
+        if best.get("floor_ms"):
+            s += f"; {best['p50_ms'] / best['floor_ms']:.1f}x this CPU's {best['peak_kind']} compute floor ({best['floor_ms']:.3f} ms)"
+        out.append(s + ".")
+        small = min(ok, key=lambda r: r["size_mb"] or 1e9)
+        out.append(f"Smallest: {small['artifact']} at {small['size_mb']:.1f} MB, top-1 {small['top1']:.2f}%"
+                   + (f" (fp32 PyTorch {small['top1_fp32']:.2f}%)." if small.get("top1_fp32") is not None else "."))
+        int8 = [r for r in ok if r["precision"] == "int8" and r.get("top1_fp32") is not None]
+        if int8:
+            worst = max(int8, key=lambda r: r["top1_fp32"] - r["top1"])
+            out.append(f"int8 top-1 change vs fp32 ranges from {min(r['top1'] - r['top1_fp32'] for r in int8):+.2f} to "
+                       f"{max(r['top1'] - r['top1_fp32'] for r in int8):+.2f} points (largest loss: {worst['artifact']}).")
+        big = [r for r in ok if r.get("throughput") and len(r["throughput"]) > 1]
+        if big:
+            b = max(big, key=lambda r: max(r["throughput"].values()))
+            out.append(f"Highest throughput: {b['artifact']}, {max(b['throughput'].values()):.0f} images/s.")
+    for r in rows:
+        c = r.get("crosscheck") or {}
+        if "ratio" in c:
+            verdict = "agrees" if abs(c["ratio"] - 1) <= CROSSCHECK_LIMIT else "DISAGREES"
+            out.append(f"{r['artifact']}: vitc p50 {c['vitc_p50_ms']:.3f} ms vs {c['tool']} {c['p50_ms']:.3f} ms, "
+                       f"medians of {c['rounds']} interleaved rounds ({100 * (c['ratio'] - 1):+.1f}%, {verdict} within {CROSSCHECK_LIMIT:.0%}).")
+    bad = [r for r in rows if not r["status"].startswith("ok")]
+    for r in bad:
+        out.append(f"{r['artifact']}: {r['status']}.")
+    return out
+
+
+def report_md(result: dict) -> str:
+    env, pk = result["environment"], result["peaks"]
+    vers = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in pk["gflops"].items())
+    return (f"# vitc bench\n\n`{env['command']}`  \n{env['date']}\n\n"
+            f"**Machine**: {env['cpu']}, {env['cores']} cores, ISA {', '.join(env['isa'])}; {env['threads']} threads for every runtime.  \n"
+            f"**Versions**: {vers}.  \n"
+            f"**Peaks** (GFLOP/s, {pk['threads']} threads, {pk['method']['statistic']}; int8: {pk['method']['int8']}): {peaks}.  \n"
+            f"**Method**: {env['method']}. Efficiency = (GFLOPs per image x batch / p50) / peak of the row's precision "
+            f"(fp16 rows against the fp32 peak: these CPU runtimes compute fp16 models in fp32).\n\n"
+            + markdown_table(result["rows"]) + "\n## Reading\n\n" + "\n".join(f"- {s}" for s in reading(result)) + "\n")
+
+
+def pareto_png(rows: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    pts = [r for r in rows if r.get("p50_ms") and r.get("top1") is not None]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    colours = {"fp32": "tab:blue", "fp16": "tab:orange", "int8": "tab:green", "bf16": "tab:purple"}
+    for r in pts:
+        ax.scatter(r["p50_ms"], r["top1"], c=colours.get(r["precision"], "grey"), marker="o" if r["status"].startswith("ok") else "x")
+        ax.annotate(r["artifact"], (r["p50_ms"], r["top1"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    front, best = [], -1.0
+    for r in sorted(pts, key=lambda r: r["p50_ms"]):  # the Pareto frontier: no other point is faster and better
+        if r["top1"] > best:
+            front.append(r)
+            best = r["top1"]
+    if front:
+        ax.step([r["p50_ms"] for r in front], [r["top1"] for r in front], where="post", c="black", lw=0.8, alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency p50 at batch 1 (ms, log)")
+    ax.set_ylabel("top-1 on val (%)")
+    ax.set_title("latency vs accuracy (x: failed validation)")
+    for k, c in colours.items():
+        ax.scatter([], [], c=c, label=k)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with ckpt.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return True
+
+
+def write_all(result: dict, out: Path) -> None:
+    ckpt.write_json(out / "bench.json", result)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    w.writeheader()
+    for r in result["rows"]:
+        w.writerow(_flat(r))
+    with ckpt.atomic_path(out / "bench.csv") as tmp:
+        tmp.write_text(buf.getvalue())
+    result["pareto"] = pareto_png(result["rows"], out / "pareto.png")
+    with ckpt.atomic_path(out / "report.md") as tmp:
+        tmp.write_text(report_md(result) + ("\n![latency vs top-1](pareto.png)\n" if result["pareto"] else ""))
+
+
+def rich_table(rows: list[dict]) -> Table:
+    import os
+
+    stem = os.path.commonprefix([r["artifact"] for r in rows]) if len(rows) > 1 else ""
+    stem = stem[:stem.rfind("-") + 1]  # cut at a name boundary: "hard-s0-" not "hard-s0-o"
+    t = Table(title="vitc bench")
+    for i, col in enumerate(("artifact" + (f" ({stem}...)" if stem else ""), "status", "MB", "top-1", "agree", "p50 ms",
+                             "p99 ms", "img/s", "eff.", "x-check")):
+        t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=28 if i < 2 else None)
+    for r in rows:
+        lat, tp = r.get("latency") or {}, r.get("throughput") or {}
+        colour = "green" if r["status"].startswith("ok") else ("yellow" if r["status"].startswith("skipped") else "red")
+        t.add_row(r["artifact"][len(stem):], f"[{colour}]{r['status'][:50]}[/]", _f(r.get("size_mb"), ".1f"), _f(r.get("top1")),
+                  _f(r.get("agreement")), _f(r.get("p50_ms"), ".3f"), _f(lat.get("p99_ms"), ".3f"),
+                  f"{list(tp.values())[-1]:.0f} @{list(tp)[-1]}" if tp else "-", _f(r.get("efficiency"), ".1%"),
+                  f"{100 * (r['crosscheck']['ratio'] - 1):+.0f}%" if "ratio" in (r.get("crosscheck") or {}) else "-")
+    return t

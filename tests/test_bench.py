@@ -1,0 +1,133 @@
+"""vitc bench on a tiny model with few runs: statuses, one failure never stops the others, the JSON
+schema, report files. No speed is asserted here: speed targets live in benchmarks/ and results/."""
+import csv
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from vitc import checkpoint as ckpt
+from vitc.benchmarks import peak
+from vitc.benchmarks.bench import BenchConfig, run_bench
+from vitc.benchmarks.timing import time_calls
+from vitc.errors import ConfigError, VitcError
+
+QUICK = dict(threads=1, batch=(1, 4), warmup=1, warmup_seconds=0.0, min_runs=3, min_seconds=0.0)
+FAKE_PEAKS = {"threads": 1, "gflops": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0},
+              "method": {"int8": "fake", "statistic": "fake"}}
+
+
+def test_time_calls_measures_each_call():
+    t = time_calls(lambda x: time.sleep(0.002), None, warmup=1, warmup_seconds=0, min_runs=7, min_seconds=0)
+    assert t.runs == 7
+    assert 2.0 <= t.min_ms <= t.p50_ms <= t.p90_ms <= t.p99_ms  # a 2 ms sleep cannot be timed shorter
+    with pytest.raises(ValueError):
+        time_calls(lambda x: None, None, min_runs=0)
+
+
+def test_peaks_are_measured_once_then_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(peak, "measure", lambda threads: calls.append(threads) or {**FAKE_PEAKS, "threads": threads})
+    assert peak.peaks(1)["gflops"]["int8"] == 400.0 and peak.peaks(1)["cached"]
+    assert calls == [1]
+    peak.peaks(1, remeasure=True)
+    assert calls == [1, 1]
+    peak.cache_path(1).write_text("{broken")
+    peak.peaks(1)
+    assert calls == [1, 1, 1]  # a broken cache is re-measured, not trusted
+
+
+def test_peak_probe_measures_all_three_precisions(monkeypatch):
+    monkeypatch.setattr(peak, "SIZES", (128,))
+    p = peak.measure(1, reps=1, warmup_seconds=0)
+    assert set(p["gflops"]) == {"fp32", "bf16", "int8"} and all(v > 0 for v in p["gflops"].values())
+    assert "MatMulInteger" in p["method"]["int8"] and p["threads"] == 1
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, tiny_ckpt):
+    from vitc.export.stage import export_checkpoint
+
+    out = tmp_path_factory.mktemp("exports")
+    export_checkpoint(tiny_ckpt, "onnx", "fp32", out, threads=1)
+    export_checkpoint(tiny_ckpt, "onnx", "int8", out, calib="digits", calib_size=16, threads=1)
+    return out
+
+
+def _bench(tmp_path, monkeypatch, paths, **kw):
+    monkeypatch.setattr(peak, "peaks", lambda threads, remeasure=False: FAKE_PEAKS)
+    return run_bench(paths, tmp_path / "report", BenchConfig(**{**QUICK, **kw}))
+
+
+def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, tiny_ckpt):
+    d = tmp_path / "arts"
+    shutil.copytree(exports, d)
+    # a broken artifact with a valid manifest, and a target the pipeline could not run here
+    fp32 = next(d.glob("*-onnx-fp32.onnx"))
+    broken = d / "broken-onnx-fp32.onnx"
+    broken.write_bytes(fp32.read_bytes()[:100])
+    shutil.copy(str(fp32) + ".json", str(broken) + ".json")
+    (d / "skipped.json").write_text(json.dumps([{"target": "tensorrt", "precision": "fp16", "reason": "no GPU"}]))
+    res = _bench(tmp_path, monkeypatch, [tiny_ckpt, d], crosscheck=True)
+    rows = {r["artifact"]: r for r in res["rows"]}
+    assert set(rows) == {"tiny-pytorch-fp32", "tiny-onnx-fp32", "tiny-onnx-int8", "broken-onnx-fp32", "tensorrt-fp16"}
+    assert rows["broken-onnx-fp32"]["status"].startswith("error: ")
+    assert rows["tensorrt-fp16"]["status"] == "skipped: no GPU"
+    for name in ("tiny-pytorch-fp32", "tiny-onnx-fp32", "tiny-onnx-int8"):
+        r = rows[name]
+        assert r["status"] == "ok", r
+        assert r["latency"]["runs"] >= 3 and 0 < r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]
+        assert set(r["throughput"]) == {"1", "4"} and r["threads"] == 1
+        assert 0 < r["top1"] <= 100 and r["peak_kind"] == ("int8" if "int8" in name else "fp32")
+        assert r["efficiency"] == pytest.approx(r["gflops_per_image"] / (r["p50_ms"] / 1e3) / FAKE_PEAKS["gflops"][r["peak_kind"]])
+    assert rows["tiny-onnx-fp32"]["agreement"] == 100.0 and rows["tiny-onnx-fp32"]["max_abs_diff"] < 1e-3
+    assert rows["tiny-pytorch-fp32"]["top1"] == rows["tiny-onnx-fp32"]["top1_fp32"]
+    cc = rows["tiny-onnx-fp32"]["crosscheck"]
+    assert cc["tool"] == "bare InferenceSession.run loop" and cc["p50_ms"] > 0 and len(cc["tool_p50s_ms"]) == cc["rounds"]
+    # the files, and what they hold
+    out = tmp_path / "report"
+    saved = json.loads((out / "bench.json").read_text())
+    assert saved["schema"] == 1 and len(saved["rows"]) == 5
+    env = saved["environment"]
+    assert {"cpu", "cores", "isa", "versions", "command", "method", "threads"} <= set(env) and "onnxruntime" in env["versions"]
+    with open(out / "bench.csv") as f:
+        assert [r["artifact"] for r in csv.DictReader(f)] == [r["artifact"] for r in res["rows"]]
+    md = (out / "report.md").read_text()
+    assert all(f"| {a} |" in md for a in rows) and "## Reading" in md and "pre-processing is excluded" in md
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_reports_validation_failure(tmp_path, monkeypatch, exports, tiny_ckpt):
+    """An artifact that does not compute its source checkpoint's function is timed but marked."""
+    other = tmp_path / "other"
+    shutil.copytree(tiny_ckpt, other)
+    w = load_file(other / ckpt.WEIGHTS)
+    w = {k: (v.flip(0) if k.startswith("head") and v.ndim == 2 else v) for k, v in w.items()}  # another model
+    save_file(w, other / ckpt.WEIGHTS)
+    d = tmp_path / "arts"
+    d.mkdir()
+    src = next(exports.glob("*-onnx-fp32.onnx"))
+    shutil.copy(src, d / src.name)
+    man = json.loads((exports / (src.name + ".json")).read_text())
+    man["source"]["checkpoint"] = str(other)
+    (d / (src.name + ".json")).write_text(json.dumps(man))
+    row = _bench(tmp_path, monkeypatch, [d], crosscheck=False)["rows"][0]
+    assert row["status"] == "validation failed" and row["agreement"] < 100.0 and row["p50_ms"] > 0
+
+
+def test_bench_bad_input(tmp_path, monkeypatch):
+    with pytest.raises(VitcError, match="does not exist"):
+        _bench(tmp_path, monkeypatch, [tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VitcError, match="no artifacts"):
+        _bench(tmp_path, monkeypatch, [tmp_path / "empty"])
+    (tmp_path / "model.onnx").write_bytes(b"not onnx")
+    with pytest.raises(VitcError, match="no manifest"):
+        _bench(tmp_path, monkeypatch, [tmp_path / "model.onnx"])
+    with pytest.raises(ConfigError, match="batch"):
+        BenchConfig(batch=(0,))
