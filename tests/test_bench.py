@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 from vitc import checkpoint as ckpt
 from vitc.benchmarks import peak
@@ -18,7 +17,7 @@ from vitc.errors import ConfigError, VitcError
 
 QUICK = dict(threads=1, batch=(1, 4), warmup=1, warmup_seconds=0.0, min_runs=3, min_seconds=0.0)
 FAKE_PEAKS = {"threads": 1, "gflops": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0},
-              "method": {"int8": "fake", "statistic": "fake"}}
+              "method": {"int8": "fake", "statistic": "fake", "all": {}}}
 
 
 def test_time_calls_measures_each_call():
@@ -47,6 +46,8 @@ def test_peak_probe_measures_all_three_precisions(monkeypatch):
     p = peak.measure(1, reps=1, warmup_seconds=0)
     assert set(p["gflops"]) == {"fp32", "bf16", "int8"} and all(v > 0 for v in p["gflops"].values())
     assert "MatMulInteger" in p["method"]["int8"] and p["threads"] == 1
+    assert set(p["method"]["all"]["fp32"]) == {"torch.mm float32 (MKL)", "onnxruntime MatMul float32 (MLAS)"}
+    assert p["gflops"]["fp32"] == max(p["method"]["all"]["fp32"].values())
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +105,13 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
 
 def test_bench_reports_validation_failure(tmp_path, monkeypatch, exports, tiny_ckpt):
     """An artifact that does not compute its source checkpoint's function is timed but marked."""
+    from vitc.models import load_checkpoint_model
+
     other = tmp_path / "other"
-    shutil.copytree(tiny_ckpt, other)
-    w = load_file(other / ckpt.WEIGHTS)
-    w = {k: (v.flip(0) if k.startswith("head") and v.ndim == 2 else v) for k, v in w.items()}  # another model
-    save_file(w, other / ckpt.WEIGHTS)
+    model, meta = load_checkpoint_model(tiny_ckpt)
+    with torch.no_grad():
+        model.head.weight.copy_(model.head.weight.flip(0))  # another model: its classes permuted
+    ckpt.save_checkpoint(other, model, {k: v for k, v in meta.items() if k not in ("weights_sha256", "format")})
     d = tmp_path / "arts"
     d.mkdir()
     src = next(exports.glob("*-onnx-fp32.onnx"))
