@@ -47,7 +47,7 @@ def apply_recipe(model: torch.nn.Module, recipe: dict | None) -> torch.nn.Module
 def check_calibration(calib: torch.Tensor, batch: int) -> None:
     if len(calib) < batch:
         raise ConfigError(f"calibration set has {len(calib)} images, fewer than the calibration batch {batch}",
-                          "pass more calibration images (--calib-size) or a smaller --calib-batch")
+                          f"pass --calib-size {batch} or more")
 
 
 class _Reader:

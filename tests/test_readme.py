@@ -14,3 +14,12 @@ def test_readme_commands_match_ci():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
     assert "make test" in text and "make test" in ci and "make demo" in text
+
+
+def test_readme_lists_every_bad_input_case():
+    from test_bad_input import CASES
+
+    text = README.read_text()
+    missing = [c.name for c in CASES if f"| {c.name} |" not in text]
+    assert not missing, f"README's mistakes table lacks: {missing}"
+    assert len(CASES) >= 20

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -103,11 +103,17 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dic
 
 
 def save_checkpoint(out_dir: str | Path, model: torch.nn.Module, meta: dict) -> Path:
-    """Write weights then metadata (each atomically); `vitc.json` last marks the dir complete."""
+    """Write both files to temp names first; only when both are complete rename the weights, then
+    `vitc.json` (which names the weights' sha256 and marks the dir complete). A full disk or a
+    crash while writing leaves the previous checkpoint untouched; a crash in the instant between
+    the two renames is caught on load, where the sha256 must match."""
     out_dir = Path(out_dir)
-    save_weights(out_dir / WEIGHTS, state_dict_for_save(model), {"format": FORMAT})
-    meta = {"format": FORMAT, **meta, "weights_sha256": sha256_file(out_dir / WEIGHTS)}
-    write_json(out_dir / META, meta)
+    with ExitStack() as stack:  # contexts exit in reverse: weights are renamed first, vitc.json last
+        tmp_meta = stack.enter_context(atomic_path(out_dir / META))
+        tmp_weights = stack.enter_context(atomic_path(out_dir / WEIGHTS))
+        save_file(state_dict_for_save(model), str(tmp_weights), metadata={"format": FORMAT})
+        meta = {"format": FORMAT, **meta, "weights_sha256": sha256_file(tmp_weights)}
+        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=False, default=str) + "\n")
     return out_dir
 
 
@@ -128,6 +134,13 @@ def load_meta(ckpt_dir: str | Path) -> dict:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{p / META} has format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta
+
+
+def verify_weights(ckpt_dir: str | Path, meta: dict) -> None:
+    want = meta.get("weights_sha256")
+    if want and sha256_file(Path(ckpt_dir) / WEIGHTS) != want:
+        raise CheckpointError(f"{Path(ckpt_dir) / WEIGHTS} does not match the sha256 in its {META} (an interrupted write, "
+                              "or a file replaced by hand)", "rerun the stage that made it, or --resume it")
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -210,8 +210,12 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
         Console().print(", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in p["gflops"].items()) + f" ({threads} threads)")
         return
     con = _wide()
-    run_bench(paths, out, cfg, con)
+    rows = run_bench(paths, out, cfg, con)["rows"]
     con.print(f"report: {out / 'report.md'}", highlight=False)
+    bad = [r for r in rows if r["status"].startswith("error")]
+    if bad:  # the report is complete; the exit status still tells a script that something broke
+        raise VitcError(f"{len(bad)} of {len(rows)} artifacts could not be benchmarked, e.g. {bad[0]['artifact']}: "
+                        f"{bad[0]['status']}", f"every row is in {out / 'report.md'}; re-export the broken ones")
 
 
 @app.command()

@@ -28,6 +28,19 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
+def _check_auto_augment(spec: str) -> None:
+    """Parse the policy string with timm's own parser now, not at the first training batch."""
+    from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
+
+    build = (rand_augment_transform if spec.startswith("rand") else
+             augment_and_mix_transform if spec.startswith("augmix") else auto_augment_transform)
+    try:
+        build(spec, {"translate_const": 10, "img_mean": (124, 116, 104)})
+    except Exception as e:  # timm raises assert/KeyError/ValueError on a malformed policy string
+        raise ConfigError(f"aug.auto_augment: {spec!r} is not a timm policy string ({type(e).__name__}: {e})",
+                          "e.g. rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, or none") from None
+
+
 @dataclass
 class AugConfig:
     preset: str = "digits"
@@ -49,10 +62,15 @@ class AugConfig:
         for k in ("mixup", "cutmix"):
             _check(getattr(self, k) >= 0.0, f"aug.{k}", "must be >= 0")
         _check(0.0 <= self.smoothing < 1.0, "aug.smoothing", "must be in [0, 1)")
+        _check(isinstance(self.scale, (list, tuple)) and len(self.scale) == 2
+               and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in self.scale),
+               "aug.scale", f"must be two numbers [lo, hi], got {self.scale!r}")
         self.scale = tuple(float(s) for s in self.scale)
-        _check(len(self.scale) == 2 and 0 < self.scale[0] <= self.scale[1] <= 1, "aug.scale", "must be 0 < lo <= hi <= 1")
+        _check(0 < self.scale[0] <= self.scale[1] <= 1, "aug.scale", "must be 0 < lo <= hi <= 1")
         if self.auto_augment in ("", "none"):
             self.auto_augment = None
+        if self.auto_augment is not None:
+            _check_auto_augment(self.auto_augment)
 
     @property
     def mixing(self) -> bool:
@@ -89,7 +107,8 @@ class TrainConfig:
         _check(self.lr is None or self.lr > 0, "lr", "must be > 0")
         _check(0 <= self.min_lr, "min_lr", "must be >= 0")
         _check(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1)")
-        _check(0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, "warmup_epochs", "must be < epochs")
+        _check(0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, "warmup_epochs",
+               f"{self.warmup_epochs:g} must be fewer than epochs ({self.epochs}); use --warmup-epochs 0 for short runs")
         _check(0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
         _check(0 <= self.ema < 1, "ema", "must be in [0, 1)")
         _check(self.amp in ("auto", "bf16", "off"), "amp", "must be auto, bf16 or off")

@@ -37,7 +37,9 @@ def load_image(path: str | Path) -> Image.Image:
             return to_rgb(im)
     except FileNotFoundError as e:
         raise DataError(f"image {path} does not exist") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path} claims a size over Pillow's decompression-bomb limit ({e})", "remove or replace the file") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})",
                         "remove or replace the file") from e
 

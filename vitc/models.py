@@ -141,6 +141,7 @@ def build_from_spec(spec: dict) -> torch.nn.Module:
 def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild a model from a vitc checkpoint dir alone (architecture, overrides, weights)."""
     meta = ckpt.load_meta(path)
+    ckpt.verify_weights(path, meta)
     model = build_from_spec(meta["model"])
     ckpt.load_into(model, ckpt.load_weights(Path(path) / ckpt.WEIGHTS), str(path))
     return model.eval(), meta
