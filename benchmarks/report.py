@@ -78,8 +78,9 @@ def reading(result: dict) -> list[str]:
         int8 = [r for r in ok if r["precision"] == "int8" and r.get("top1_fp32") is not None]
         if int8:
             worst = max(int8, key=lambda r: r["top1_fp32"] - r["top1"])
-            out.append(f"int8 top-1 change vs fp32 ranges from {min(r['top1'] - r['top1_fp32'] for r in int8):+.2f} to "
-                       f"{max(r['top1'] - r['top1_fp32'] for r in int8):+.2f} points (largest loss: {worst['artifact']}).")
+            lo, hi = min(r["top1"] - r["top1_fp32"] for r in int8), max(r["top1"] - r["top1_fp32"] for r in int8)
+            out.append(f"int8 top-1 change vs fp32 ranges from {lo:+.2f} to {hi:+.2f} points"
+                       + (f" (largest loss: {worst['artifact']})." if lo < 0 else "; no int8 artifact lost accuracy."))
         big = [r for r in ok if r.get("throughput") and len(r["throughput"]) > 1]
         if big:
             b = max(big, key=lambda r: max(r["throughput"].values()))
@@ -120,9 +121,11 @@ def pareto_png(rows: list[dict], path: Path) -> bool:
     pts = [r for r in rows if r.get("p50_ms") and r.get("top1") is not None]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     colours = {"fp32": "tab:blue", "fp16": "tab:orange", "int8": "tab:green", "bf16": "tab:purple"}
-    for r in pts:
+    for i, r in enumerate(sorted(pts, key=lambda r: (r["top1"], r["p50_ms"]))):
         ax.scatter(r["p50_ms"], r["top1"], c=colours.get(r["precision"], "grey"), marker="o" if r["status"].startswith("ok") else "x")
-        ax.annotate(r["artifact"], (r["p50_ms"], r["top1"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        # points often share a top-1 (same predictions): stagger their labels so they stay readable
+        ax.annotate(r["artifact"], (r["p50_ms"], r["top1"]), fontsize=6, xytext=(3, 3 + 8 * (i % 4)), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "lw": 0.3, "alpha": 0.5})
     front, best = [], -1.0
     for r in sorted(pts, key=lambda r: r["p50_ms"]):  # the Pareto frontier: no other point is faster and better
         if r["top1"] > best:
@@ -130,13 +133,20 @@ def pareto_png(rows: list[dict], path: Path) -> bool:
             best = r["top1"]
     if front:
         ax.step([r["p50_ms"] for r in front], [r["top1"] for r in front], where="post", c="black", lw=0.8, alpha=0.6)
+    ax.margins(y=0.12)
     ax.set_xscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=6)
     ax.set_xlabel("latency p50 at batch 1 (ms, log)")
     ax.set_ylabel("top-1 on val (%)")
     ax.set_title("latency vs accuracy (x: failed validation)")
     for k, c in colours.items():
-        ax.scatter([], [], c=c, label=k)
-    ax.legend(fontsize=7, loc="lower right")
+        if any(r["precision"] == k for r in pts):
+            ax.scatter([], [], c=c, label=k)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     with ckpt.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -103,6 +103,20 @@ def test_pipeline_end_to_end_skips_and_from(tmp_path, image_folder):
     assert p.stdout.count("skipped, inputs and settings unchanged") == 4 and "bench: settings or inputs changed" in p.stdout
     assert json.loads((root / "bench" / "stage.json").read_text())["config"]["min_runs"] == 3
 
+    # a stage that failed part-way (its stage.json still says running): the rerun starts there
+    st = json.loads((root / "export" / "stage.json").read_text())
+    (root / "export" / "stage.json").write_text(json.dumps({**st, "status": "running"}))
+    p = vitc("pipeline", cfg)
+    assert p.stdout.count("skipped, inputs and settings unchanged") == 3 and weights.stat().st_mtime_ns == mtime
+    assert json.loads((root / "export" / "stage.json").read_text())["status"] == "done"
+
+    # an interrupted training stage resumes from its train state instead of starting over
+    st = json.loads((root / "distill" / "stage.json").read_text())
+    (root / "distill" / "stage.json").write_text(json.dumps({**st, "status": "running"}))
+    p = vitc("pipeline", cfg)
+    assert "distill (resuming)" in p.stdout and "resumed from" in p.stdout
+    assert ckpt.load_meta(root / "distill")["weights_sha256"] == ckpt.sha256_file(weights)
+
 
 def test_from_needs_the_earlier_stages(tmp_path):
     cfg = _write(tmp_path, TINY.format(data="digits", runs=tmp_path / "runs", min_runs=2))
