@@ -89,8 +89,9 @@ def reading(result: dict) -> list[str]:
         c = r.get("crosscheck") or {}
         if "ratio" in c:
             verdict = "agrees" if abs(c["ratio"] - 1) <= CROSSCHECK_LIMIT else "DISAGREES"
+            how = f"medians of {c['rounds']} interleaved rounds" if c["rounds"] > 1 else "same loop"
             out.append(f"{r['artifact']}: vitc p50 {c['vitc_p50_ms']:.3f} ms vs {c['tool']} {c['p50_ms']:.3f} ms, "
-                       f"medians of {c['rounds']} interleaved rounds ({100 * (c['ratio'] - 1):+.1f}%, {verdict} within {CROSSCHECK_LIMIT:.0%}).")
+                       f"{how} ({100 * (c['ratio'] - 1):+.1f}%, {verdict} within {CROSSCHECK_LIMIT:.0%}).")
     bad = [r for r in rows if not r["status"].startswith("ok")]
     for r in bad:
         out.append(f"{r['artifact']}: {r['status']}.")

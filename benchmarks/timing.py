@@ -26,27 +26,58 @@ class Timing:
         return asdict(self)
 
 
-def time_calls(fn: Callable[[np.ndarray], object], x: np.ndarray, *, warmup: int = 10, warmup_seconds: float = 1.0,
-               min_runs: int = 50, min_seconds: float = 2.0, max_runs: int = 100_000) -> Timing:
-    """Warm-up is by count *and* time: on this VM the first ~second of load runs up to 1.6x slower
-    (measured: OpenVINO int8 p50 1.32 ms in the first second, 0.80-0.84 ms after)."""
+def _summary(samples_ns: list[int]) -> Timing:
+    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return Timing(len(ms), float(p50), float(p90), float(p99), float(ms.mean()),
+                  float(ms.std(ddof=1) if len(ms) > 1 else 0.0), float(ms.min()))
+
+
+def _loop(step: Callable[[], None], warmup: int, warmup_seconds: float, min_runs: int, min_seconds: float,
+          max_runs: int = 100_000) -> int:
+    """Warm-up by count *and* time (on this VM the first ~second of load runs up to 1.6x slower:
+    OpenVINO int8 p50 1.32 ms in the first second, 0.80-0.84 ms after), then the timed steps."""
     if min_runs < 1 or min_seconds < 0 or warmup < 0 or warmup_seconds < 0:
         raise ValueError("need min_runs >= 1, min_seconds >= 0 and warmup >= 0")
     n, end = 0, time.perf_counter_ns() + int(warmup_seconds * 1e9)
     while n < warmup or time.perf_counter_ns() < end:
-        fn(x)
+        step()
         n += 1
+    return n
+
+
+def time_calls(fn: Callable[[np.ndarray], object], x: np.ndarray, *, warmup: int = 10, warmup_seconds: float = 1.0,
+               min_runs: int = 50, min_seconds: float = 2.0, max_runs: int = 100_000) -> Timing:
+    _loop(lambda: fn(x), warmup, warmup_seconds, min_runs, min_seconds)
     samples: list[int] = []
-    start = time.perf_counter_ns()
-    deadline = start + int(min_seconds * 1e9)
+    deadline = time.perf_counter_ns() + int(min_seconds * 1e9)
     while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter_ns() < deadline):
         t0 = time.perf_counter_ns()
         fn(x)
         samples.append(time.perf_counter_ns() - t0)
-    ms = np.asarray(samples, dtype=np.float64) / 1e6
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return Timing(len(ms), float(p50), float(p90), float(p99), float(ms.mean()), float(ms.std(ddof=1) if len(ms) > 1 else 0.0),
-                  float(ms.min()))
+    return _summary(samples)
+
+
+def time_paired(fa: Callable[[np.ndarray], object], fb: Callable[[np.ndarray], object], x: np.ndarray, *,
+                warmup: int = 10, warmup_seconds: float = 1.0, min_runs: int = 50, min_seconds: float = 2.0) -> tuple[Timing, Timing]:
+    """Two implementations of one thing timed call by call in alternation (a, b, a, b, ...) so both
+    see the same machine: this VM's speed drifts up to 2x within seconds, and two separate loops,
+    even interleaved in rounds, then compare the drift rather than the code."""
+    def both():
+        fa(x)
+        fb(x)
+    _loop(both, warmup, warmup_seconds, min_runs, min_seconds)
+    ta: list[int] = []
+    tb: list[int] = []
+    deadline = time.perf_counter_ns() + int(min_seconds * 1e9)
+    while len(ta) < min_runs or time.perf_counter_ns() < deadline:
+        t0 = time.perf_counter_ns()
+        fa(x)
+        t1 = time.perf_counter_ns()
+        fb(x)
+        ta.append(t1 - t0)
+        tb.append(time.perf_counter_ns() - t1)
+    return _summary(ta), _summary(tb)
 
 
 def images_per_second(t: Timing, batch: int) -> float:
