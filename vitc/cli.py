@@ -240,7 +240,7 @@ def predict(artifact: Annotated[Path, typer.Argument(help="checkpoint dir or art
     from .inspect import predict as run
 
     for r in run(artifact, images, topk, threads):
-        Console().print(f"{r['image']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]), highlight=False)
+        Console(soft_wrap=True).print(f"{r['image']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]), highlight=False)
 
 
 @app.command()
