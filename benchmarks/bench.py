@@ -58,16 +58,12 @@ class Item:
     reason: str = ""
 
 
-def _known_suffixes() -> dict:
-    from vitc import export
-
-    return {export.get(n).SUFFIX: export.get(n) for n in export.names()}
-
-
 def discover(paths: list[Path]) -> list[Item]:
     """Artifacts (a file with its manifest, or every manifest in a dir), checkpoint dirs (an eager
     PyTorch row) and the pipeline's skipped.json entries."""
-    suffixes = _known_suffixes()
+    from vitc import export
+
+    suffixes = export.by_suffix()
     items: list[Item] = []
     for p in map(Path, paths):
         if not p.exists():
@@ -153,6 +149,11 @@ def _size(item: Item) -> float | None:
     return None
 
 
+def _batch(X: np.ndarray, b: int) -> np.ndarray:
+    """The first b val images (repeated when the split is smaller than b), contiguous."""
+    return np.ascontiguousarray(np.repeat(X, -(-b // len(X)), 0)[:b])
+
+
 def bench_item(item: Item, cfg: BenchConfig, sources: _Sources, peaks: dict) -> dict:
     from vitc import export
     from vitc.export.stage import TOLERANCE
@@ -180,14 +181,13 @@ def bench_item(item: Item, cfg: BenchConfig, sources: _Sources, peaks: dict) -> 
         row["status"] = "ok (no fp32 reference: source checkpoint not found)"
     lat_b, *tp_b = cfg.batch
     timing = dict(warmup=cfg.warmup, warmup_seconds=cfg.warmup_seconds, min_runs=cfg.min_runs, min_seconds=cfg.min_seconds)
-    x1 = np.ascontiguousarray(np.repeat(X, -(-lat_b // len(X)), 0)[:lat_b])  # real images, outside the timed region
+    x1 = _batch(X, lat_b)  # real images, prepared outside the timed region
     t = time_calls(fn, x1, **timing)
     row["latency"] = {"batch": lat_b, **t.to_json()}
     row["p50_ms"] = t.p50_ms
     row["throughput"] = {str(lat_b): images_per_second(t, lat_b)}
     for b in tp_b:
-        xb = np.ascontiguousarray(np.repeat(X, -(-b // len(X)), 0)[:b])
-        row["throughput"][str(b)] = images_per_second(time_calls(fn, xb, **timing), b)
+        row["throughput"][str(b)] = images_per_second(time_calls(fn, _batch(X, b), **timing), b)
     if s["gflops"]:
         kind = peak.PEAK_FOR.get(item.precision, "fp32")
         achieved = s["gflops"] * lat_b / (t.p50_ms / 1e3)  # GFLOP/s at the latency batch
@@ -201,16 +201,9 @@ def bench_item(item: Item, cfg: BenchConfig, sources: _Sources, peaks: dict) -> 
 
 
 def environment(cfg: BenchConfig) -> dict:
-    import importlib.metadata as md
+    from vitc.runtime import machine_info, package_versions
 
-    from vitc.runtime import machine_info
-
-    vers = {}
-    for pkg in ("torch", "torchvision", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf", "executorch", "tensorrt"):
-        try:
-            vers[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
+    vers = package_versions(("torch", "torchvision", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf", "executorch", "tensorrt"))
     return {**machine_info(), "threads": cfg.threads, "versions": vers, "command": " ".join(["vitc"] + sys.argv[1:]),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "method": (f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s, then >= {cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "

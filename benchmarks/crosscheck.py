@@ -46,15 +46,6 @@ def benchmark_app(xml: Path, shape: list[int], threads: int, seconds: float, pre
     return {"tool": "benchmark_app -hint latency", "p50_ms": ms, "command": " ".join(shown)}
 
 
-def _ort_bare(path: Path, threads: int):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return sess, sess.get_inputs()[0].name
-
-
 def interleaved(fn, target: str, path: Path, x: np.ndarray, threads: int, seconds: float, rounds: int = 5, **timing) -> dict | None:
     """The independent p50 beside vitc's own. ONNX Runtime: bare `InferenceSession.run` on the same
     session and vitc's wrapper are timed call by call in alternation (time_paired), so both see the
@@ -67,8 +58,12 @@ def interleaved(fn, target: str, path: Path, x: np.ndarray, threads: int, second
         if target == "onnx":
             # the bare loop drives vitc's own session: a second session's idle-spinning thread pool
             # would fight the first for the 2 cores (measured: +95% on the fp32 digits student)
-            sess, name = (fn.session, fn.input_name) if hasattr(fn, "session") else _ort_bare(path, threads)
-            feed = {name: x}
+            if not hasattr(fn, "session"):
+                from vitc.export import onnx as onnx_target
+
+                fn = onnx_target.load(path, threads)
+            feed = {fn.input_name: x}
+            sess = fn.session
             ours, bare = time_paired(fn, lambda _: sess.run(None, feed), x, **timing)
             return {"tool": "bare InferenceSession.run loop, alternating call by call with vitc's",
                     "p50_ms": bare.p50_ms, "vitc_p50_ms": ours.p50_ms, "ratio": ours.p50_ms / bare.p50_ms, "rounds": 1,

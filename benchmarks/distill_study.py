@@ -131,7 +131,7 @@ def main(argv=None) -> None:
 
 def render(r: dict) -> str:
     s, t, mc = r["student"], r["teacher"], r["machine"]
-    lines = [f"# Distillation on digits (val split, 360 images)", "",
+    lines = ["# Distillation on digits (val split, 360 images)", "",
              f"Machine: {mc['cpu']}, {mc['cores']} cores ({', '.join(mc['isa'])}); torch {mc['torch']}, timm {mc['timm']}.",
              f"Command: `{r['command']}`", "",
              f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**.",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vitc.errors import ConfigError

@@ -44,6 +44,12 @@ def get(name: str) -> ModuleType:
     return _REGISTRY[name]
 
 
+def by_suffix() -> dict[str, ModuleType]:
+    """Artifact file suffix -> target module (.onnx -> onnx, .xml -> openvino, ...)."""
+    _load_all()
+    return {m.SUFFIX: m for m in _REGISTRY.values()}
+
+
 def table() -> list[dict]:
     """One row per target: name, suffix, precisions, extra to install, and why it is unavailable here."""
     _load_all()

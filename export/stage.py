@@ -93,16 +93,10 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
 
 
 def _versions(target: str) -> dict:
-    import importlib.metadata as md
+    from vitc.runtime import package_versions
 
-    out = {"torch": torch.__version__}
-    for pkg in {"onnx": ["onnx", "onnxruntime"], "openvino": ["openvino", "nncf"], "executorch": ["executorch"],
-                "tensorrt": ["tensorrt"]}.get(target, []):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    return {"torch": torch.__version__, **package_versions({"onnx": ["onnx", "onnxruntime"], "openvino": ["openvino", "nncf"],
+                                                            "executorch": ["executorch"], "tensorrt": ["tensorrt"]}.get(target, []))}
 
 
 def read_manifest(artifact: Path) -> dict:

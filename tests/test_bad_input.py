@@ -27,12 +27,6 @@ class Case:
     code: int = 2
 
 
-def _tree(root: Path, **kw) -> Path:
-    """A tiny real ImageFolder copied from the session fixture, then broken as asked."""
-    shutil.copytree(kw["src"], root)
-    return root
-
-
 def _snapshot(root: Path) -> dict:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
 
@@ -55,7 +49,6 @@ def ws(tmp_path_factory, image_folder, tiny_ckpt):
     (w / "busy" / "notes.txt").write_text("someone else's run")
     (w / "a_file").write_text("x")
     (w / "bad.yaml").write_text("name: x\ndata: digits\nteacher_checkpoint: nowhere\ndistill:\n  student: {name: deit_tiny}\n  epoch: 3\n")
-    onnx = next((tiny_ckpt.parent).glob("*.onnx"), None)
     from vitc.export.stage import export_checkpoint
 
     arts = w / "arts"

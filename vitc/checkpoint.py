@@ -78,9 +78,13 @@ def writable_dir(out: Path, what: str = "--out") -> None:
         raise OutputError(f"cannot write to {what} {out}: {e.strerror}", "choose a writable directory") from e
 
 
+def _json_text(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.write_text(_json_text(obj))
 
 
 def read_json(path: str | Path) -> Any:
@@ -113,7 +117,7 @@ def save_checkpoint(out_dir: str | Path, model: torch.nn.Module, meta: dict) -> 
         tmp_weights = stack.enter_context(atomic_path(out_dir / WEIGHTS))
         save_file(state_dict_for_save(model), str(tmp_weights), metadata={"format": FORMAT})
         meta = {"format": FORMAT, **meta, "weights_sha256": sha256_file(tmp_weights)}
-        tmp_meta.write_text(json.dumps(meta, indent=2, sort_keys=False, default=str) + "\n")
+        tmp_meta.write_text(_json_text(meta))
     return out_dir
 
 

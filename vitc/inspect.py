@@ -73,7 +73,7 @@ def runner(path: Path, threads: int | None = None):
         return fn, meta["preprocess"], meta["classes"]
     from .export.stage import read_manifest
 
-    by_suffix = {export.get(n).SUFFIX: export.get(n) for n in export.names()}
+    by_suffix = export.by_suffix()
     target = by_suffix.get(path.suffix)
     if target is None:
         raise VitcError(f"{path.name}: unknown artifact type {path.suffix!r}", f"known: {', '.join(by_suffix)} or a checkpoint dir")

@@ -9,6 +9,7 @@ reruns everything.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import shutil
@@ -50,7 +51,9 @@ class Pipeline:
     def _teacher_dir(self) -> Path:
         return Path(self.cfg.teacher_checkpoint) if self.cfg.teacher is None else self.cfg.stage_dir("teacher")
 
+    @functools.cached_property
     def _data_inputs(self) -> dict:
+        """The dataset's provenance, read once per run (teacher and distill both depend on it)."""
         from .data import load_source
 
         img = self.cfg.distill.student.img_size
@@ -59,11 +62,11 @@ class Pipeline:
     def spec(self, stage: str) -> tuple[dict, dict]:
         c = self.cfg
         if stage == "teacher":
-            return to_dict(c.teacher), self._data_inputs()
+            return to_dict(c.teacher), self._data_inputs
         if stage == "distill":
             cfg = to_dict(c.distill)
             cfg["teacher_checkpoint"] = str(self._teacher_dir())
-            inputs = {**self._data_inputs(), "teacher_sha256": _weights_sha(self._teacher_dir())}
+            inputs = {**self._data_inputs, "teacher_sha256": _weights_sha(self._teacher_dir())}
             if c.distill.init_checkpoint:
                 inputs["init_sha256"] = _weights_sha(Path(c.distill.init_checkpoint))
             return cfg, inputs

@@ -105,6 +105,19 @@ def shutdown(d: Dist) -> None:
         torch.distributed.destroy_process_group()
 
 
+def package_versions(names) -> dict:
+    """Installed versions of those of `names` that are installed."""
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in names:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
 def machine_info() -> dict:
     """What a reader needs to reproduce a figure: CPU, cores, relevant ISA flags, versions."""
     import platform
