@@ -74,6 +74,25 @@ def test_onnx_metadata_and_dynamic_batch(tmp_path, tiny_ckpt):
     assert fn(np.zeros((5, 3, 32, 32), np.float32)).shape == (5, 10)
 
 
+def test_openvino_ir_carries_its_runtime_precision(tmp_path, tiny_ckpt):
+    """fp32 IRs run in f32 (not the plugin's bf16 default); int8 IRs in the plugin's default; the
+    setting lives in the IR, so vitc's loader and the benchmark_app cross-check agree on it."""
+    if export.get("openvino").check():
+        pytest.skip(export.get("openvino").check())
+    import openvino as ov
+
+    from vitc.export.openvino import runtime_precision
+
+    got = {}
+    for precision in ("fp32", "int8"):
+        m = export_checkpoint(tiny_ckpt, "openvino", precision, tmp_path, calib="digits", calib_size=16, threads=1)
+        got[precision] = runtime_precision(ov.Core().read_model(str(tmp_path / m["artifact"])))
+        assert m["options"]["inference_precision"] == got[precision]
+    assert got == {"fp32": "f32", "int8": "default"}
+    with pytest.raises(ConfigError, match="inference_precision"):
+        export.get("openvino").Options(inference_precision="fp64")
+
+
 def test_onnx_external_data_outside_folder_is_refused(tmp_path, tiny_ckpt):
     if export.get("onnx").check():
         pytest.skip(export.get("onnx").check())
