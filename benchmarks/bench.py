@@ -19,7 +19,7 @@ from vitc import checkpoint as ckpt
 from vitc.errors import ConfigError, VitcError
 
 from . import crosscheck, peak
-from .timing import images_per_second, time_calls
+from .timing import images_per_second, over_rounds, time_calls
 
 SKIPPED_FILE = "skipped.json"  # written by the pipeline for targets that cannot run here
 
@@ -36,6 +36,8 @@ class BenchConfig:
     crosscheck: bool = True            # benchmark_app / bare ORT loop beside the OpenVINO / ONNX rows
     remeasure_peak: bool = False
     eval_batch: int = 32
+    repeats: int = 1                   # timing rounds over all artifacts in turn; p50 = median of the rounds
+    baselines: bool = False            # also build and time issue 6's by-hand baselines (benchmarks/baselines.py)
 
     def __post_init__(self):
         self.batch = tuple(self.batch)
@@ -43,6 +45,8 @@ class BenchConfig:
             raise ConfigError(f"bench.threads: must be an integer >= 1, got {self.threads!r}")
         if not self.batch or any(not isinstance(b, int) or b < 1 for b in self.batch):
             raise ConfigError(f"bench.batch: must be positive integers, e.g. 1,16; got {self.batch!r}")
+        if not (isinstance(self.repeats, int) and self.repeats >= 1):
+            raise ConfigError(f"bench.repeats: must be an integer >= 1, got {self.repeats!r}")
         if self.min_runs < 1 or self.min_seconds < 0 or self.warmup < 0 or self.warmup_seconds < 0:
             raise ConfigError("bench: need min_runs >= 1, min_seconds >= 0, warmup >= 0, warmup_seconds >= 0")
 
@@ -154,13 +158,28 @@ def _batch(X: np.ndarray, b: int) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(X, -(-b // len(X)), 0)[:b])
 
 
-def bench_item(item: Item, cfg: BenchConfig, sources: _Sources, peaks: dict) -> dict:
+@dataclass
+class _Live:
+    """An artifact loaded and checked for accuracy, waiting for its timing rounds."""
+    row: dict
+    fn: object
+    item: Item
+    X: np.ndarray
+    gflops: float | None
+    latency: list = field(default_factory=list)       # Timing per round
+    throughput: dict = field(default_factory=dict)    # batch -> images/s per round
+
+
+def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> dict | _Live:
+    """Load, run all val images, compare with fp32 PyTorch. -> a finished row (skipped) or a _Live."""
     from vitc import export
     from vitc.export.stage import TOLERANCE
     from vitc.validate import compare, run_artifact
 
     row = {"artifact": item.name, "target": item.target, "precision": item.precision, "path": str(item.path) if item.path else None,
            "status": "", "size_mb": _size(item), "threads": cfg.threads}
+    if item.manifest.get("baseline"):
+        row["baseline"] = item.manifest["baseline"]
     if item.kind == "skipped":
         return {**row, "status": f"skipped: {item.reason}"}
     if item.kind == "artifact":
@@ -179,25 +198,66 @@ def bench_item(item: Item, cfg: BenchConfig, sources: _Sources, peaks: dict) -> 
         row["status"] = "ok" if v.passed else "validation failed"
     else:
         row["status"] = "ok (no fp32 reference: source checkpoint not found)"
+    return _Live(row, fn, item, X, s["gflops"])
+
+
+EAGER_BASELINE = "eager PyTorch fp32: the timm model in eval mode under torch.no_grad, torch defaults"
+
+
+def _with_baselines(items: list[Item], out: Path, console: Console) -> list[Item]:
+    """After each fp32 checkpoint's row (itself the eager baseline), the by-hand baselines built
+    from that checkpoint."""
+    from .baselines import build
+
+    res = []
+    for it in items:
+        res.append(it)
+        if it.kind == "checkpoint" and it.precision == "fp32":
+            it.manifest["baseline"] = EAGER_BASELINE
+            console.print(f"building the by-hand baselines from {it.path} in {out / it.path.name}", highlight=False)
+            res += [_artifact(p) for p in build(it.path, out / it.path.name)]
+    return res
+
+
+def _timing(cfg: BenchConfig) -> dict:
+    return dict(warmup=cfg.warmup, warmup_seconds=cfg.warmup_seconds, min_runs=cfg.min_runs, min_seconds=cfg.min_seconds)
+
+
+def time_round(live: _Live, cfg: BenchConfig) -> None:
+    """One timing round: the latency batch, then each throughput batch. Inputs are real val images
+    prepared outside the timed region."""
     lat_b, *tp_b = cfg.batch
-    timing = dict(warmup=cfg.warmup, warmup_seconds=cfg.warmup_seconds, min_runs=cfg.min_runs, min_seconds=cfg.min_seconds)
-    x1 = _batch(X, lat_b)  # real images, prepared outside the timed region
-    t = time_calls(fn, x1, **timing)
-    row["latency"] = {"batch": lat_b, **t.to_json()}
-    row["p50_ms"] = t.p50_ms
-    row["throughput"] = {str(lat_b): images_per_second(t, lat_b)}
+    t = time_calls(live.fn, _batch(live.X, lat_b), **_timing(cfg))
+    live.latency.append(t)
+    live.throughput.setdefault(lat_b, []).append(images_per_second(t, lat_b))
     for b in tp_b:
-        row["throughput"][str(b)] = images_per_second(time_calls(fn, _batch(X, b), **timing), b)
-    if s["gflops"]:
-        kind = peak.PEAK_FOR.get(item.precision, "fp32")
-        achieved = s["gflops"] * lat_b / (t.p50_ms / 1e3)  # GFLOP/s at the latency batch
-        row.update(gflops_per_image=s["gflops"], peak_kind=kind, peak_gflops=peaks["gflops"][kind],
-                   floor_ms=1e3 * s["gflops"] * lat_b / peaks["gflops"][kind], efficiency=achieved / peaks["gflops"][kind])
-    if cfg.crosscheck and item.kind == "artifact":
-        c = crosscheck.interleaved(fn, item.target, item.path, x1, cfg.threads, cfg.min_seconds, **timing)
+        live.throughput.setdefault(b, []).append(images_per_second(time_calls(live.fn, _batch(live.X, b), **_timing(cfg)), b))
+
+
+def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> dict:
+    row, lat_b = live.row, cfg.batch[0]
+    lat = over_rounds(live.latency)
+    row["latency"] = {"batch": lat_b, **lat}
+    row["p50_ms"] = lat["p50_ms"]
+    row["throughput"] = {str(b): float(np.median(v)) for b, v in live.throughput.items()}
+    if live.gflops:
+        kind = peak.PEAK_FOR.get(live.item.precision, "fp32")
+        achieved = live.gflops * lat_b / (row["p50_ms"] / 1e3)  # GFLOP/s at the latency batch
+        row.update(gflops_per_image=live.gflops, peak_kind=kind, peak_gflops=peaks["gflops"][kind],
+                   floor_ms=1e3 * live.gflops * lat_b / peaks["gflops"][kind], efficiency=achieved / peaks["gflops"][kind])
+    if cfg.crosscheck and live.item.kind == "artifact":
+        c = crosscheck.interleaved(live.fn, live.item.target, live.item.path, _batch(live.X, lat_b), cfg.threads,
+                                   cfg.min_seconds, **_timing(cfg))
         if c:
             row["crosscheck"] = c
     return row
+
+
+def _error_row(item: Item, cfg: BenchConfig, e: Exception) -> dict:
+    msg = e.message if isinstance(e, VitcError) else f"{type(e).__name__}: {e}"
+    return {"artifact": item.name, "target": item.target, "precision": item.precision,
+            "path": str(item.path) if item.path else None, "status": f"error: {msg.splitlines()[0][:200]}",
+            "size_mb": None, "threads": cfg.threads}
 
 
 def environment(cfg: BenchConfig) -> dict:
@@ -209,7 +269,9 @@ def environment(cfg: BenchConfig) -> dict:
             "method": (f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s, then >= {cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "
                        f"each call timed alone (perf_counter_ns); p50 quoted; inputs are pre-processed val images prepared "
                        f"before timing, so pre-processing is excluded; {cfg.threads} threads for every runtime; "
-                       f"throughput = batch / p50 of that batch")}
+                       f"throughput = batch / p50 of that batch (one request; OpenVINO's THROUGHPUT hint measured no better here: "
+                       f"results/latency-ab); {cfg.repeats} timing round(s) over all artifacts in turn, "
+                       f"p50 and throughput = median of the rounds, p90/p99/mean/std over all rounds' calls")}
 
 
 def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console | None = None) -> dict:
@@ -218,25 +280,41 @@ def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console |
     console = console or Console()
     items = discover(paths)
     report.prepare(out)
+    if cfg.baselines:
+        items = _with_baselines(items, out / "baselines", console)
     torch.set_num_threads(cfg.threads)
     pk = peak.peaks(cfg.threads, cfg.remeasure_peak)
     console.print(f"peaks ({cfg.threads} threads{', cached' if pk.get('cached') else ''}): "
                   + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in pk["gflops"].items()), highlight=False)
     sources = _Sources(cfg.data, cfg.eval_batch)
-    rows = []
-    for i, item in enumerate(items, 1):
-        console.print(f"[{i}/{len(items)}] {item.name}", highlight=False)
+    rows: list = []   # a finished row or a _Live per item, in discovery order
+    spent = [0.0] * len(items)
+
+    def step(i: int, item: Item, fn):
+        """One phase of one artifact; an exception becomes its error row and never stops the others."""
         t0 = time.perf_counter()
         try:
-            row = bench_item(item, cfg, sources, pk)
-        except Exception as e:  # one failure never stops the others: the row carries it
-            msg = e.message if isinstance(e, VitcError) else f"{type(e).__name__}: {e}"
-            row = {"artifact": item.name, "target": item.target, "precision": item.precision,
-                   "path": str(item.path) if item.path else None, "status": f"error: {msg.splitlines()[0][:200]}",
-                   "size_mb": None, "threads": cfg.threads}
-        row["bench_s"] = time.perf_counter() - t0
-        rows.append(row)
-        gc.collect()
+            return fn()
+        except Exception as e:
+            return _error_row(item, cfg, e)
+        finally:
+            spent[i] += time.perf_counter() - t0
+
+    for i, item in enumerate(items):
+        console.print(f"[{i + 1}/{len(items)}] {item.name}: load, top-1, agreement", highlight=False)
+        rows.append(step(i, item, lambda: prepare_item(item, cfg, sources)))
+    # Rounds go over all artifacts in turn, so a slow spell of this VM lands on every row alike
+    # rather than on whichever artifact happened to run then.
+    for r in range(cfg.repeats):
+        for i, live in enumerate(rows):
+            if isinstance(live, _Live):
+                console.print(f"timing round {r + 1}/{cfg.repeats}: {live.item.name}", highlight=False)
+                rows[i] = step(i, live.item, lambda: time_round(live, cfg) or live)
+    for i, live in enumerate(rows):
+        if isinstance(live, _Live):
+            rows[i] = step(i, live.item, lambda: finish_item(live, cfg, pk))
+        rows[i]["bench_s"] = spent[i]
+    gc.collect()
     result = {"schema": 1, "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
               "environment": environment(cfg), "peaks": pk, "rows": rows}
     report.write_all(result, out)

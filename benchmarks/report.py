@@ -45,15 +45,21 @@ def _cc(r: dict) -> str:
     return f"{c['vitc_p50_ms']:.3f} vs {c['p50_ms']:.3f} ms ({100 * (c['ratio'] - 1):+.0f}%)"
 
 
+def _p50(r: dict) -> str:
+    lat = r.get("latency") or {}
+    p = lat.get("p50_rounds_ms") or []
+    return _f(r.get("p50_ms"), ".3f") + (f" ({min(p):.2f}-{max(p):.2f})" if len(p) > 1 else "")
+
+
 def markdown_table(rows: list[dict]) -> str:
-    head = ("| artifact | status | size MB | top-1 % | agree % | p50 ms | p90 ms | p99 ms | mean±std ms | img/s @batch "
+    head = ("| artifact | status | size MB | top-1 % | agree % | p50 ms (rounds min-max) | p90 ms | p99 ms | mean±std ms | img/s @batch "
             "| eff. | cross-check p50: vitc vs tool |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     lines = []
     for r in rows:
         lat = r.get("latency") or {}
         ms = f"{lat['mean_ms']:.3f}±{lat['std_ms']:.3f}" if lat else "-"
         lines.append(f"| {r['artifact']} | {r['status']} | {_f(r.get('size_mb'), '.1f')} | {_f(r.get('top1'))} | "
-                     f"{_f(r.get('agreement'))} | {_f(r.get('p50_ms'), '.3f')} | {_f(lat.get('p90_ms'), '.3f')} | "
+                     f"{_f(r.get('agreement'))} | {_p50(r)} | {_f(lat.get('p90_ms'), '.3f')} | "
                      f"{_f(lat.get('p99_ms'), '.3f')} | {ms} | {_tp(r)} | {_f(r.get('efficiency'), '.1%')} | {_cc(r)} |")
     return head + "\n".join(lines) + "\n"
 
@@ -81,6 +87,14 @@ def reading(result: dict) -> list[str]:
             lo, hi = min(r["top1"] - r["top1_fp32"] for r in int8), max(r["top1"] - r["top1_fp32"] for r in int8)
             out.append(f"int8 top-1 change vs fp32 ranges from {lo:+.2f} to {hi:+.2f} points"
                        + (f" (largest loss: {worst['artifact']})." if lo < 0 else "; no int8 artifact lost accuracy."))
+        ours = [r for r in ok if not r.get("baseline")]
+        for b in (r for r in ok if r.get("baseline")):
+            s = f"Baseline {b['artifact']} ({b['baseline']}): p50 {b['p50_ms']:.3f} ms, top-1 {_f(b.get('top1'))}%"
+            mine = [r for r in ours if r["precision"] == b["precision"]] or ours
+            if mine:
+                m = min(mine, key=lambda r: r["p50_ms"])
+                s += f"; vitc's fastest {m['precision']} artifact {m['artifact']} ({m['p50_ms']:.3f} ms) is {b['p50_ms'] / m['p50_ms']:.2f}x faster"
+            out.append(s + ".")
         big = [r for r in ok if r.get("throughput") and len(r["throughput"]) > 1]
         if big:
             b = max(big, key=lambda r: max(r["throughput"].values()))

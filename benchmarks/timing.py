@@ -6,7 +6,7 @@ perf_counter_ns so the percentiles are real per-inference latencies, not a mean 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -21,16 +21,29 @@ class Timing:
     mean_ms: float
     std_ms: float
     min_ms: float
+    samples_ms: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "samples_ms"}
+
+
+def _summary_ms(ms: np.ndarray) -> Timing:
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return Timing(len(ms), float(p50), float(p90), float(p99), float(ms.mean()),
+                  float(ms.std(ddof=1) if len(ms) > 1 else 0.0), float(ms.min()), ms)
 
 
 def _summary(samples_ns: list[int]) -> Timing:
-    ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return Timing(len(ms), float(p50), float(p90), float(p99), float(ms.mean()),
-                  float(ms.std(ddof=1) if len(ms) > 1 else 0.0), float(ms.min()))
+    return _summary_ms(np.asarray(samples_ns, dtype=np.float64) / 1e6)
+
+
+def over_rounds(rounds: list[Timing]) -> dict:
+    """Several timing runs of one artifact (rounds interleaved with the other artifacts): p50 is the
+    median of the rounds' p50s (what "median of several runs" means); tails, mean and std come from
+    all samples pooled; the per-round p50s show the spread the machine caused."""
+    pooled = _summary_ms(np.concatenate([t.samples_ms for t in rounds]))
+    p50s = [t.p50_ms for t in rounds]
+    return {**pooled.to_json(), "p50_ms": float(np.median(p50s)), "p50_rounds_ms": p50s, "rounds": len(rounds)}
 
 
 def _loop(step: Callable[[], None], warmup: int, warmup_seconds: float, min_runs: int, min_seconds: float,

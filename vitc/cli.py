@@ -191,6 +191,8 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
           min_runs: Annotated[int, typer.Option(help="at least this many timed calls ...")] = 50,
           min_seconds: Annotated[float, typer.Option(help="... and at least this many seconds")] = 2.0,
           crosscheck: Annotated[bool, typer.Option(help="time OpenVINO rows with benchmark_app and ONNX rows with a bare ORT loop too")] = True,
+          repeats: Annotated[int, typer.Option(help="timing rounds over all artifacts in turn; p50 = median of the rounds")] = 1,
+          baselines: Annotated[bool, typer.Option(help="also build and time by-hand baselines (NNCF defaults, ORT dynamic int8, ORT fp32) from each fp32 checkpoint given")] = False,
           peak: Annotated[bool, typer.Option("--peak", help="(re)measure this CPU's fp32/bf16/int8 matmul peaks")] = False) -> None:
     """Latency, throughput, size and accuracy per artifact; writes a report."""
     from .benchmarks.bench import BenchConfig, run_bench
@@ -200,7 +202,7 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
     except ValueError:
         raise ConfigError(f"--batch {batch!r} is not a comma-separated list of integers", "e.g. --batch 1,16") from None
     cfg = BenchConfig(threads=threads, batch=sizes, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
-                      data=data, crosscheck=crosscheck, remeasure_peak=peak)
+                      data=data, crosscheck=crosscheck, remeasure_peak=peak, repeats=repeats, baselines=baselines)
     if not paths:
         if not peak:
             raise ConfigError("nothing to bench", "vitc bench EXPORT_DIR [...] --out DIR, or vitc bench --peak")

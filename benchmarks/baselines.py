@@ -1,0 +1,86 @@
+"""The baselines of issue 6, built by hand the way a skilled user would, from the same fp32
+checkpoint and calibration images as vitc's own artifacts, so that `vitc bench --baselines` times
+them in the same run (the ratios hold on a noisy machine). The fourth baseline, eager PyTorch
+fp32, is the checkpoint's own row.
+
+Each recipe uses the library's defaults on purpose: that is the point of a baseline. Every
+artifact gets a manifest like vitc's (so the bench can load and validate it) with a "baseline"
+entry that says exactly how it was made.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from vitc import checkpoint as ckpt
+
+RECIPES = {
+    "baseline-openvino-nncf-default-int8.xml": (
+        "openvino", "int8", "ov.convert_model(model, example_input=x) -> nncf.quantize(ov_model, nncf.Dataset(calib)) "
+        "with NNCF's default settings -> ov.save_model; run with the CPU plugin's default precision"),
+    "baseline-onnx-dynamic-int8.onnx": (
+        "onnx", "int8", "torch.onnx.export(dynamo=True) -> quant_pre_process (ORT's advice; quantize_dynamic fails on the raw "
+        "export's shape info) -> onnxruntime.quantization.quantize_dynamic (defaults); "
+        "ONNX Runtime's default session options"),
+    "baseline-onnx-fp32.onnx": (
+        "onnx", "fp32", "torch.onnx.export(dynamo=True); ONNX Runtime's default session options"),
+}
+
+
+def _onnx_fp32(model, example, path: Path) -> None:
+    torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["input"], output_names=["logits"],
+                      dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
+
+
+def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None = None) -> list[Path]:
+    """-> the baseline artifacts in out_dir (rebuilt every time: a few tens of seconds)."""
+    import nncf
+    import openvino as ov
+    from onnxruntime.quantization import quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from vitc.data import eval_tensors, load_source
+    from vitc.export._files import staged
+    from vitc.export.openvino import mark_inference_precision
+    from vitc.export.stage import _versions, calibration_images
+    from vitc.models import load_checkpoint_model
+
+    model, meta = load_checkpoint_model(ckpt_dir)
+    model.eval()
+    pre = meta["preprocess"]
+    data = data or meta.get("config", {}).get("data", "digits")
+    example = eval_tensors(load_source(data, pre["input_size"][-1]).val, pre)[0][:2]
+    out_dir = Path(out_dir)
+    ckpt.writable_dir(out_dir, "the baselines dir")
+    paths = []
+    for name, (target, precision, recipe) in RECIPES.items():
+        path = out_dir / name
+        with staged(path) as tmp:
+            if target == "openvino":
+                calib = calibration_images(data, pre, calib_size)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ov_model = ov.convert_model(model, example_input=example)
+                q = nncf.quantize(ov_model, nncf.Dataset([calib[i:i + 1].numpy() for i in range(len(calib))]),
+                                  subset_size=len(calib))
+                mark_inference_precision(q, "default")  # vitc's loader then leaves the plugin's default, as benchmark_app does
+                ov.save_model(q, str(tmp / name))
+            elif precision == "fp32":
+                _onnx_fp32(model, example, tmp / name)
+            else:
+                _onnx_fp32(model, example, tmp / "fp32.onnx")
+                quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"))
+                quantize_dynamic(str(tmp / "pre.onnx"), str(tmp / name))
+                for p in ("fp32.onnx", "pre.onnx"):
+                    (tmp / p).unlink()
+        size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
+        ckpt.write_json(Path(str(path) + ".json"), {
+            "artifact": name, "target": target, "precision": precision, "size_bytes": size,
+            "status": "not validated here: vitc bench compares it with fp32 PyTorch", "baseline": recipe,
+            "source": {"checkpoint": str(ckpt_dir), "weights_sha256": meta["weights_sha256"], "quantization": None},
+            "calibration": {"data": data, "split": "train", "images": calib_size} if "nncf" in name else None,
+            "classes": meta["classes"], "preprocess": pre, "versions": _versions(target)})
+        paths.append(path)
+    return paths
