@@ -26,14 +26,21 @@ class Options:
     dynamic_batch: bool = True
     precision: str = "fp32"          # int8: ONNX Runtime static QDQ quantization (compress/quantize.py)
     metadata: dict | None = None     # class names, preprocessing, source hash -> metadata_props
-    calibration: torch.Tensor | None = None   # real images for int8
+    calibration: torch.Tensor | None = None   # real images for int8 (static)
+    # int8: static (QDQ, calibrated on real images) | dynamic (int8 weights, activations quantized
+    # per call) | auto: dynamic for models with attention, static otherwise. ONNX Runtime's own
+    # advice (dynamic for transformers, static for CNNs) and measured on deit_tiny 224: static QDQ
+    # p50 9.7 ms, dynamic 6.5 ms, agreement with fp32 99.4% vs 99.7% (results/latency-ab).
+    int8_mode: str = "auto"
 
     def __post_init__(self):
         if self.opset < 17:
             raise ConfigError(f"opset: {self.opset} is too old; LayerNormalization needs opset >= 17")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: {self.precision!r} is not one of {PRECISIONS}")
-        if self.precision == "int8" and self.calibration is None:
+        if self.int8_mode not in ("auto", "static", "dynamic"):
+            raise ConfigError(f"int8_mode: {self.int8_mode!r} is not auto, static or dynamic")
+        if self.precision == "int8" and self.calibration is None and self.int8_mode != "dynamic":
             raise ConfigError("onnx int8 needs calibration images", "pass --calib digits (or an ImageFolder)")
 
 
@@ -71,10 +78,15 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
                         location=out.name + ".data")
         onnx.checker.check_model(str(path), full_check=True)
         if opts.precision == "int8":
-            from vitc.compress.quantize import ort_static_int8
+            from vitc.compress.quantize import ort_dynamic_int8, ort_static_int8
 
+            if opts.int8_mode == "auto":
+                opts.int8_mode = "dynamic" if any(type(m).__name__.endswith("Attention") for m in model.modules()) else "static"
             fp32 = path.rename(tmp / ("fp32-" + out.name))
-            ort_static_int8(fp32, path, opts.calibration)
+            if opts.int8_mode == "static":
+                ort_static_int8(fp32, path, opts.calibration)
+            else:
+                ort_dynamic_int8(fp32, path)
             fp32.unlink()
             onnx.checker.check_model(str(path))
     return out

@@ -81,7 +81,8 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
                 "source": {"checkpoint": str(ckpt_dir), "weights_sha256": meta["weights_sha256"],
                            "quantization": meta.get("quantization")},
                 "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"},
-                "calibration": {"data": calib or data, "split": "train", "images": calib_size} if precision == "int8" else None,
+                "calibration": ({"data": calib or data, "split": "train", "images": calib_size}
+                                if precision == "int8" and getattr(o, "int8_mode", "static") != "dynamic" else None),
                 "notes": dict(getattr(target, "notes", {})), "validation": v.to_json(), "top1_drop": drop,
                 "max_drop": max_drop, "export_s": export_s, "classes": meta["classes"], "preprocess": pre,
                 "versions": _versions(target.NAME)}

@@ -93,6 +93,24 @@ def test_openvino_ir_carries_its_runtime_precision(tmp_path, tiny_ckpt):
         export.get("openvino").Options(inference_precision="fp64")
 
 
+def test_onnx_int8_mode_auto_is_dynamic_for_vits_and_static_on_request(tmp_path, tiny_ckpt):
+    if export.get("onnx").check():
+        pytest.skip(export.get("onnx").check())
+    import onnx
+
+    ops = {}
+    for mode in ("auto", "static"):
+        m = export_checkpoint(tiny_ckpt, "onnx", "int8", tmp_path / mode, calib="digits", calib_size=16, threads=1,
+                              opts={"int8_mode": mode})
+        ops[mode] = {n.op_type for n in onnx.load(str(tmp_path / mode / m["artifact"])).graph.node}
+        assert m["status"] == "ok" and m["options"]["int8_mode"] == ("dynamic" if mode == "auto" else "static")
+        assert (m["calibration"] is None) == (mode == "auto")  # dynamic int8 uses no calibration images
+    assert "MatMulInteger" in ops["auto"] and "QuantizeLinear" not in ops["auto"]
+    assert "QuantizeLinear" in ops["static"] and "MatMulInteger" not in ops["static"]
+    with pytest.raises(ConfigError, match="int8_mode"):
+        export.get("onnx").Options(int8_mode="fast")
+
+
 def test_onnx_external_data_outside_folder_is_refused(tmp_path, tiny_ckpt):
     if export.get("onnx").check():
         pytest.skip(export.get("onnx").check())

@@ -119,8 +119,9 @@ def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
              backend: Annotated[str, typer.Option(help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8)")] = "torch",
              calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = 1.0,
              data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
+             ort_mode: Annotated[str, typer.Option(help="onnxruntime int8: auto (dynamic for transformers, static for CNNs) | static | dynamic")] = "auto",
              threads: Threads = None, force: Force = False) -> None:
-    """int8: PyTorch dynamic (Linear) + TorchScript-lite, or static with ONNX Runtime / OpenVINO NNCF."""
+    """int8: PyTorch dynamic (Linear) + TorchScript-lite, or with ONNX Runtime / OpenVINO NNCF (calibrated on real images)."""
     from .compress.quantize import quantize_checkpoint
     from .export.stage import export_checkpoint
 
@@ -138,7 +139,8 @@ def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
     if calib is None:
         raise ConfigError(f"--backend {backend} is static int8 and needs real calibration images", "pass --calib digits")
     _exported(export_checkpoint(checkpoint, targets[backend], "int8", out, data=data, calib=calib,
-                                calib_size=calib_size, threads=threads, max_drop=max_drop))
+                                calib_size=calib_size, threads=threads, max_drop=max_drop,
+                                opts={"int8_mode": ort_mode} if backend == "onnxruntime" else None))
 
 
 @app.command()
