@@ -73,9 +73,11 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
                 _onnx_fp32(model, example, tmp / "fp32.onnx")
                 quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"))
                 quantize_dynamic(str(tmp / "pre.onnx"), str(tmp / name))
-                for p in ("fp32.onnx", "pre.onnx"):
-                    (tmp / p).unlink()
-        size = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
+                for p in tmp.iterdir():  # the fp32 export and its external data, the pre-processed copy
+                    if not p.name.startswith(name):
+                        p.unlink()
+        # torch.onnx.export keeps the weights in NAME.onnx.data; OpenVINO in NAME.bin
+        size = sum(p.stat().st_size for p in out_dir.glob(path.stem + ".*") if p.suffix != ".json")
         ckpt.write_json(Path(str(path) + ".json"), {
             "artifact": name, "target": target, "precision": precision, "size_bytes": size,
             "status": "not validated here: vitc bench compares it with fp32 PyTorch", "baseline": recipe,

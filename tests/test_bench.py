@@ -174,6 +174,7 @@ def test_bench_repeats_and_by_hand_baselines(tmp_path, monkeypatch, tiny_ckpt):
     base = tmp_path / "report" / "baselines" / tiny_ckpt.name
     assert {p.name for p in base.iterdir()} >= {"baseline-onnx-fp32.onnx", "baseline-onnx-fp32.onnx.json",
                                                  "baseline-openvino-nncf-default-int8.bin"}
-    assert not [p for p in base.iterdir() if p.name.startswith(".")]  # no staging leftovers
+    assert all(p.name.startswith("baseline-") for p in base.iterdir())  # no staging or intermediate leftovers
+    assert rows["baseline-onnx-fp32"]["size_mb"] > 0.9 * rows["tiny-pytorch-fp32"]["size_mb"]  # external weights counted
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Baseline baseline-onnx-dynamic-int8 (" in md and "2 timing round(s)" in md
