@@ -51,9 +51,26 @@ def _ab_benchmark_app(a: Path, b: Path, shape, threads: int, rounds: int, second
     if bad:
         raise RuntimeError(bad[0])
     key = "fps" if hint_b == "throughput" else "p50_ms"
-    va, vb = [r[key] for r in ra], [r[key] for r in rb]
-    return {"metric": key, "a": va, "b": vb, "a_median": float(np.median(va)), "b_median": float(np.median(vb)),
-            "b_over_a": float(np.median(vb) / np.median(va)), "command_a": ra[0]["command"], "command_b": rb[0]["command"]}
+    return _ab([r[key] for r in ra], [r[key] for r in rb], key, command_a=ra[0]["command"], command_b=rb[0]["command"])
+
+
+def _ab(va: list, vb: list, metric: str, **extra) -> dict:
+    return {"metric": metric, "a": va, "b": vb, "a_median": float(np.median(va)), "b_median": float(np.median(vb)),
+            "b_over_a": float(np.median(vb) / np.median(va)), **extra}
+
+
+def _ab_ort(a: Path, b: Path, x: np.ndarray, threads: int, rounds: int, seconds: float) -> dict:
+    from vitc.export import onnx as onnx_target
+
+    from .timing import time_calls
+
+    ta, tb = [], []
+    for _ in range(rounds):
+        for path, acc in ((a, ta), (b, tb)):
+            fn = onnx_target.load(path, threads)  # one session alive at a time
+            acc.append(time_calls(fn, x, min_seconds=seconds).p50_ms)
+            del fn
+    return _ab(ta, tb, "p50_ms")
 
 
 def _accuracy(fn, X, Y, ref) -> dict:
@@ -63,7 +80,9 @@ def _accuracy(fn, X, Y, ref) -> dict:
     return {"top1": v.top1_artifact, "top1_fp32": v.top1_reference, "agreement": 100 * v.top1_agreement, "max_abs_diff": v.max_abs_diff}
 
 
-def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, seconds: float) -> dict:
+def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, seconds: float,
+        only: tuple[str, ...] = ("precision", "throughput", "heads", "optimizer", "nncf", "ort-int8"),
+        nncf_variants: tuple[str, ...] | None = None) -> dict:
     import openvino as ov
 
     from vitc.data import eval_tensors, load_source
@@ -73,7 +92,7 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
     from vitc.runtime import machine_info, package_versions
     from vitc.validate import reference_logits
 
-    from .timing import time_calls
+    from vitc.export.stage import calibration_images
 
     torch.set_num_threads(threads)
     model, meta = load_checkpoint_model(ckpt_dir)
@@ -83,53 +102,83 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
     shape1 = [1, *X.shape[1:]]
     res: dict = {"checkpoint": str(ckpt_dir), "int8_ir": str(int8_ir), "threads": threads, "rounds": rounds, "seconds": seconds,
                  "machine": machine_info(), "versions": package_versions(("torch", "timm", "onnxruntime", "openvino", "nncf")),
-                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "candidates": {}}
+                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "only": list(only), "nncf_variants": list(nncf_variants or []),
+                 "candidates": {}}
     cand = res["candidates"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # 1. int8 IR: non-quantized ops (softmax, LayerNorm, GELU, adds) in f32 vs the CPU plugin's default (bf16 here)
-        ab = _ab_benchmark_app(int8_ir, int8_ir, shape1, threads, rounds, seconds, "f32", None)
-        ab["accuracy_a"] = _accuracy(ov_target.load(int8_ir, threads, "f32"), X, Y, ref)
-        ab["accuracy_b"] = _accuracy(ov_target.load(int8_ir, threads, "default"), X, Y, ref)
-        cand["openvino int8, b1: INFERENCE_PRECISION_HINT f32 -> plugin default (bf16 on this CPU)"] = ab
-        # 2. int8 IR at batch 16: one request with the LATENCY hint vs the THROUGHPUT hint (streams + requests)
-        shape16 = [16, *X.shape[1:]]
-        ra, rb = [], []
-        for _ in range(rounds):
-            ra.append(benchmark_app(int8_ir, shape16, threads, seconds, None, hint="latency"))
-            rb.append(benchmark_app(int8_ir, shape16, threads, seconds, None, hint="throughput"))
-        va, vb = [r["fps"] for r in ra], [r["fps"] for r in rb]  # benchmark_app's FPS counts images
-        cand["openvino int8, batch 16 images/s: LATENCY hint -> THROUGHPUT hint"] = {
-            "metric": "images_per_s", "a": va, "b": vb, "a_median": float(np.median(va)), "b_median": float(np.median(vb)),
-            "b_over_a": float(np.median(vb) / np.median(va)), "command_a": ra[0]["command"], "command_b": rb[0]["command"]}
-        # 3. fp32 IR: the two heads as two matmuls + add vs one folded matmul
-        ex = X[:2]
-        a_xml, b_xml = tmp / "heads2.xml", tmp / "folded.xml"
-        ov.save_model(ov_target.convert(model, ex, True), str(a_xml), compress_to_fp16=False)
-        folded = FoldedHeads(model).eval()
-        ov.save_model(ov_target.convert(folded, ex, True), str(b_xml), compress_to_fp16=False)
-        ab = _ab_benchmark_app(a_xml, b_xml, shape1, threads, rounds, seconds, "f32", "f32")
-        ab["accuracy_b"] = _accuracy(ov_target.load(b_xml, threads, "f32"), X, Y, ref)
-        cand["openvino fp32, b1: two heads + add -> one folded linear head"] = ab
-        # 4. ONNX Runtime fp32: as exported vs onnxruntime.transformers' ViT optimizer (fused LayerNorm/GELU)
+        ex, x1 = X[:2], np.ascontiguousarray(X[:1].numpy())
+        calib = calibration_images(meta.get("config", {}).get("data", "digits"), pre, 128)
+        if "precision" in only:
+            # int8 IR: non-quantized ops (softmax, LayerNorm, GELU, adds) in f32 vs the CPU plugin's default (bf16 here)
+            ab = _ab_benchmark_app(int8_ir, int8_ir, shape1, threads, rounds, seconds, "f32", None)
+            ab["accuracy_a"] = _accuracy(ov_target.load(int8_ir, threads, "f32"), X, Y, ref)
+            ab["accuracy_b"] = _accuracy(ov_target.load(int8_ir, threads, "default"), X, Y, ref)
+            cand["openvino int8, b1: INFERENCE_PRECISION_HINT f32 -> plugin default (bf16 on this CPU)"] = ab
+        if "throughput" in only:
+            # int8 IR at batch 16: one request with the LATENCY hint vs the THROUGHPUT hint (streams + requests)
+            shape16 = [16, *X.shape[1:]]
+            ra, rb = [], []
+            for _ in range(rounds):
+                ra.append(benchmark_app(int8_ir, shape16, threads, seconds, None, hint="latency"))
+                rb.append(benchmark_app(int8_ir, shape16, threads, seconds, None, hint="throughput"))
+            va, vb = [r["fps"] for r in ra], [r["fps"] for r in rb]  # benchmark_app's FPS counts images
+            cand["openvino int8, batch 16 images/s: LATENCY hint -> THROUGHPUT hint"] = _ab(va, vb, "images_per_s")
+        if "heads" in only:
+            # fp32 IR: the two heads as two matmuls + add vs one folded matmul
+            a_xml, b_xml = tmp / "heads2.xml", tmp / "folded.xml"
+            ov.save_model(ov_target.convert(model, ex, True), str(a_xml), compress_to_fp16=False)
+            ov.save_model(ov_target.convert(FoldedHeads(model).eval(), ex, True), str(b_xml), compress_to_fp16=False)
+            ab = _ab_benchmark_app(a_xml, b_xml, shape1, threads, rounds, seconds, "f32", "f32")
+            ab["accuracy_b"] = _accuracy(ov_target.load(b_xml, threads, "f32"), X, Y, ref)
+            cand["openvino fp32, b1: two heads + add -> one folded linear head"] = ab
         fp32 = tmp / "m.onnx"
         onnx_target.export(model, ex, fp32, onnx_target.Options())
-        from onnxruntime.transformers.optimizer import optimize_model
+        if "optimizer" in only:
+            # ONNX Runtime fp32: as exported vs onnxruntime.transformers' ViT optimizer (fused LayerNorm/GELU)
+            from onnxruntime.transformers.optimizer import optimize_model
 
-        opt = tmp / "opt.onnx"
-        optimize_model(str(fp32), model_type="vit", num_heads=model.blocks[0].attn.num_heads,
-                       hidden_size=model.embed_dim).save_model_to_file(str(opt))
-        x1 = np.ascontiguousarray(X[:1].numpy())
-        ta, tb = [], []
-        for _ in range(rounds):
-            for path, acc in ((fp32, ta), (opt, tb)):
-                fn = onnx_target.load(path, threads)  # one session alive at a time
-                acc.append(time_calls(fn, x1, min_seconds=seconds).p50_ms)
-                del fn
-        cand["onnxruntime fp32, b1: as exported -> transformers optimizer (model_type vit)"] = {
-            "metric": "p50_ms", "a": ta, "b": tb, "a_median": float(np.median(ta)), "b_median": float(np.median(tb)),
-            "b_over_a": float(np.median(tb) / np.median(ta)), "accuracy_b": _accuracy(onnx_target.load(opt, threads), X, Y, ref),
-}
+            opt = tmp / "opt.onnx"
+            optimize_model(str(fp32), model_type="vit", num_heads=model.blocks[0].attn.num_heads,
+                           hidden_size=model.embed_dim).save_model_to_file(str(opt))
+            ab = _ab_ort(fp32, opt, x1, threads, rounds, seconds)
+            ab["accuracy_b"] = _accuracy(onnx_target.load(opt, threads), X, Y, ref)
+            cand["onnxruntime fp32, b1: as exported -> transformers optimizer (model_type vit)"] = ab
+        if "nncf" in only:
+            # NNCF settings for the OpenVINO int8 IR (all with the plugin's default precision for float ops)
+            import nncf
+            from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters as AQP
+            from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
+
+            variants = {"TRANSFORMER": dict(model_type=nncf.ModelType.TRANSFORMER),
+                        "defaults": {},
+                        "TRANSFORMER, PERFORMANCE preset": dict(model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.PERFORMANCE),
+                        "TRANSFORMER, SmoothQuant off": dict(model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=AQP(
+                            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=-1)))}
+            xmls = {}
+            for name, kw in variants.items():
+                if nncf_variants is not None and name not in nncf_variants + ("TRANSFORMER",):
+                    continue
+                xmls[name] = tmp / f"nncf-{len(xmls)}.xml"
+                q = nncf.quantize(ov_target.convert(model, ex, True), nncf.Dataset([calib[i:i + 1].numpy() for i in range(len(calib))]),
+                                  subset_size=len(calib), **kw)
+                ov.save_model(q, str(xmls[name]))
+            for name in [n for n in variants if n != "TRANSFORMER" and (nncf_variants is None or n in nncf_variants)]:
+                ab = _ab_benchmark_app(xmls["TRANSFORMER"], xmls[name], shape1, threads, rounds, seconds, "default", "default")
+                ab["accuracy_a"] = _accuracy(ov_target.load(xmls["TRANSFORMER"], threads, "default"), X, Y, ref)
+                ab["accuracy_b"] = _accuracy(ov_target.load(xmls[name], threads, "default"), X, Y, ref)
+                cand[f"openvino int8, b1: nncf.quantize model_type TRANSFORMER -> {name}"] = ab
+        if "ort-int8" in only:
+            # ONNX Runtime static QDQ int8: signed activations (S8S8) vs unsigned (U8S8, VNNI's native u8 x s8)
+            from vitc.compress.quantize import ort_static_int8
+
+            s8, u8 = tmp / "s8.onnx", tmp / "u8.onnx"
+            ort_static_int8(fp32, s8, calib, activation="s8")
+            ort_static_int8(fp32, u8, calib, activation="u8")
+            ab = _ab_ort(s8, u8, x1, threads, rounds, seconds)
+            ab["accuracy_a"] = _accuracy(onnx_target.load(s8, threads), X, Y, ref)
+            ab["accuracy_b"] = _accuracy(onnx_target.load(u8, threads), X, Y, ref)
+            cand["onnxruntime static int8 QDQ, b1: S8 activations -> U8 activations"] = ab
     out.mkdir(parents=True, exist_ok=True)
     (out / "ab.json").write_text(json.dumps(res, indent=2))
     (out / "ab.md").write_text(markdown(res))
@@ -139,7 +188,8 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# Latency candidates, before -> after (issue 6)", "",
-             f"`python -m vitc.benchmarks.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds {res['rounds']} --seconds {res['seconds']:g}`  ",
+             f"`python -m vitc.benchmarks.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds {res['rounds']} --seconds {res['seconds']:g} "
+             f"--only {','.join(res.get('only', []))}" + (f" --nncf-variants '{';'.join(res['nncf_variants'])}'" if res.get("nncf_variants") else "") + "`  ",
              f"{res['date']}; {m.get('cpu')}, {m.get('cores')} cores, {res['threads']} threads; "
              + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v), "",
              f"A and B alternate for {res['rounds']} rounds of {res['seconds']:g} s; medians of the rounds.", "",
@@ -161,8 +211,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--only", default="precision,throughput,heads,optimizer,nncf,ort-int8", help="comma-separated candidates")
+    ap.add_argument("--nncf-variants", default=None, help="semicolon-separated NNCF variants to compare with TRANSFORMER (default: all)")
     a = ap.parse_args()
-    print(markdown(run(a.checkpoint, a.int8_ir, a.out, a.threads, a.rounds, a.seconds)))
+    nv = tuple(a.nncf_variants.split(";")) if a.nncf_variants else None
+    print(markdown(run(a.checkpoint, a.int8_ir, a.out, a.threads, a.rounds, a.seconds, tuple(a.only.split(",")), nv)))
 
 
 if __name__ == "__main__":
