@@ -101,8 +101,8 @@ CASES = [
     Case("predict on a missing image", lambda d: ["predict", d["ckpt"], d["w"] / "nope.png"], "does not exist"),
     Case("predict on a file that is not an image", lambda d: ["predict", d["ckpt"], d["w"] / "text.png"], "not a readable image"),
     Case("calibration set smaller than the calibration batch",
-         lambda d: ["export", d["ckpt"], "--target", "onnx", "--precision", "int8", "--calib", "digits", "--calib-size", "4",
-                    "--out", d["w"] / "o20"], "fewer than the calibration batch"),
+         lambda d: ["quantize", d["ckpt"], "--backend", "onnxruntime", "--ort-mode", "static", "--calib", "digits",
+                    "--calib-size", "4", "--out", d["w"] / "o20"], "fewer than the calibration batch"),
 ]
 
 
