@@ -38,9 +38,8 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
     """-> the baseline artifacts in out_dir (rebuilt every time: a few tens of seconds)."""
     import nncf
     import openvino as ov
-    from onnxruntime.quantization import quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from vitc.compress.quantize import ort_dynamic_int8
     from vitc.data import eval_tensors, load_source
     from vitc.export._files import staged
     from vitc.export.openvino import mark_inference_precision
@@ -71,9 +70,8 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
                 _onnx_fp32(model, example, tmp / name)
             else:
                 _onnx_fp32(model, example, tmp / "fp32.onnx")
-                quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"))
-                quantize_dynamic(str(tmp / "pre.onnx"), str(tmp / name))
-                for p in tmp.iterdir():  # the fp32 export and its external data, the pre-processed copy
+                ort_dynamic_int8(tmp / "fp32.onnx", tmp / name)  # the same two library calls a user makes
+                for p in tmp.iterdir():  # the fp32 export and its external data
                     if not p.name.startswith(name):
                         p.unlink()
         # torch.onnx.export keeps the weights in NAME.onnx.data; OpenVINO in NAME.bin

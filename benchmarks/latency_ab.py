@@ -42,16 +42,15 @@ class FoldedHeads(torch.nn.Module):
 
 
 def _ab_benchmark_app(a: Path, b: Path, shape, threads: int, rounds: int, seconds: float,
-                      pa: str | None, pb: str | None, hint_b: str = "latency") -> dict:
+                      pa: str | None, pb: str | None) -> dict:
     ra, rb = [], []
     for _ in range(rounds):
         ra.append(benchmark_app(a, shape, threads, seconds, pa))
-        rb.append(benchmark_app(b, shape, threads, seconds, pb, hint=hint_b))
+        rb.append(benchmark_app(b, shape, threads, seconds, pb))
     bad = [r["error"] for r in ra + rb if "error" in r]
     if bad:
         raise RuntimeError(bad[0])
-    key = "fps" if hint_b == "throughput" else "p50_ms"
-    return _ab([r[key] for r in ra], [r[key] for r in rb], key, command_a=ra[0]["command"], command_b=rb[0]["command"])
+    return _ab([r["p50_ms"] for r in ra], [r["p50_ms"] for r in rb], "p50_ms", command_a=ra[0]["command"], command_b=rb[0]["command"])
 
 
 def _ab(va: list, vb: list, metric: str, **extra) -> dict:
@@ -88,11 +87,10 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
     from vitc.data import eval_tensors, load_source
     from vitc.export import onnx as onnx_target
     from vitc.export import openvino as ov_target
+    from vitc.export.stage import calibration_images
     from vitc.models import load_checkpoint_model
     from vitc.runtime import machine_info, package_versions
     from vitc.validate import reference_logits
-
-    from vitc.export.stage import calibration_images
 
     torch.set_num_threads(threads)
     model, meta = load_checkpoint_model(ckpt_dir)
