@@ -80,7 +80,7 @@ def _accuracy(fn, X, Y, ref) -> dict:
 
 
 def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, seconds: float,
-        only: tuple[str, ...] = ("precision", "throughput", "heads", "optimizer", "nncf", "ort-int8"),
+        only: tuple[str, ...] = ("precision", "throughput", "heads", "optimizer", "nncf", "ort-int8", "opset"),
         nncf_variants: tuple[str, ...] | None = None) -> dict:
     import openvino as ov
 
@@ -166,6 +166,25 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
                 ab["accuracy_a"] = _accuracy(ov_target.load(xmls["TRANSFORMER"], threads, "default"), X, Y, ref)
                 ab["accuracy_b"] = _accuracy(ov_target.load(xmls[name], threads, "default"), X, Y, ref)
                 cand[f"openvino int8, b1: nncf.quantize model_type TRANSFORMER -> {name}"] = ab
+        if "opset" in only:
+            # ONNX opset of the export: 18 (Erf-based GELU, scale as Div) vs 20 (one Gelu op) vs 23
+            # (one Attention op per block; ORT's quantizer cannot process it, so fp32 only)
+            from vitc.compress.quantize import ort_dynamic_int8
+
+            paths = {}
+            for op in (18, 20, 23):
+                paths[op] = tmp / f"op{op}.onnx"
+                onnx_target.export(model, ex, paths[op], onnx_target.Options(opset=op))
+            for a, b in ((18, 20), (20, 23)):
+                ab = _ab_ort(paths[a], paths[b], x1, threads, rounds, seconds)
+                ab["accuracy_b"] = _accuracy(onnx_target.load(paths[b], threads), X, Y, ref)
+                cand[f"onnxruntime fp32, b1: opset {a} -> opset {b}"] = ab
+            for op in (18, 20):
+                ort_dynamic_int8(paths[op], tmp / f"dyn{op}.onnx")
+            ab = _ab_ort(tmp / "dyn18.onnx", tmp / "dyn20.onnx", x1, threads, rounds, seconds)
+            ab["accuracy_a"] = _accuracy(onnx_target.load(tmp / "dyn18.onnx", threads), X, Y, ref)
+            ab["accuracy_b"] = _accuracy(onnx_target.load(tmp / "dyn20.onnx", threads), X, Y, ref)
+            cand["onnxruntime dynamic int8, b1: opset 18 -> opset 20"] = ab
         if "ort-int8" in only:
             # ONNX Runtime static QDQ int8: signed activations (S8S8) vs unsigned (U8S8, VNNI's native u8 x s8)
             from vitc.compress.quantize import ort_static_int8
@@ -209,7 +228,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--only", default="precision,throughput,heads,optimizer,nncf,ort-int8", help="comma-separated candidates")
+    ap.add_argument("--only", default="precision,throughput,heads,optimizer,nncf,ort-int8,opset", help="comma-separated candidates")
     ap.add_argument("--nncf-variants", default=None, help="semicolon-separated NNCF variants to compare with TRANSFORMER (default: all)")
     a = ap.parse_args()
     nv = tuple(a.nncf_variants.split(";")) if a.nncf_variants else None

@@ -22,7 +22,11 @@ INPUT, OUTPUT = "input", "logits"
 
 @dataclass
 class Options:
-    opset: int = 18
+    # 20: GELU is one Gelu op (18 spells it Erf + Mul + Add). A/B on deit_tiny 224, ORT, batch 1:
+    # fp32 11.06 -> 10.67 ms, dynamic int8 12.48 -> 11.60 ms (results/latency-ab/4-onnx-opset.md).
+    # 23 adds one Attention op per block, but ORT ran it slower (10.12 -> 11.02 ms) and its
+    # quantizer cannot process it. TensorRT's opset guide: parser backward compatible to 9, 11.x up to 25.
+    opset: int = 20
     dynamic_batch: bool = True
     precision: str = "fp32"          # int8: ONNX Runtime static QDQ quantization (compress/quantize.py)
     metadata: dict | None = None     # class names, preprocessing, source hash -> metadata_props
