@@ -30,6 +30,10 @@ class Options:
     # and the plugin's default for int8 (its matmuls are int8 either way; measured on deit_tiny 224:
     # results/latency-ab). Stored in the IR's rt_info, so every loader runs it the same way.
     inference_precision: str | None = None
+    # int8: NNCF settings, auto | defaults | transformer (compress.quantize.nncf_int8); after
+    # export, nncf_result says which one ran and the agreement that chose it
+    nncf: str = "auto"
+    nncf_result: dict | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -40,6 +44,10 @@ class Options:
             self.inference_precision = "default" if self.precision == "int8" else "f32"
         if self.inference_precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"inference_precision: {self.inference_precision!r} is not one of {INFERENCE_PRECISIONS}")
+        from vitc.compress.quantize import NNCF_SCHEMES
+
+        if self.nncf not in NNCF_SCHEMES:
+            raise ConfigError(f"nncf: {self.nncf!r} is not one of {NNCF_SCHEMES}")
 
 
 def check() -> str | None:
@@ -68,7 +76,8 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
     if opts.precision == "int8":
         from vitc.compress.quantize import nncf_int8
 
-        ov_model = nncf_int8(ov_model, opts.calibration)
+        ov_model, opts.nncf_result = nncf_int8(ov_model, opts.calibration, opts.nncf)
+        ov_model.set_rt_info(opts.nncf_result["scheme"], ["vitc", "nncf"])
     mark_inference_precision(ov_model, opts.inference_precision)
     with staged(out) as tmp:
         # save_model compresses weights to fp16 unless told otherwise: only do it when asked

@@ -95,6 +95,35 @@ def test_openvino_ir_carries_its_runtime_precision(tmp_path, tiny_ckpt):
         export.get("openvino").Options(inference_precision="fp64")
 
 
+def test_nncf_auto_keeps_the_defaults_only_when_they_agree_with_fp32(tmp_path, tiny_ckpt):
+    """auto tries NNCF's defaults and falls back to TRANSFORMER when the defaults' top-1 agreement
+    on the calibration images is under the bar; the IR and the manifest say which one ran."""
+    if export.get("openvino").check():
+        pytest.skip(export.get("openvino").check())
+    import openvino as ov
+
+    from vitc.compress.quantize import nncf_int8
+    from vitc.export.openvino import convert
+    from vitc.export.stage import calibration_images
+    from vitc.models import load_checkpoint_model
+
+    model, meta = load_checkpoint_model(tiny_ckpt)
+    calib = calibration_images("digits", meta["preprocess"], 32)
+    fq = {}
+    for bar, want in ((0.0, "defaults"), (1.01, "transformer")):  # 1.01: no model can reach it
+        q, info = nncf_int8(convert(model, calib[:2]), calib, "auto", min_agreement=bar)
+        assert info["scheme"] == want and info["tried"] == "defaults" and 0 <= info["calibration_agreement"] <= 1
+        fq[want] = sum(op.get_type_name() == "FakeQuantize" for op in q.get_ordered_ops())
+    assert fq["defaults"] > fq["transformer"] > 0  # the defaults quantize the residual adds too
+    m = export_checkpoint(tiny_ckpt, "openvino", "int8", tmp_path, calib="digits", calib_size=32, threads=1,
+                          opts={"nncf": "transformer"})
+    assert m["options"]["nncf_result"] == {"scheme": "transformer"}
+    ir = ov.Core().read_model(str(tmp_path / m["artifact"]))
+    assert ir.get_rt_info(["vitc", "nncf"]).astype(str) == "transformer"
+    with pytest.raises(ConfigError, match="nncf"):
+        export.get("openvino").Options(nncf="fast")
+
+
 def test_onnx_int8_mode_auto_is_dynamic_for_vits_and_static_on_request(tmp_path, tiny_ckpt):
     if export.get("onnx").check():
         pytest.skip(export.get("onnx").check())

@@ -120,6 +120,7 @@ def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
              calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = 1.0,
              data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
              ort_mode: Annotated[str, typer.Option(help="onnxruntime int8: auto (dynamic for transformers, static for CNNs) | static | dynamic")] = "auto",
+             nncf: Annotated[str, typer.Option(help="openvino int8: auto (NNCF defaults if they agree with fp32 on >= 99% of the calibration images, else TRANSFORMER) | defaults | transformer")] = "auto",
              threads: Threads = None, force: Force = False) -> None:
     """int8: PyTorch dynamic (Linear) + TorchScript-lite, or with ONNX Runtime / OpenVINO NNCF (calibrated on real images)."""
     from .compress.quantize import quantize_checkpoint
@@ -140,7 +141,7 @@ def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
         raise ConfigError(f"--backend {backend} is static int8 and needs real calibration images", "pass --calib digits")
     _exported(export_checkpoint(checkpoint, targets[backend], "int8", out, data=data, calib=calib,
                                 calib_size=calib_size, threads=threads, max_drop=max_drop,
-                                opts={"int8_mode": ort_mode} if backend == "onnxruntime" else None))
+                                opts={"onnxruntime": {"int8_mode": ort_mode}, "openvino": {"nncf": nncf}}[backend]))
 
 
 @app.command()
