@@ -46,22 +46,20 @@ def over_rounds(rounds: list[Timing]) -> dict:
     return {**pooled.to_json(), "p50_ms": float(np.median(p50s)), "p50_rounds_ms": p50s, "rounds": len(rounds)}
 
 
-def _loop(step: Callable[[], None], warmup: int, warmup_seconds: float, min_runs: int, min_seconds: float,
-          max_runs: int = 100_000) -> int:
-    """Warm-up by count *and* time (on this VM the first ~second of load runs up to 1.6x slower:
-    OpenVINO int8 p50 1.32 ms in the first second, 0.80-0.84 ms after), then the timed steps."""
+def _warm_up(step: Callable[[], None], warmup: int, warmup_seconds: float, min_runs: int, min_seconds: float) -> None:
+    """Check the settings, then warm up by count *and* time (on this VM the first ~second of load
+    runs up to 1.6x slower: OpenVINO int8 p50 1.32 ms in the first second, 0.80-0.84 ms after)."""
     if min_runs < 1 or min_seconds < 0 or warmup < 0 or warmup_seconds < 0:
         raise ValueError("need min_runs >= 1, min_seconds >= 0 and warmup >= 0")
     n, end = 0, time.perf_counter_ns() + int(warmup_seconds * 1e9)
     while n < warmup or time.perf_counter_ns() < end:
         step()
         n += 1
-    return n
 
 
 def time_calls(fn: Callable[[np.ndarray], object], x: np.ndarray, *, warmup: int = 10, warmup_seconds: float = 1.0,
                min_runs: int = 50, min_seconds: float = 2.0, max_runs: int = 100_000) -> Timing:
-    _loop(lambda: fn(x), warmup, warmup_seconds, min_runs, min_seconds)
+    _warm_up(lambda: fn(x), warmup, warmup_seconds, min_runs, min_seconds)
     samples: list[int] = []
     deadline = time.perf_counter_ns() + int(min_seconds * 1e9)
     while len(samples) < max_runs and (len(samples) < min_runs or time.perf_counter_ns() < deadline):
@@ -79,7 +77,7 @@ def time_paired(fa: Callable[[np.ndarray], object], fb: Callable[[np.ndarray], o
     def both():
         fa(x)
         fb(x)
-    _loop(both, warmup, warmup_seconds, min_runs, min_seconds)
+    _warm_up(both, warmup, warmup_seconds, min_runs, min_seconds)
     ta: list[int] = []
     tb: list[int] = []
     deadline = time.perf_counter_ns() + int(min_seconds * 1e9)

@@ -91,6 +91,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
                 ort_static_int8(fp32, path, opts.calibration)
             else:
                 ort_dynamic_int8(fp32, path)
+                opts.calibration = None  # not used: the manifest must not claim a calibration set
             fp32.unlink()
             onnx.checker.check_model(str(path))
     return out

@@ -18,6 +18,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 EXTRA = "openvino"
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16", "default")
 _RT_KEY = ["vitc", "inference_precision"]
+_NNCF_KEY = ["vitc", "nncf"]   # which NNCF settings made an int8 IR (compress.quantize.nncf_int8)
 
 
 @dataclass
@@ -77,7 +78,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
         from vitc.compress.quantize import nncf_int8
 
         ov_model, opts.nncf_result = nncf_int8(ov_model, opts.calibration, opts.nncf)
-        ov_model.set_rt_info(opts.nncf_result["scheme"], ["vitc", "nncf"])
+        ov_model.set_rt_info(opts.nncf_result["scheme"], _NNCF_KEY)
     mark_inference_precision(ov_model, opts.inference_precision)
     with staged(out) as tmp:
         # save_model compresses weights to fp16 unless told otherwise: only do it when asked

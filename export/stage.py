@@ -82,7 +82,7 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
                            "quantization": meta.get("quantization")},
                 "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"},
                 "calibration": ({"data": calib or data, "split": "train", "images": calib_size}
-                                if precision == "int8" and getattr(o, "int8_mode", "static") != "dynamic" else None),
+                                if getattr(o, "calibration", None) is not None else None),  # None: the target used none
                 "notes": dict(getattr(target, "notes", {})), "validation": v.to_json(), "top1_drop": drop,
                 "max_drop": max_drop, "export_s": export_s, "classes": meta["classes"], "preprocess": pre,
                 "versions": _versions(target.NAME)}
