@@ -35,3 +35,11 @@ def test_distill_needs_a_teacher_unless_none():
     assert DistillConfig(s, distillation="none").teacher is None
     with pytest.raises(ConfigError, match="distillation"):
         DistillConfig(s, distillation="medium", teacher_checkpoint="x")
+
+
+def test_the_student_trains_under_autocast_by_default_the_teacher_does_not():
+    s = ModelArgs("deit_tiny", 32, 4)
+    assert DistillConfig(s, distillation="none").train.amp == "auto"
+    assert DistillConfig(s, distillation="none", train={"epochs": 30}).train.amp == "auto"  # a pipeline YAML's train:
+    assert DistillConfig(s, distillation="none", train={"amp": "off"}).train.amp == "off"
+    assert TrainConfig().amp == "off"                                                       # vitc teacher
