@@ -31,6 +31,12 @@ def _f(v, fmt: str = ".2f", none: str = "-") -> str:
     return none if v is None else format(v, fmt)
 
 
+def speed_vs(ref_ms: float, ms: float) -> str:
+    """'1.24x faster' or '1.69x slower' than the reference (never 'is 0.59x faster')."""
+    r = ref_ms / ms
+    return f"{r:.2f}x faster" if r >= 1 else f"{1 / r:.2f}x slower"
+
+
 def _tp(r: dict) -> str:
     tp = r.get("throughput") or {}
     return ", ".join(f"{v:.0f} @{b}" for b, v in tp.items()) or "-"
@@ -93,7 +99,7 @@ def reading(result: dict) -> list[str]:
             mine = [r for r in ours if r["precision"] == b["precision"]] or ours
             if mine:
                 m = min(mine, key=lambda r: r["p50_ms"])
-                s += f"; vitc's fastest {m['precision']} artifact {m['artifact']} ({m['p50_ms']:.3f} ms) is {b['p50_ms'] / m['p50_ms']:.2f}x faster"
+                s += f"; vitc's fastest {m['precision']} artifact {m['artifact']} ({m['p50_ms']:.3f} ms) is {speed_vs(b['p50_ms'], m['p50_ms'])}"
             out.append(s + ".")
         big = [r for r in ok if r.get("throughput") and len(r["throughput"]) > 1]
         if big:

@@ -144,6 +144,13 @@ def test_bench_bad_input(tmp_path, monkeypatch):
         BenchConfig(batch=(0,))
 
 
+def test_speed_comparisons_read_as_faster_or_slower():
+    from vitc.benchmarks.report import speed_vs
+
+    assert speed_vs(6.0, 3.0) == "2.00x faster"
+    assert speed_vs(0.621, 1.046) == "1.68x slower"   # the digits run's "is 0.59x faster" case
+
+
 def test_over_rounds_takes_the_median_of_the_rounds():
     from vitc.benchmarks.timing import _summary_ms, over_rounds
 
