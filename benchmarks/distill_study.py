@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from vitc.runtime import machine_info
+from vitc.runtime import machine_info, seed_all
 
 
 def vitc(args: list[str]) -> float:
@@ -62,7 +62,7 @@ def teacher_label_disagreement(teacher_dir: Path, epochs: int = 3) -> dict:
         aug = AugConfig(preset)
         ds = ImageDataset(src.train, build_transform(meta["preprocess"], train=True, aug=aug))
         mix = mixup_fn(aug, len(src.classes))
-        torch.manual_seed(0)
+        seed_all(0)  # timm's augmentations draw from Python's random too, not only torch's
         differ = total = 0
         for _ in range(epochs):
             for x, y in torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True, drop_last=True):
