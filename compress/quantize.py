@@ -19,7 +19,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vitc.errors import ConfigError
@@ -147,13 +146,13 @@ def _agreement(float_model, int8_model, calib: torch.Tensor) -> float:
     """Top-1 agreement of two OpenVINO models on the images (float model in f32)."""
     import openvino as ov
 
+    from vitc.validate import run_artifact
+
     core = ov.Core()
-    x = calib.numpy()
     fp = core.compile_model(float_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     q = core.compile_model(int8_model, "CPU")
-    a = [fp(x[i:i + 16])[0].argmax(1) for i in range(0, len(x), 16)]
-    b = [q(x[i:i + 16])[0].argmax(1) for i in range(0, len(x), 16)]
-    return float((np.concatenate(a) == np.concatenate(b)).mean())
+    a, b = (run_artifact(lambda x, m=m: m(x)[0], calib, 16) for m in (fp, q))
+    return float((a.argmax(1) == b.argmax(1)).mean())
 
 
 def quantize_checkpoint(ckpt_dir: Path, out: Path, max_drop: float | None, data: str | None = None,
