@@ -180,6 +180,8 @@ def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> dict | _Liv
            "status": "", "size_mb": _size(item), "threads": cfg.threads}
     if item.manifest.get("baseline"):
         row["baseline"] = item.manifest["baseline"]
+    if (item.manifest.get("graph") or {}).get("head_tokens_only"):  # floors stay on the model's FLOPs
+        row["gflops_exported"] = item.manifest["graph"]["gflops_exported"]
     if item.kind == "skipped":
         return {**row, "status": f"skipped: {item.reason}"}
     if item.kind == "artifact":

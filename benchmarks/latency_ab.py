@@ -79,8 +79,37 @@ def _accuracy(fn, X, Y, ref) -> dict:
     return {"top1": v.top1_artifact, "top1_fp32": v.top1_reference, "agreement": 100 * v.top1_agreement, "max_abs_diff": v.max_abs_diff}
 
 
+def _head_tokens(model, ex, calib, tmp: Path, full_onnx: Path, shape1, x1, threads, rounds, seconds, val, cand: dict) -> None:
+    """The whole last block vs the last block for the head's tokens only (export/head_tokens.py),
+    OpenVINO fp32 and int8 (NNCF defaults on both) and ONNX Runtime fp32."""
+    import openvino as ov
+
+    from vitc.compress.quantize import nncf_int8
+    from vitc.export import onnx as onnx_target
+    from vitc.export import openvino as ov_target
+    from vitc.export.head_tokens import rewrite
+
+    lean = rewrite(model)[0]
+    for prec, hint in (("fp32", "f32"), ("int8", "default")):
+        xmls = []
+        for tag, m in (("full", model), ("lean", lean)):
+            ovm = ov_target.convert(m, ex, True)
+            if prec == "int8":
+                ovm = nncf_int8(ovm, calib, "defaults")[0]
+            xmls.append(tmp / f"{tag}-{prec}.xml")
+            ov.save_model(ovm, str(xmls[-1]), compress_to_fp16=False)
+        ab = _ab_benchmark_app(*xmls, shape1, threads, rounds, seconds, hint, hint)
+        ab["accuracy_b"] = _accuracy(ov_target.load(xmls[1], threads, hint), *val)
+        cand[f"openvino {prec}, b1: whole last block -> last block for the head's tokens only"] = ab
+    lean_onnx = tmp / "lean.onnx"
+    onnx_target.export(lean, ex, lean_onnx, onnx_target.Options())
+    ab = _ab_ort(full_onnx, lean_onnx, x1, threads, rounds, seconds)
+    ab["accuracy_b"] = _accuracy(onnx_target.load(lean_onnx, threads), *val)
+    cand["onnxruntime fp32, b1: whole last block -> last block for the head's tokens only"] = ab
+
+
 def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, seconds: float,
-        only: tuple[str, ...] = ("precision", "throughput", "heads", "optimizer", "nncf", "ort-int8", "opset"),
+        only: tuple[str, ...] = ("precision", "throughput", "heads", "optimizer", "nncf", "ort-int8", "opset", "head-tokens"),
         nncf_variants: tuple[str, ...] | None = None) -> dict:
     import openvino as ov
 
@@ -132,6 +161,8 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
             cand["openvino fp32, b1: two heads + add -> one folded linear head"] = ab
         fp32 = tmp / "m.onnx"
         onnx_target.export(model, ex, fp32, onnx_target.Options())
+        if "head-tokens" in only:
+            _head_tokens(model, ex, calib, tmp, fp32, shape1, x1, threads, rounds, seconds, (X, Y, ref), cand)
         if "optimizer" in only:
             # ONNX Runtime fp32: as exported vs onnxruntime.transformers' ViT optimizer (fused LayerNorm/GELU)
             from onnxruntime.transformers.optimizer import optimize_model
@@ -228,7 +259,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--only", default="precision,throughput,heads,optimizer,nncf,ort-int8,opset", help="comma-separated candidates")
+    ap.add_argument("--only", default="precision,throughput,heads,optimizer,nncf,ort-int8,opset,head-tokens", help="comma-separated candidates")
     ap.add_argument("--nncf-variants", default=None, help="semicolon-separated NNCF variants to compare with TRANSFORMER (default: all)")
     a = ap.parse_args()
     nv = tuple(a.nncf_variants.split(";")) if a.nncf_variants else None

@@ -10,7 +10,7 @@ from rich.table import Table
 from vitc import checkpoint as ckpt
 
 CSV_COLUMNS = ("artifact", "target", "precision", "status", "size_mb", "top1", "top1_fp32", "agreement", "p50_ms",
-               "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads", "gflops_per_image",
+               "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads", "gflops_per_image", "gflops_exported",
                "peak_kind", "efficiency", "crosscheck_p50_ms", "crosscheck_tool")
 CROSSCHECK_LIMIT = 0.15  # |vitc p50 / tool p50 - 1| above this marks a row's timing as suspect
 
@@ -101,6 +101,13 @@ def reading(result: dict) -> list[str]:
                 m = min(mine, key=lambda r: r["p50_ms"])
                 s += f"; vitc's fastest {m['precision']} artifact {m['artifact']} ({m['p50_ms']:.3f} ms) is {speed_vs(b['p50_ms'], m['p50_ms'])}"
             out.append(s + ".")
+        lean = [r for r in ok if r.get("gflops_exported") and r.get("gflops_per_image")]
+        if lean:
+            r = lean[0]
+            out.append(f"{len(lean)} of the rows run vitc's head-tokens-only graph (the last block computes queries, proj and "
+                       f"MLP only for the tokens the head reads): {r['gflops_exported']:.2f} of the model's "
+                       f"{r['gflops_per_image']:.2f} GFLOPs per image ({1 - r['gflops_exported'] / r['gflops_per_image']:.1%} "
+                       "less); floors and efficiencies are against the model's GFLOPs.")
         big = [r for r in ok if r.get("throughput") and len(r["throughput"]) > 1]
         if big:
             b = max(big, key=lambda r: max(r["throughput"].values()))

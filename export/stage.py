@@ -16,6 +16,7 @@ from vitc.models import load_checkpoint_model
 from vitc.validate import compare, reference_logits, run_artifact
 
 from . import get
+from .head_tokens import rewrite
 
 # (atol on logits, minimum top-1 agreement with fp32 PyTorch) per precision
 TOLERANCE = {"fp32": (1e-3, 0.999), "fp16": (5e-2, 0.99), "int8": (1.5, 0.97)}
@@ -67,7 +68,8 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
     out = artifact_path(Path(out_dir), stem or Path(ckpt_dir).name, target, precision)
     ref = reference_logits(model, X)  # fp32 PyTorch, taken before any exporter touches the model
     t0 = time.perf_counter()
-    target.export(model, X[:2], out, o)  # batch 2: torch.export specialises a batch of 1 to a constant
+    graph_model, graph = rewrite(model)  # same logits, less work; validated below against `ref`
+    target.export(graph_model, X[:2], out, o)  # batch 2: torch.export specialises a batch of 1 to a constant
     export_s = time.perf_counter() - t0
     atol, agree = TOLERANCE[precision]
     v = compare(ref, run_artifact(target.load(out, threads), X, 32), Y.numpy(), atol, agree)
@@ -83,7 +85,7 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
                 "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"},
                 "calibration": ({"data": calib or data, "split": "train", "images": calib_size}
                                 if getattr(o, "calibration", None) is not None else None),  # None: the target used none
-                "notes": dict(getattr(target, "notes", {})), "validation": v.to_json(), "top1_drop": drop,
+                "graph": {**graph, **_flops(model, graph_model, pre)}, "notes": dict(getattr(target, "notes", {})), "validation": v.to_json(), "top1_drop": drop,
                 "max_drop": max_drop, "export_s": export_s, "classes": meta["classes"], "preprocess": pre,
                 "versions": _versions(target.NAME)}
     ckpt.write_json(Path(str(out) + ".json"), manifest)
@@ -91,6 +93,13 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
         raise AccuracyGateError(f"{out.name}: top-1 {v.top1_artifact:.2f}% vs fp32 {v.top1_reference:.2f}% "
                                 f"(drop {drop:.2f} > --max-drop {max_drop})", "artifact kept and marked failed in its manifest")
     return manifest
+
+
+def _flops(model: torch.nn.Module, graph_model: torch.nn.Module, pre: dict) -> dict:
+    from vitc.inspect import gflops
+
+    full = gflops(model, pre["input_size"])
+    return {"gflops_model": full, "gflops_exported": full if graph_model is model else gflops(graph_model, pre["input_size"])}
 
 
 def _versions(target: str) -> dict:

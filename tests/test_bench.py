@@ -94,6 +94,9 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
         assert 0 < r["top1"] <= 100 and r["peak_kind"] == ("int8" if "int8" in name else "fp32")
         assert r["efficiency"] == pytest.approx(r["gflops_per_image"] / (r["p50_ms"] / 1e3) / FAKE_PEAKS["gflops"][r["peak_kind"]])
     assert rows["tiny-onnx-fp32"]["agreement"] == 100.0 and rows["tiny-onnx-fp32"]["max_abs_diff"] < 1e-3
+    # exported ViTs run the head-tokens-only graph; the eager checkpoint row runs the whole model
+    assert 0 < rows["tiny-onnx-fp32"]["gflops_exported"] < rows["tiny-onnx-fp32"]["gflops_per_image"]
+    assert "gflops_exported" not in rows["tiny-pytorch-fp32"]
     assert rows["tiny-pytorch-fp32"]["top1"] == rows["tiny-onnx-fp32"]["top1_fp32"]
     cc = rows["tiny-onnx-fp32"]["crosscheck"]
     assert cc["tool"].startswith("bare InferenceSession.run loop") and cc["p50_ms"] > 0 and cc["runs"] >= 3
@@ -108,6 +111,7 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
         assert [r["artifact"] for r in csv.DictReader(f)] == [r["artifact"] for r in res["rows"]]
     md = (out / "report.md").read_text()
     assert all(f"| {a} |" in md for a in rows) and "## Reading" in md and "pre-processing is excluded" in md
+    assert "2 of the rows run vitc's head-tokens-only graph" in md
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -40,6 +40,9 @@ def test_export_load_compare(tmp_path, tiny_ckpt, digit_png, target, precision):
         assert v["max_abs_diff"] < 5e-2 and v["top1_agreement"] >= 0.98
     else:  # int8: close to, but not equal to, fp32
         assert 0 < v["max_abs_diff"] and v["cosine_min"] > 0.9 and v["top1_agreement"] >= 0.9
+    # every target exported the head-tokens-only graph, and the validation above is against the full model
+    g = m["graph"]
+    assert g["head_tokens_only"] and g["tokens_kept"] == 2 and g["gflops_exported"] < g["gflops_model"]
     path = tmp_path / m["artifact"]
     assert read_manifest(path)["source"]["weights_sha256"] == m["source"]["weights_sha256"]
     # predict on a PNG agrees with PyTorch run independently on the same file
