@@ -240,13 +240,15 @@ def markdown(res: dict) -> str:
              f"--only {','.join(res.get('only', []))}" + (f" --nncf-variants '{';'.join(res['nncf_variants'])}'" if res.get("nncf_variants") else "") + "`  ",
              f"{res['date']}; {m.get('cpu')}, {m.get('cores')} cores, {res['threads']} threads; "
              + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v), "",
-             f"A and B alternate for {res['rounds']} rounds of {res['seconds']:g} s; medians of the rounds.", "",
-             "| candidate | metric | A (before) | B (after) | B/A | rounds A | rounds B | accuracy after (top-1, agreement) |",
-             "|---|---|---:|---:|---:|---|---|---|"]
+             f"A and B alternate for {res['rounds']} rounds of {res['seconds']:g} s; medians of the rounds. Paired B/A: the median "
+             "over rounds of B's value over A's in the same round (A and B run seconds apart, so the VM's drift cancels more).", "",
+             "| candidate | metric | A (before) | B (after) | B/A | paired B/A | rounds A | rounds B | accuracy after (top-1, agreement) |",
+             "|---|---|---:|---:|---:|---:|---|---|---|"]
     for name, c in res["candidates"].items():
         acc = c.get("accuracy_b")
         a = f"{acc['top1']:.2f}%, {acc['agreement']:.2f}%" if acc else "-"
-        lines.append(f"| {name} | {c['metric']} | {c['a_median']:.3f} | {c['b_median']:.3f} | {c['b_over_a']:.3f} | "
+        paired = float(np.median(np.array(c["b"]) / np.array(c["a"])))
+        lines.append(f"| {name} | {c['metric']} | {c['a_median']:.3f} | {c['b_median']:.3f} | {c['b_over_a']:.3f} | {paired:.3f} | "
                      f"{', '.join(f'{v:.2f}' for v in c['a'])} | {', '.join(f'{v:.2f}' for v in c['b'])} | {a} |")
     return "\n".join(lines) + "\n"
 

@@ -189,3 +189,31 @@ def test_bench_repeats_and_by_hand_baselines(tmp_path, monkeypatch, tiny_ckpt):
     assert rows["baseline-onnx-fp32"]["size_mb"] > 0.9 * rows["tiny-pytorch-fp32"]["size_mb"]  # external weights counted
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Baseline baseline-onnx-dynamic-int8 (" in md and "2 timing round(s)" in md
+
+
+def test_openvino_profile_counts_the_matmul_flops(tmp_path, tiny_ckpt):
+    """The per-node profile's FullyConnected + Convolution GFLOPs equal torch's count of the exported
+    graph's linear and conv FLOPs, and the node medians add up to about the call's wall time."""
+    pytest.importorskip("openvino", reason="optional runtime openvino is not installed")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vitc.benchmarks.ov_profile import markdown, profile
+    from vitc.export.head_tokens import rewrite
+    from vitc.export.stage import export_checkpoint
+    from vitc.models import load_checkpoint_model
+
+    m = export_checkpoint(tiny_ckpt, "openvino", "fp32", tmp_path, threads=1)
+    res = profile(tmp_path / m["artifact"], threads=1, calls=30, precision=None)
+    model, meta = load_checkpoint_model(tiny_ckpt)
+    lean, _ = rewrite(model)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        lean(torch.zeros(1, *meta["preprocess"]["input_size"]))
+    counts = fc.get_flop_counts()["Global"]
+    # linear layers and the patch conv; attention (SDPA) is counted under its own op, not here
+    want = sum(v for k, v in counts.items() if str(k).split(".")[1] in ("addmm", "mm", "convolution")) / 1e9
+    got = sum(r["gflop"] for r in res["rows"])
+    assert res["precision"] == "f32" and got == pytest.approx(want, rel=0.01)
+    assert 0.5 * res["wall_p50_ms"] < res["nodes_ms"] < 2 * res["wall_p50_ms"]
+    res["graph"] = m["graph"]
+    md = markdown(res, 400.0, "cmd", "stamp")
+    assert "| FullyConnected |" in md and "1.1x the floor leaves" in md
