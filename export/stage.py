@@ -85,7 +85,8 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
                 "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"},
                 "calibration": ({"data": calib or data, "split": "train", "images": calib_size}
                                 if getattr(o, "calibration", None) is not None else None),  # None: the target used none
-                "graph": {**graph, **_flops(model, graph_model, pre)}, "notes": dict(getattr(target, "notes", {})), "validation": v.to_json(), "top1_drop": drop,
+                "graph": {**graph, **_flops(model, graph_model, pre)},  # export/head_tokens.py: what ran on the model
+                "notes": dict(getattr(target, "notes", {})), "validation": v.to_json(), "top1_drop": drop,
                 "max_drop": max_drop, "export_s": export_s, "classes": meta["classes"], "preprocess": pre,
                 "versions": _versions(target.NAME)}
     ckpt.write_json(Path(str(out) + ".json"), manifest)
