@@ -31,17 +31,15 @@ def _flops(op) -> float | None:
 def profile(xml: Path, threads: int, calls: int, precision: str | None) -> dict:
     import openvino as ov
 
-    from vitc.export.openvino import runtime_precision
+    from vitc.export.openvino import _config, runtime_precision
 
     core = ov.Core()
     model = core.read_model(str(xml))
     shape = [1, *[d.get_length() for d in list(model.input(0).get_partial_shape())[1:]]]
     model.reshape({model.input(0).get_any_name(): ov.PartialShape(shape)})
     precision = precision or runtime_precision(model)
-    cfg = {"PERF_COUNT": True, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads}
-    if precision != "default":
-        cfg["INFERENCE_PRECISION_HINT"] = precision
-    compiled = core.compile_model(model, "CPU", cfg)
+    # the settings vitc's loader runs the IR with, plus the plugin's per-node counters
+    compiled = core.compile_model(model, "CPU", {**_config("LATENCY", threads, precision), "PERF_COUNT": True})
     flops = {op.get_friendly_name(): _flops(op) for op in compiled.get_runtime_model().get_ordered_ops()}
     req = compiled.create_infer_request()
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
