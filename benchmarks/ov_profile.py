@@ -113,10 +113,11 @@ def main() -> None:
     ap.add_argument("--precision", default=None, help="f32 | bf16 | default (the IR's own setting when omitted)")
     a = ap.parse_args()
     res = profile(a.ir, a.threads, a.calls, a.precision)
-    manifest = Path(str(a.ir) + ".json")
-    if manifest.is_file():  # the model's and the exported graph's FLOPs, as `vitc export` recorded them
-        res["graph"] = json.loads(manifest.read_text()).get("graph")
-    kind = "fp32" if res["precision"] == "f32" else ("int8" if "int8" in a.ir.name else None)
+    manifest = Path(str(a.ir) + ".json")  # `vitc export`'s: the artifact's precision, the model's and graph's FLOPs
+    man = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    res["graph"] = man.get("graph")
+    # the peak the bench would rate this artifact against (same table); an IR without a manifest: fp32 if run in f32
+    kind = peak_mod.PEAK_FOR.get(man.get("precision", "fp32" if res["precision"] == "f32" else ""))
     peak = peak_mod.peaks(a.threads)["gflops"].get(kind) if kind else None
     m = machine_info()
     stamp = (f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {m.get('cpu')}, {m.get('cores')} cores; "
