@@ -1,12 +1,18 @@
 """`vitc bench`: one row per artifact (target x precision) with status, size, accuracy, latency,
 throughput and efficiency against this CPU's measured peak. One failing artifact never stops the
 others: its row says what went wrong.
+
+Accuracy and validation run here, in the parent. Timing does not: each (artifact, round) is timed
+by a fresh worker process (vitc.benchmarks.worker) that loads only that artifact's runtime and
+compiles only the shapes it times, the way benchmark_app does; rounds go over all artifacts in turn,
+each row reports the spread of its round p50s, and the cross-check tools run in the same rounds.
 """
 from __future__ import annotations
 
 import gc
 import json
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,11 +23,22 @@ from rich.console import Console
 
 from vitc import checkpoint as ckpt
 from vitc.errors import ConfigError, VitcError
+from vitc.progress import Steps
 
-from . import crosscheck, peak
-from .timing import images_per_second, over_rounds, time_calls
+from . import crosscheck, launcher, peak
+from .timing import _summary_ms, over_rounds
+from .worker import time_artifact
 
 SKIPPED_FILE = "skipped.json"  # written by the pipeline for targets that cannot run here
+SPREAD_LIMIT = 1.25            # max/min of a row's round p50s above this marks the row unstable
+AGREE = (0.9, 1.1)             # a row's p50 / its cross-check tool's median outside this: the row disagrees
+# what in-process timing got wrong (measured: results/latency-ab/7-isolation.md); quoted in every report's method line
+ISOLATION_WHY = ("Why: this VM's speed comes in spells of seconds that often last a whole process (the same IR, timed in fresh "
+                 "processes, 0.50-0.59 ms in most and 0.70-1.9 ms in some; results/latency-ab/7-isolation); the old bench gave each "
+                 "artifact one slot of time inside one long-lived process and ran the cross-check tools in a separate phase, so a spell "
+                 "on one artifact's slot made it look up to 1.8x slower than an identical neighbour, checked against a tool number taken "
+                 "at another time. Now a spell shows as one round's outlier, on vitc's number and the tool's alike, and the median "
+                 "discards it.")
 
 
 @dataclass
@@ -36,8 +53,11 @@ class BenchConfig:
     crosscheck: bool = True            # benchmark_app / bare ORT loop beside the OpenVINO / ONNX rows
     remeasure_peak: bool = False
     eval_batch: int = 32
-    repeats: int = 1                   # timing rounds over all artifacts in turn; p50 = median of the rounds
+    repeats: int = 3                   # timing rounds over all artifacts in turn; p50 = median of the rounds
     baselines: bool = False            # also build and time issue 6's by-hand baselines (benchmarks/baselines.py)
+    # each (artifact, round) timed in a fresh worker process with only its runtime loaded; False times
+    # every artifact inside the bench process (the old way, kept for A/Bs: results/latency-ab/7-isolation)
+    isolate: bool = True
 
     def __post_init__(self):
         self.batch = tuple(self.batch)
@@ -46,7 +66,7 @@ class BenchConfig:
         if not self.batch or any(not isinstance(b, int) or b < 1 for b in self.batch):
             raise ConfigError(f"bench.batch: must be positive integers, e.g. 1,16; got {self.batch!r}")
         if not (isinstance(self.repeats, int) and self.repeats >= 1):
-            raise ConfigError(f"bench.repeats: must be an integer >= 1, got {self.repeats!r}")
+            raise ConfigError(f"bench.repeats: must be an integer >= 1, got {self.repeats!r}", "3 or more lets each row show its spread")
         if self.min_runs < 1 or self.min_seconds < 0 or self.warmup < 0 or self.warmup_seconds < 0:
             raise ConfigError("bench: need min_runs >= 1, min_seconds >= 0, warmup >= 0, warmup_seconds >= 0")
 
@@ -153,21 +173,17 @@ def _size(item: Item) -> float | None:
     return None
 
 
-def _batch(X: np.ndarray, b: int) -> np.ndarray:
-    """The first b val images (repeated when the split is smaller than b), contiguous."""
-    return np.ascontiguousarray(np.repeat(X, -(-b // len(X)), 0)[:b])
-
-
 @dataclass
 class _Live:
     """An artifact loaded and checked for accuracy, waiting for its timing rounds."""
     row: dict
-    fn: object
+    fn: object                                        # the parent's loaded artifact (accuracy; in-process timing)
     item: Item
     X: np.ndarray
     gflops: float | None
-    latency: list = field(default_factory=list)       # Timing per round
-    throughput: dict = field(default_factory=dict)    # batch -> images/s per round
+    inputs: list = field(default_factory=list)        # [[batch, .npy path]] handed to the workers
+    rounds: list = field(default_factory=list)        # per round: the worker's result (batches, runtimes)
+    tool: list = field(default_factory=list)          # per round: the cross-check tool's result
 
 
 def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> dict | _Live:
@@ -180,6 +196,11 @@ def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> dict | _Liv
            "status": "", "size_mb": _size(item), "threads": cfg.threads}
     if item.manifest.get("baseline"):
         row["baseline"] = item.manifest["baseline"]
+    if (item.manifest.get("source") or {}).get("checkpoint"):
+        row["source"] = str(Path(item.manifest["source"]["checkpoint"]).resolve())
+    nncf = ((item.manifest.get("options") or {}).get("nncf_result") or {}).get("scheme")
+    if nncf:
+        row["nncf"] = nncf  # which NNCF settings made this int8 IR (--nncf auto's choice)
     if (item.manifest.get("graph") or {}).get("head_tokens_only"):  # floors stay on the model's FLOPs
         row["gflops_exported"] = item.manifest["graph"]["gflops_exported"]
     if item.kind == "skipped":
@@ -225,33 +246,71 @@ def _timing(cfg: BenchConfig) -> dict:
     return dict(warmup=cfg.warmup, warmup_seconds=cfg.warmup_seconds, min_runs=cfg.min_runs, min_seconds=cfg.min_seconds)
 
 
-def time_round(live: _Live, cfg: BenchConfig) -> None:
-    """One timing round: the latency batch, then each throughput batch. Inputs are real val images
-    prepared outside the timed region."""
-    lat_b, *tp_b = cfg.batch
-    t = time_calls(live.fn, _batch(live.X, lat_b), **_timing(cfg))
-    live.latency.append(t)
-    live.throughput.setdefault(lat_b, []).append(images_per_second(t, lat_b))
-    for b in tp_b:
-        live.throughput.setdefault(b, []).append(images_per_second(time_calls(live.fn, _batch(live.X, b), **_timing(cfg)), b))
+def _loader(item: Item) -> str:
+    return launcher.loader_for(item.kind, item.target)
+
+
+def time_round(live: _Live, cfg: BenchConfig, r: int) -> None:
+    """One round of one artifact: the latency batch, then each throughput batch, on real val images
+    prepared outside the timed region; with its cross-check tool, first or second in alternate rounds."""
+    def ours():
+        if cfg.isolate:
+            live.rounds.append(launcher.run_worker(_loader(live.item), str(live.item.path), cfg.threads, live.inputs, _timing(cfg)))
+        else:
+            xs = [(b, np.load(p)) for b, p in live.inputs]
+            live.rounds.append({"batches": time_artifact(live.fn, xs, _timing(cfg)), "in_process": True,
+                                "torch_imported": "torch" in sys.modules})
+
+    def tool():
+        t = crosscheck.tool_round(live.item.target, live.item.path, live.inputs, cfg.threads, cfg.min_seconds, _timing(cfg))
+        if t is not None:
+            live.tool.append(t)
+
+    steps = [ours, tool] if cfg.crosscheck and live.item.kind == "artifact" else [ours]
+    for f in (steps if r % 2 == 0 else steps[::-1]):
+        f()
+
+
+def _crosscheck(tool: list[dict], p50s: list[float]) -> dict | None:
+    if not tool:
+        return None
+    bad = next((t for t in tool if "p50_ms" not in t), None)
+    if bad:
+        return {k: v for k, v in bad.items() if k in ("tool", "error", "command")}
+    t, o = [x["p50_ms"] for x in tool], float(np.median(p50s))
+    ratio = o / float(np.median(t))
+    return {"tool": tool[0]["tool"], **({"command": tool[0]["command"]} if "command" in tool[0] else {}),
+            "p50_ms": float(np.median(t)), "vitc_p50_ms": o, "ratio": ratio, "rounds": len(t), "tool_p50s_ms": t,
+            "vitc_p50s_ms": p50s, "agrees": AGREE[0] <= ratio <= AGREE[1]}
 
 
 def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> dict:
     row, lat_b = live.row, cfg.batch[0]
-    lat = over_rounds(live.latency)
+    lat = over_rounds([_summary_ms(np.asarray(r["batches"][0]["samples_ms"])) for r in live.rounds])
+    p50s = lat["p50_rounds_ms"]
+    lat["spread"] = max(p50s) / min(p50s)
     row["latency"] = {"batch": lat_b, **lat}
     row["p50_ms"] = lat["p50_ms"]
-    row["throughput"] = {str(b): float(np.median(v)) for b, v in live.throughput.items()}
+    row["throughput"] = {str(b["batch"]): float(np.median([r["batches"][k]["batch"] / (r["batches"][k]["p50_ms"] / 1e3)
+                                                           for r in live.rounds]))
+                         for k, b in enumerate(live.rounds[0]["batches"])}
+    row["worker"] = {"isolated": cfg.isolate, "torch_imported": any(r["torch_imported"] for r in live.rounds),
+                     "runtimes": sorted({m for r in live.rounds for m in r.get("runtimes", [])}),
+                     "load_s": float(np.median([r["load_s"] for r in live.rounds])) if cfg.isolate else None}
+    flags = []
+    if len(p50s) > 1 and lat["spread"] > SPREAD_LIMIT:
+        flags.append("unstable")
     if live.gflops:
         kind = peak.PEAK_FOR.get(live.item.precision, "fp32")
         achieved = live.gflops * lat_b / (row["p50_ms"] / 1e3)  # GFLOP/s at the latency batch
         row.update(gflops_per_image=live.gflops, peak_kind=kind, peak_gflops=peaks["gflops"][kind],
                    floor_ms=1e3 * live.gflops * lat_b / peaks["gflops"][kind], efficiency=achieved / peaks["gflops"][kind])
-    if cfg.crosscheck and live.item.kind == "artifact":
-        c = crosscheck.interleaved(live.fn, live.item.target, live.item.path, _batch(live.X, lat_b), cfg.threads,
-                                   cfg.min_seconds, **_timing(cfg))
-        if c:
-            row["crosscheck"] = c
+    c = _crosscheck(live.tool, p50s)
+    if c:
+        row["crosscheck"] = c
+        if c.get("agrees") is False:
+            flags.append(f"disagrees with {c['tool'].split(' (')[0]}")
+    row["flags"] = flags
     return row
 
 
@@ -268,18 +327,27 @@ def environment(cfg: BenchConfig) -> dict:
     vers = package_versions(("torch", "torchvision", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf", "executorch", "tensorrt"))
     return {**machine_info(), "threads": cfg.threads, "versions": vers, "command": " ".join(["vitc"] + sys.argv[1:]),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "method": (f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s, then >= {cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "
+            "isolated": cfg.isolate,
+            "method": (("each (artifact, round) timed in a fresh worker process that loads only that artifact's runtime (no torch beside "
+                        "OpenVINO or ONNX Runtime) and compiles only the shapes it times, the latency batch first and alone, as benchmark_app does; "
+                        "accuracy is measured in the bench process. " + ISOLATION_WHY + " "
+                        if cfg.isolate else "every artifact timed inside the bench process (--no-isolate); ")
+                       + f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s, then >= {cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "
                        f"each call timed alone (perf_counter_ns); p50 quoted; inputs are pre-processed val images prepared "
                        f"before timing, so pre-processing is excluded; {cfg.threads} threads for every runtime; "
                        f"throughput = batch / p50 of that batch (one request; OpenVINO's THROUGHPUT hint measured no better here: "
                        f"results/latency-ab); {cfg.repeats} timing round(s) over all artifacts in turn, "
-                       f"p50 and throughput = median of the rounds, p90/p99/mean/std over all rounds' calls")}
+                       f"p50 and throughput = median of the rounds, p90/p99/mean/std over all rounds' calls; a row whose round p50s "
+                       f"spread more than {SPREAD_LIMIT}x (max/min) is marked unstable; cross-check tools run in the same rounds, "
+                       f"alternately before and after vitc's timing, and a row whose p50 is outside {AGREE[0]}-{AGREE[1]}x the tool's "
+                       f"median is marked as disagreeing")}
 
 
 def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console | None = None) -> dict:
     from . import report
 
     console = console or Console()
+    t_start = time.perf_counter()
     items = discover(paths)
     report.prepare(out)
     if cfg.baselines:
@@ -305,20 +373,31 @@ def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console |
     for i, item in enumerate(items):
         console.print(f"[{i + 1}/{len(items)}] {item.name}: load, top-1, agreement", highlight=False)
         rows.append(step(i, item, lambda: prepare_item(item, cfg, sources)))
-    # Rounds go over all artifacts in turn, so a slow spell of this VM lands on every row alike
-    # rather than on whichever artifact happened to run then.
-    for r in range(cfg.repeats):
+    with tempfile.TemporaryDirectory(prefix="vitc-bench-") as tmp:
         for i, live in enumerate(rows):
             if isinstance(live, _Live):
-                console.print(f"timing round {r + 1}/{cfg.repeats}: {live.item.name}", highlight=False)
-                rows[i] = step(i, live.item, lambda: time_round(live, cfg) or live)
+                live.inputs = launcher.write_inputs(live.X, cfg.batch, Path(tmp), f"{i}")
+                if cfg.isolate:
+                    live.fn = None  # the parent keeps no runtime session alive while the workers time
+        gc.collect()
+        # Rounds go over all artifacts in turn, so a slow spell of this VM lands on every row alike
+        # rather than on whichever artifact happened to run then.
+        n = sum(isinstance(x, _Live) for x in rows)
+        with Steps("timing rounds", cfg.repeats * n, console, unit="run", every_s=30.0) as prog:
+            for r in range(cfg.repeats):
+                for i, live in enumerate(rows):
+                    if isinstance(live, _Live):
+                        if not console.is_terminal:
+                            console.print(f"timing round {r + 1}/{cfg.repeats}: {live.item.name}", highlight=False)
+                        rows[i] = step(i, live.item, lambda: time_round(live, cfg, r) or live)
+                        prog.advance(1, info=f"round {r + 1}/{cfg.repeats} {live.item.name}")
     for i, live in enumerate(rows):
         if isinstance(live, _Live):
             rows[i] = step(i, live.item, lambda: finish_item(live, cfg, pk))
         rows[i]["bench_s"] = spent[i]
     gc.collect()
-    result = {"schema": 1, "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-              "environment": environment(cfg), "peaks": pk, "rows": rows}
+    result = {"schema": 2, "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+              "environment": environment(cfg), "peaks": pk, "rows": rows, "wall_s": time.perf_counter() - t_start}
     report.write_all(result, out)
     console.print(report.rich_table(rows))
     return result

@@ -1,4 +1,5 @@
-"""Trust checks: the same artifact timed by the runtime's own tool or by the bare API.
+"""Trust checks: the same artifact timed by the runtime's own tool or by the bare API, in the same
+interleaved rounds as vitc's own timing (vitc.benchmarks.bench), each in a process of its own.
 
 OpenVINO: `benchmark_app -hint latency` (ships with the openvino wheel) on the same IR, threads and
 inference precision, median latency parsed from its report. ONNX Runtime: a bare
@@ -17,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import time_calls, time_paired
 
 _MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s*(ms|us)")
 _FPS = re.compile(r"Throughput:\s+([0-9.]+)\s*FPS")
@@ -56,41 +56,29 @@ def benchmark_app(xml: Path, shape: list[int], threads: int, seconds: float, pre
     return res
 
 
-def interleaved(fn, target: str, path: Path, x: np.ndarray, threads: int, seconds: float, rounds: int = 5, **timing) -> dict | None:
-    """The independent p50 beside vitc's own. ONNX Runtime: bare `InferenceSession.run` on the same
-    session and vitc's wrapper are timed call by call in alternation (time_paired), so both see the
-    same machine: this isolates what vitc's harness adds. OpenVINO's
-    benchmark_app is another process: it and vitc's loop alternate over `rounds` rounds and the
-    medians are compared (this VM's speed drifts by tens of percent over seconds)."""
-    if target not in ("openvino", "onnx"):
+TOOLS = {"openvino": "benchmark_app -hint latency", "onnx": "bare InferenceSession.run loop"}
+
+
+def tool_round(target: str, path: Path, inputs: list[list], threads: int, seconds: float, timing: dict) -> dict | None:
+    """One round of the independent tool on the latency batch, in its own process like vitc's worker,
+    so the bench can interleave it with vitc's rounds and compare medians. OpenVINO: benchmark_app
+    with the precision vitc's loader runs the IR at. ONNX Runtime: ONNX Runtime's own API in a worker
+    (vitc.benchmarks.worker.bare_onnxruntime), no vitc code in the loop. None: no tool for the target."""
+    if target not in TOOLS:
         return None
     try:
-        if target == "onnx":
-            # the bare loop drives vitc's own session: a second session's idle-spinning thread pool
-            # would fight the first for the 2 cores (measured: +95% on the fp32 digits student)
-            if not hasattr(fn, "session"):
-                from vitc.export import onnx as onnx_target
+        if target == "openvino":
+            import openvino as ov
 
-                fn = onnx_target.load(path, threads)
-            feed = {fn.input_name: x}
-            sess = fn.session
-            ours, bare = time_paired(fn, lambda _: sess.run(None, feed), x, **timing)
-            return {"tool": "bare InferenceSession.run loop, alternating call by call with vitc's",
-                    "p50_ms": bare.p50_ms, "vitc_p50_ms": ours.p50_ms, "ratio": ours.p50_ms / bare.p50_ms, "rounds": 1,
-                    "tool_p50s_ms": [bare.p50_ms], "vitc_p50s_ms": [ours.p50_ms], "runs": ours.runs}
-        import openvino as ov
+            from vitc.export.openvino import runtime_precision
 
-        from vitc.export.openvino import runtime_precision
+            precision = runtime_precision(ov.Core().read_model(str(path)))  # as vitc's loader runs it
+            return benchmark_app(path, list(np.load(inputs[0][1], mmap_mode="r").shape), threads, seconds, precision)
+        from .launcher import run_worker
 
-        precision = runtime_precision(ov.Core().read_model(str(path)))  # as vitc's loader runs it
-        tool, ours, res = [], [], {}
-        for _ in range(rounds):
-            res = benchmark_app(path, list(x.shape), threads, seconds, precision)
-            if "p50_ms" not in res:
-                return res
-            tool.append(res["p50_ms"])
-            ours.append(time_calls(fn, x, **timing).p50_ms)
+        res = run_worker("vitc.benchmarks.worker:bare_onnxruntime", str(path), threads, inputs[:1], timing)
+        b = res["batches"][0]
+        return {"tool": TOOLS["onnx"] + " (own process, ONNX Runtime's API only)", "p50_ms": b["p50_ms"], "runs": b["runs"],
+                "torch_imported": res["torch_imported"]}
     except Exception as e:  # a broken cross-check is reported on its row, never fatal to the bench
-        return {"error": f"{type(e).__name__}: {str(e)[:200]}"}
-    t, o = float(np.median(tool)), float(np.median(ours))
-    return {**res, "p50_ms": t, "vitc_p50_ms": o, "ratio": o / t, "rounds": rounds, "tool_p50s_ms": tool, "vitc_p50s_ms": ours}
+        return {"tool": TOOLS[target], "error": f"{type(e).__name__}: {str(e)[:200]}"}

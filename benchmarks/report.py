@@ -9,10 +9,11 @@ from rich.table import Table
 
 from vitc import checkpoint as ckpt
 
-CSV_COLUMNS = ("artifact", "target", "precision", "status", "size_mb", "top1", "top1_fp32", "agreement", "p50_ms",
-               "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads", "gflops_per_image", "gflops_exported",
-               "peak_kind", "efficiency", "crosscheck_p50_ms", "crosscheck_tool")
-CROSSCHECK_LIMIT = 0.15  # |vitc p50 / tool p50 - 1| above this marks a row's timing as suspect
+CSV_COLUMNS = ("artifact", "target", "precision", "status", "flags", "size_mb", "top1", "top1_fp32", "agreement", "p50_ms",
+               "p50_rounds_ms", "spread", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads",
+               "gflops_per_image", "gflops_exported", "peak_kind", "efficiency", "crosscheck_p50_ms", "crosscheck_ratio",
+               "crosscheck_tool")
+SAME_RECIPE_LIMIT = 0.05  # vitc's NNCF-defaults IR vs the by-hand NNCF-defaults IR: same recipe, same number
 
 
 def prepare(out: Path) -> None:
@@ -22,9 +23,10 @@ def prepare(out: Path) -> None:
 def _flat(r: dict) -> dict:
     lat, cc = r.get("latency") or {}, r.get("crosscheck") or {}
     tp = r.get("throughput") or {}
-    return {**{k: r.get(k) for k in CSV_COLUMNS}, **{k: lat.get(k) for k in ("p90_ms", "p99_ms", "mean_ms", "std_ms", "runs")},
+    return {**{k: r.get(k) for k in CSV_COLUMNS}, **{k: lat.get(k) for k in ("p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "spread")},
+            "flags": ";".join(r.get("flags") or []), "p50_rounds_ms": ";".join(f"{v:.4f}" for v in lat.get("p50_rounds_ms") or []),
             "throughput": ";".join(f"b{b}={v:.1f}" for b, v in tp.items()), "crosscheck_p50_ms": cc.get("p50_ms"),
-            "crosscheck_tool": cc.get("tool") or cc.get("error")}
+            "crosscheck_ratio": cc.get("ratio"), "crosscheck_tool": cc.get("tool") or cc.get("error")}
 
 
 def _f(v, fmt: str = ".2f", none: str = "-") -> str:
@@ -48,7 +50,16 @@ def _cc(r: dict) -> str:
         return "-"
     if "p50_ms" not in c:
         return f"error: {c.get('error')}"
-    return f"{c['vitc_p50_ms']:.3f} vs {c['p50_ms']:.3f} ms ({100 * (c['ratio'] - 1):+.0f}%)"
+    return f"{c['p50_ms']:.3f} ms, {c['ratio']:.2f}x ({'agrees' if c['agrees'] else 'DISAGREES'})"
+
+
+def _status(r: dict) -> str:
+    return ", ".join([r["status"], *(r.get("flags") or [])])
+
+
+def _spread(r: dict) -> str:
+    lat = r.get("latency") or {}
+    return f"{lat['spread']:.2f}" if lat.get("rounds", 0) > 1 else "-"
 
 
 def _p50(r: dict) -> str:
@@ -58,14 +69,14 @@ def _p50(r: dict) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    head = ("| artifact | status | size MB | top-1 % | agree % | p50 ms (rounds min-max) | p90 ms | p99 ms | mean±std ms | img/s @batch "
-            "| eff. | cross-check p50: vitc vs tool |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+    head = ("| artifact | status | size MB | top-1 % | agree % | p50 ms (rounds min-max) | spread | p90 ms | p99 ms | mean±std ms "
+            "| img/s @batch | eff. | cross-check tool p50, vitc/tool |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
     lines = []
     for r in rows:
         lat = r.get("latency") or {}
         ms = f"{lat['mean_ms']:.3f}±{lat['std_ms']:.3f}" if lat else "-"
-        lines.append(f"| {r['artifact']} | {r['status']} | {_f(r.get('size_mb'), '.1f')} | {_f(r.get('top1'))} | "
-                     f"{_f(r.get('agreement'))} | {_p50(r)} | {_f(lat.get('p90_ms'), '.3f')} | "
+        lines.append(f"| {r['artifact']} | {_status(r)} | {_f(r.get('size_mb'), '.1f')} | {_f(r.get('top1'))} | "
+                     f"{_f(r.get('agreement'))} | {_p50(r)} | {_spread(r)} | {_f(lat.get('p90_ms'), '.3f')} | "
                      f"{_f(lat.get('p99_ms'), '.3f')} | {ms} | {_tp(r)} | {_f(r.get('efficiency'), '.1%')} | {_cc(r)} |")
     return head + "\n".join(lines) + "\n"
 
@@ -112,16 +123,68 @@ def reading(result: dict) -> list[str]:
         if big:
             b = max(big, key=lambda r: max(r["throughput"].values()))
             out.append(f"Highest throughput: {b['artifact']}, {max(b['throughput'].values()):.0f} images/s.")
-    for r in rows:
-        c = r.get("crosscheck") or {}
-        if "ratio" in c:
-            verdict = "agrees" if abs(c["ratio"] - 1) <= CROSSCHECK_LIMIT else "DISAGREES"
-            how = f"medians of {c['rounds']} interleaved rounds" if c["rounds"] > 1 else "same loop"
-            out.append(f"{r['artifact']}: vitc p50 {c['vitc_p50_ms']:.3f} ms vs {c['tool']} {c['p50_ms']:.3f} ms, "
-                       f"{how} ({100 * (c['ratio'] - 1):+.1f}%, {verdict} within {CROSSCHECK_LIMIT:.0%}).")
+    out += _trust(result)
     bad = [r for r in rows if not r["status"].startswith("ok")]
     for r in bad:
         out.append(f"{r['artifact']}: {r['status']}.")
+    return out
+
+
+def _trust(result: dict) -> list[str]:
+    """Whether the timing can be believed: round spreads, cross-check verdicts, same recipe same number."""
+    from .bench import AGREE, SPREAD_LIMIT
+
+    rows, out = result["rows"], []
+    timed = [r for r in rows if (r.get("latency") or {}).get("rounds", 0) > 1]
+    if timed:
+        unstable = [r for r in timed if "unstable" in (r.get("flags") or [])]
+        worst = max(timed, key=lambda r: r["latency"]["spread"])
+        out.append(f"Stability: {len(timed) - len(unstable)} of {len(timed)} timed rows have round p50s within {SPREAD_LIMIT}x "
+                   f"(max/min); widest: {worst['artifact']} {worst['latency']['spread']:.2f}x.")
+        for r in unstable:
+            p, c = r["latency"]["p50_rounds_ms"], r.get("crosscheck") or {}
+            why = "no tool runs beside this target, so rerun with more --repeats before ranking it"
+            if c.get("tool_p50s_ms"):
+                t = c["tool_p50s_ms"]
+                moved = max(t) / min(t) > SPREAD_LIMIT
+                why = (f"{c['tool'].split(' (')[0]} moved with it in the same rounds ({', '.join(f'{v:.3f}' for v in t)} ms): "
+                       "the machine slowed, not the harness" if moved else
+                       f"{c['tool'].split(' (')[0]} stayed steady in the same rounds ({', '.join(f'{v:.3f}' for v in t)} ms): "
+                       "vitc's timing of this row is in doubt")
+            out.append(f"{r['artifact']} is **unstable**: round p50s {', '.join(f'{v:.3f}' for v in p)} ms "
+                       f"(spread {r['latency']['spread']:.2f}x > {SPREAD_LIMIT}x); {why}; its p50 is the median of the rounds.")
+    cc = [r for r in rows if "ratio" in (r.get("crosscheck") or {})]
+    if cc:
+        bad = [r for r in cc if not r["crosscheck"]["agrees"]]
+        out.append(f"Cross-checks: {len(cc) - len(bad)} of {len(cc)} OpenVINO / ONNX Runtime rows within {AGREE[0]}-{AGREE[1]}x of their "
+                   f"tool's median over the same interleaved rounds (ratios {min(r['crosscheck']['ratio'] for r in cc):.2f}-"
+                   f"{max(r['crosscheck']['ratio'] for r in cc):.2f}).")
+        for r in bad:
+            c = r["crosscheck"]
+            out.append(f"{r['artifact']} **disagrees** with {c['tool']}: vitc {c['vitc_p50_ms']:.3f} ms vs {c['p50_ms']:.3f} ms "
+                       f"({c['ratio']:.2f}x; tool rounds {', '.join(f'{v:.3f}' for v in c['tool_p50s_ms'])}).")
+    for r in rows:
+        if (r.get("crosscheck") or {}).get("error"):
+            out.append(f"{r['artifact']}: cross-check failed: {r['crosscheck']['error']}.")
+    out += _same_recipe(rows)
+    return out
+
+
+def _same_recipe(rows: list[dict]) -> list[str]:
+    """When `--nncf auto` chose NNCF's defaults, vitc's int8 IR and the by-hand baseline IR come from
+    the same recipe: say how far apart they timed."""
+    out = []
+    base = [r for r in rows if r.get("baseline") and r["target"] == "openvino" and r.get("p50_ms")]
+    for r in rows:
+        if r.get("baseline") or r["target"] != "openvino" or r["precision"] != "int8" or not r.get("p50_ms") or r.get("nncf") != "defaults":
+            continue
+        for b in (b for b in base if b.get("source") == r.get("source")):
+            d = r["p50_ms"] / b["p50_ms"] - 1
+            lean = (f"; vitc's graph executes {r['gflops_exported']:.2f} of {r['gflops_per_image']:.2f} GFLOPs (head tokens only)"
+                    if r.get("gflops_exported") and r.get("gflops_per_image") else "")
+            out.append(f"Same recipe (NNCF defaults, chosen by --nncf auto): {r['artifact']} {r['p50_ms']:.3f} ms vs by-hand "
+                       f"{b['artifact']} {b['p50_ms']:.3f} ms, {d:+.1%} ({'within' if abs(d) <= SAME_RECIPE_LIMIT else 'OUTSIDE'} "
+                       f"{SAME_RECIPE_LIMIT:.0%}){lean}.")
     return out
 
 
@@ -129,7 +192,8 @@ def report_md(result: dict) -> str:
     env, pk = result["environment"], result["peaks"]
     vers = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in pk["gflops"].items())
-    return (f"# vitc bench\n\n`{env['command']}`  \n{env['date']}\n\n"
+    wall = f"  \nBench wall time: {result['wall_s']:.0f} s" if result.get("wall_s") else ""
+    return (f"# vitc bench\n\n`{env['command']}`  \n{env['date']}{wall}\n\n"
             f"**Machine**: {env['cpu']}, {env['cores']} cores, ISA {', '.join(env['isa'])}; {env['threads']} threads for every runtime.  \n"
             f"**Versions**: {vers}.  \n"
             f"**Peaks** (GFLOP/s, {pk['threads']} threads, {pk['method']['statistic']}; int8: {pk['method']['int8']}): {peaks}.  \n"
@@ -203,13 +267,14 @@ def rich_table(rows: list[dict]) -> Table:
     stem = stem[:stem.rfind("-") + 1]  # cut at a name boundary: "hard-s0-" not "hard-s0-o"
     t = Table(title="vitc bench")
     for i, col in enumerate(("artifact" + (f" ({stem}...)" if stem else ""), "status", "MB", "top-1", "agree", "p50 ms",
-                             "p99 ms", "img/s", "eff.", "x-check")):
+                             "p99 ms", "img/s", "eff.", "x-check", "spread")):
         t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=28 if i < 2 else None)
     for r in rows:
         lat, tp = r.get("latency") or {}, r.get("throughput") or {}
         colour = "green" if r["status"].startswith("ok") else ("yellow" if r["status"].startswith("skipped") else "red")
-        t.add_row(r["artifact"][len(stem):], f"[{colour}]{r['status'][:50]}[/]", _f(r.get("size_mb"), ".1f"), _f(r.get("top1")),
+        colour = "yellow" if colour == "green" and r.get("flags") else colour
+        t.add_row(r["artifact"][len(stem):], f"[{colour}]{_status(r)[:50]}[/]", _f(r.get("size_mb"), ".1f"), _f(r.get("top1")),
                   _f(r.get("agreement")), _f(r.get("p50_ms"), ".3f"), _f(lat.get("p99_ms"), ".3f"),
                   f"{list(tp.values())[-1]:.0f} @{list(tp)[-1]}" if tp else "-", _f(r.get("efficiency"), ".1%"),
-                  f"{100 * (r['crosscheck']['ratio'] - 1):+.0f}%" if "ratio" in (r.get("crosscheck") or {}) else "-")
+                  f"{r['crosscheck']['ratio']:.2f}x" if "ratio" in (r.get("crosscheck") or {}) else "-", _spread(r))
     return t

@@ -1,17 +1,21 @@
 """ONNX: torch.onnx's dynamo exporter (torch.export + onnxscript), dynamic batch axis, metadata,
-checked with onnx.checker, run with ONNX Runtime."""
+checked with onnx.checker, run with ONNX Runtime. torch is imported inside export() only: `load` runs
+in the bench's timing worker, which must not load torch beside ONNX Runtime."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vitc.errors import CheckpointError, ConfigError
 
 from ._files import staged
+
+if TYPE_CHECKING:
+    import torch
 
 NAME = "onnx"
 SUFFIX = ".onnx"
@@ -60,6 +64,7 @@ def check() -> str | None:
 
 def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Options) -> Path:
     import onnx
+    import torch
 
     model = model.eval()
     dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},) if opts.dynamic_batch else None

@@ -1,16 +1,20 @@
 """OpenVINO IR (.xml + .bin) through `openvino.convert_model`; fp32, fp16-compressed weights, and
-int8 through NNCF post-training quantization (`vitc quantize --backend openvino`)."""
+int8 through NNCF post-training quantization (`vitc quantize --backend openvino`). No torch at import:
+`load` runs in the bench's timing worker, which must not load torch beside OpenVINO."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vitc.errors import ConfigError
 
 from ._files import staged
+
+if TYPE_CHECKING:
+    import torch
 
 NAME = "openvino"
 SUFFIX = ".xml"

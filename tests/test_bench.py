@@ -15,7 +15,7 @@ from vitc.benchmarks.bench import BenchConfig, run_bench
 from vitc.benchmarks.timing import time_calls, time_paired
 from vitc.errors import ConfigError, VitcError
 
-QUICK = dict(threads=1, batch=(1, 4), warmup=1, warmup_seconds=0.0, min_runs=3, min_seconds=0.0)
+QUICK = dict(threads=1, batch=(1, 4), warmup=1, warmup_seconds=0.0, min_runs=3, min_seconds=0.0, repeats=2)
 FAKE_PEAKS = {"threads": 1, "gflops": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0},
               "method": {"int8": "fake", "statistic": "fake", "all": {}}}
 
@@ -89,7 +89,10 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
     for name in ("tiny-pytorch-fp32", "tiny-onnx-fp32", "tiny-onnx-int8"):
         r = rows[name]
         assert r["status"] == "ok", r
-        assert r["latency"]["runs"] >= 3 and 0 < r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]
+        assert r["latency"]["runs"] >= 6 and 0 < r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]
+        assert len(r["latency"]["p50_rounds_ms"]) == 2 and r["latency"]["spread"] >= 1.0
+        # timed in worker processes: ONNX Runtime rows without torch, the eager row with it
+        assert r["worker"]["isolated"] and r["worker"]["torch_imported"] == (name == "tiny-pytorch-fp32")
         assert set(r["throughput"]) == {"1", "4"} and r["threads"] == 1
         assert 0 < r["top1"] <= 100 and r["peak_kind"] == ("int8" if "int8" in name else "fp32")
         assert r["efficiency"] == pytest.approx(r["gflops_per_image"] / (r["p50_ms"] / 1e3) / FAKE_PEAKS["gflops"][r["peak_kind"]])
@@ -99,18 +102,22 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
     assert "gflops_exported" not in rows["tiny-pytorch-fp32"]
     assert rows["tiny-pytorch-fp32"]["top1"] == rows["tiny-onnx-fp32"]["top1_fp32"]
     cc = rows["tiny-onnx-fp32"]["crosscheck"]
-    assert cc["tool"].startswith("bare InferenceSession.run loop") and cc["p50_ms"] > 0 and cc["runs"] >= 3
-    assert cc["ratio"] == pytest.approx(cc["vitc_p50_ms"] / cc["p50_ms"])
+    assert cc["tool"].startswith("bare InferenceSession.run loop") and cc["p50_ms"] > 0 and cc["rounds"] == 2
+    # the ratio compares the reported p50 (median of vitc's rounds) with the tool's median of the same rounds
+    assert cc["vitc_p50_ms"] == rows["tiny-onnx-fp32"]["p50_ms"] and cc["p50_ms"] == pytest.approx(float(np.median(cc["tool_p50s_ms"])))
+    assert cc["ratio"] == pytest.approx(cc["vitc_p50_ms"] / cc["p50_ms"]) and cc["agrees"] == (0.9 <= cc["ratio"] <= 1.1)
+    assert ("disagrees with bare InferenceSession.run loop" in rows["tiny-onnx-fp32"]["flags"]) == (not cc["agrees"])
     # the files, and what they hold
     out = tmp_path / "report"
     saved = json.loads((out / "bench.json").read_text())
-    assert saved["schema"] == 1 and len(saved["rows"]) == 5
+    assert saved["schema"] == 2 and len(saved["rows"]) == 5 and saved["wall_s"] > 0
     env = saved["environment"]
     assert {"cpu", "cores", "isa", "versions", "command", "method", "threads"} <= set(env) and "onnxruntime" in env["versions"]
     with open(out / "bench.csv") as f:
         assert [r["artifact"] for r in csv.DictReader(f)] == [r["artifact"] for r in res["rows"]]
     md = (out / "report.md").read_text()
     assert all(f"| {a} |" in md for a in rows) and "## Reading" in md and "pre-processing is excluded" in md
+    assert "Bench wall time:" in md and "fresh worker process" in md and "Stability: " in md and "Cross-checks: " in md
     assert "2 of the rows run vitc's head-tokens-only graph" in md
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -197,7 +204,7 @@ def test_openvino_profile_counts_the_matmul_flops(tmp_path, tiny_ckpt):
     pytest.importorskip("openvino", reason="optional runtime openvino is not installed")
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vitc.benchmarks.ov_profile import markdown, profile
+    from vitc.benchmarks.studies.ov_profile import markdown, profile
     from vitc.export.head_tokens import rewrite
     from vitc.export.stage import export_checkpoint
     from vitc.models import load_checkpoint_model
@@ -217,3 +224,125 @@ def test_openvino_profile_counts_the_matmul_flops(tmp_path, tiny_ckpt):
     res["graph"] = m["graph"]
     md = markdown(res, 400.0, "cmd", "stamp")
     assert "| FullyConnected |" in md and "1.1x the floor leaves" in md
+
+
+FAKE_TARGET = """
+import time
+from pathlib import Path
+
+import numpy as np
+
+NAME, SUFFIX, PRECISIONS, EXTRA = "fake", ".fake", ("fp32",), None
+
+
+def check():
+    return None
+
+
+def load(path, threads=None):
+    # every load (the bench's accuracy pass, then one worker per round) counts itself in a file, so the
+    # worker processes can take turns: a "flaky" artifact sleeps twice as long in every other round
+    count = Path(str(path) + ".count")
+    n = int(count.read_text()) if count.exists() else 0
+    count.write_text(str(n + 1))
+    slow = n % 2 == 1 and "flaky" in Path(path).name
+
+    def run(x):
+        time.sleep(0.002 if slow else 0.001)
+        return np.repeat(np.eye(10, dtype=np.float32)[:1], len(x), 0)
+    return run
+"""
+
+
+@pytest.fixture
+def fake_target(tmp_path, monkeypatch, tiny_ckpt):
+    """A registered export target whose artifact is a file and whose runtime is time.sleep; the bench's
+    worker processes import it through PYTHONPATH like any target module."""
+    import importlib
+    import os
+
+    from vitc import export
+    from vitc.data import load_source
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    (mods / "vitc_fake_target.py").write_text(FAKE_TARGET)
+    monkeypatch.syspath_prepend(str(mods))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(mods), os.environ.get("PYTHONPATH")])))
+    export.names()
+    monkeypatch.setitem(export._REGISTRY, "fake", importlib.import_module("vitc_fake_target"))
+    d = tmp_path / "fakes"
+    d.mkdir()
+    pre = ckpt.load_meta(tiny_ckpt)["preprocess"]
+    for name in ("flaky.fake", "steady.fake"):
+        (d / name).write_bytes(b"x")
+        (d / (name + ".json")).write_text(json.dumps({
+            "artifact": name, "target": "fake", "precision": "fp32", "size_bytes": 1, "source": {"checkpoint": None},
+            "classes": load_source("digits", 32).classes, "preprocess": pre}))
+    return d
+
+
+def test_a_slow_mode_in_every_other_round_is_marked_unstable(tmp_path, monkeypatch, fake_target):
+    """The issue-14 failure, made on purpose: an artifact whose timed call sleeps twice as long in every
+    other round must come out unstable; the same artifact without the slow mode must not."""
+    res = _bench(tmp_path, monkeypatch, [fake_target], crosscheck=False, repeats=4, batch=(1,), min_runs=20)
+    rows = {r["artifact"]: r for r in res["rows"]}
+    flaky, steady = rows["flaky"], rows["steady"]
+    p = flaky["latency"]["p50_rounds_ms"]
+    assert len(p) == 4 and min(p[0], p[2]) > 1.6 * max(p[1], p[3])  # rounds 1 and 3 were the slow ones
+    assert flaky["latency"]["spread"] > 1.25 and "unstable" in flaky["flags"]
+    assert steady["latency"]["spread"] < 1.25 and "unstable" not in steady["flags"], steady["latency"]
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| flaky | ok (no fp32 reference: source checkpoint not found), unstable |" in md
+    assert "flaky is **unstable**" in md and "steady is **unstable**" not in md
+
+
+def test_timing_workers_load_only_their_runtime(tmp_path, exports, tiny_ckpt):
+    """An OpenVINO or ONNX Runtime timing worker never imports torch (its own sys.modules, reported back);
+    the eager checkpoint's worker does, which shows the check can see it."""
+    from vitc.benchmarks.launcher import loader_for, run_worker, write_inputs
+    from vitc.export.stage import export_checkpoint
+
+    pytest.importorskip("openvino", reason="optional runtime openvino is not installed")
+    m = export_checkpoint(tiny_ckpt, "openvino", "fp32", tmp_path, threads=1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    inputs = write_inputs(x, (1, 2), tmp_path, "x")
+    timing = dict(warmup=1, warmup_seconds=0, min_runs=3, min_seconds=0)
+    cases = [("artifact", "onnx", next(exports.glob("*-onnx-int8.onnx")), "onnxruntime"),
+             ("artifact", "openvino", tmp_path / m["artifact"], "openvino"),
+             ("checkpoint", "pytorch", tiny_ckpt, "torch")]
+    for kind, target, path, runtime in cases:
+        res = run_worker(loader_for(kind, target), str(path), 1, inputs, timing)
+        assert res["torch_imported"] == (runtime == "torch"), (target, res["runtimes"])
+        assert res["runtimes"] == [runtime] if runtime != "torch" else "torch" in res["runtimes"]
+        assert [b["batch"] for b in res["batches"]] == [1, 2] and all(b["runs"] >= 3 for b in res["batches"])
+    bare = run_worker("vitc.benchmarks.worker:bare_onnxruntime", str(cases[0][2]), 1, inputs[:1], timing)
+    assert bare["torch_imported"] is False and bare["batches"][0]["p50_ms"] > 0
+
+
+def test_a_failing_worker_becomes_an_error_row(tmp_path, monkeypatch, exports):
+    """A worker that dies (here: its artifact vanished after the accuracy pass) gives that row an error
+    status with the worker's last line; the other rows are still timed."""
+    from vitc.benchmarks import bench
+
+    d = tmp_path / "arts"
+    shutil.copytree(exports, d)
+    victim = next(d.glob("*-onnx-int8.onnx"))
+    real = bench.prepare_item
+
+    def prepare_then_delete(item, cfg, sources):
+        live = real(item, cfg, sources)
+        if item.path == victim:
+            victim.unlink()
+        return live
+    monkeypatch.setattr(bench, "prepare_item", prepare_then_delete)
+    rows = {r["artifact"]: r for r in _bench(tmp_path, monkeypatch, [d], crosscheck=False)["rows"]}
+    assert rows["tiny-onnx-int8"]["status"].startswith("error: the timing worker for tiny-onnx-int8.onnx failed (exit 1)")
+    assert rows["tiny-onnx-fp32"]["status"] == "ok" and rows["tiny-onnx-fp32"]["p50_ms"] > 0
+
+
+def test_in_process_timing_is_still_available(tmp_path, monkeypatch, exports):
+    """--no-isolate times inside the bench process (kept for the isolation A/B)."""
+    rows = _bench(tmp_path, monkeypatch, [exports], crosscheck=False, isolate=False)["rows"]
+    assert all(r["status"] == "ok" and r["p50_ms"] > 0 and not r["worker"]["isolated"] for r in rows)
+    assert all(r["worker"]["torch_imported"] for r in rows)  # the bench process itself has torch
