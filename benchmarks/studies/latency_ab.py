@@ -6,7 +6,7 @@ OpenVINO candidates are timed by OpenVINO's own `benchmark_app` (one process per
 alternating); ONNX Runtime candidates by vitc's timing loop with one session alive at a time
 (two idle-spinning ORT pools would fight for the 2 cores). Accuracy is measured on all val images.
 
-    python -m vitc.benchmarks.latency_ab runs/deit_tiny-224/distill \
+    python -m vitc.benchmarks.studies.latency_ab runs/deit_tiny-224/distill \
         --int8-ir runs/deit_tiny-224/quantize/student-openvino-int8.xml --out results/latency-ab
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .crosscheck import benchmark_app
+from ..crosscheck import benchmark_app
 
 
 class FoldedHeads(torch.nn.Module):
@@ -61,7 +61,7 @@ def _ab(va: list, vb: list, metric: str, **extra) -> dict:
 def _ab_ort(a: Path, b: Path, x: np.ndarray, threads: int, rounds: int, seconds: float) -> dict:
     from vitc.export import onnx as onnx_target
 
-    from .timing import time_calls
+    from ..timing import time_calls
 
     ta, tb = [], []
     for _ in range(rounds):
@@ -236,7 +236,7 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# Latency candidates, before -> after (issue 6)", "",
-             f"`python -m vitc.benchmarks.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds {res['rounds']} --seconds {res['seconds']:g} "
+             f"`python -m vitc.benchmarks.studies.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds {res['rounds']} --seconds {res['seconds']:g} "
              f"--only {','.join(res.get('only', []))}" + (f" --nncf-variants '{';'.join(res['nncf_variants'])}'" if res.get("nncf_variants") else "") + "`  ",
              f"{res['date']}; {m.get('cpu')}, {m.get('cores')} cores, {res['threads']} threads; "
              + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v), "",

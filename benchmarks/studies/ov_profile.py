@@ -3,7 +3,7 @@ numbers `benchmark_app -report_type detailed_counters` prints), medians over man
 node type and kernel; FullyConnected and Convolution nodes also get GFLOP/s against the measured
 matmul peak. Issue 6 asks for this before and after each latency change.
 
-    python -m vitc.benchmarks.ov_profile runs/deit_tiny-224/export/student-openvino-fp32.xml \
+    python -m vitc.benchmarks.studies.ov_profile runs/deit_tiny-224/export/student-openvino-fp32.xml \
         --out results/latency-ab/6-profile-openvino-fp32
 """
 from __future__ import annotations
@@ -103,7 +103,7 @@ def ceiling(res: dict, peak: float, gflop_model: float, gflop_graph: float) -> l
 def main() -> None:
     from vitc.runtime import machine_info, package_versions
 
-    from . import peak as peak_mod
+    from .. import peak as peak_mod
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ir", type=Path)
@@ -125,7 +125,7 @@ def main() -> None:
     res.update(peak_gflops=peak, date=stamp)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "profile.json").write_text(json.dumps(res, indent=2))
-    md = markdown(res, peak, "python -m vitc.benchmarks.ov_profile " + " ".join(
+    md = markdown(res, peak, "python -m vitc.benchmarks.studies.ov_profile " + " ".join(
         [str(a.ir), "--out", str(a.out), "--calls", str(a.calls)] + (["--precision", a.precision] if a.precision else [])), stamp)
     (a.out / "profile.md").write_text(md)
     print(md)
