@@ -14,7 +14,7 @@ from vitc.errors import CheckpointError, ModelError
 from vitc.models import create_model, data_config, init_from_checkpoint, is_distilled, load_checkpoint_model, resolve_name
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
-from .stage import checkpoint_meta, default_crop_pct, prepare_out
+from .stage import checkpoint_meta, default_crop_pct, discard_failed_run, prepare_out, snapshot
 from .trainer import evaluate, fit
 
 
@@ -52,6 +52,7 @@ def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool
                 console: Console | None = None) -> dict:
     console = console or Console()
     d = runtime.init(cfg.train.threads)
+    before = snapshot(out)
     try:
         s = cfg.student
         if d.main:
@@ -103,5 +104,9 @@ def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool
                   evaluate_fn=eval_fn, out=out, meta_fn=meta, resume=resume, d=d, console=console,
                   teacher_clock=(lambda: adapter.seconds) if adapter is not None else None)
         return res.metrics
+    except BaseException:
+        if d.main:
+            discard_failed_run(out, before)
+        raise
     finally:
         runtime.shutdown(d)

@@ -14,23 +14,52 @@ from vitc.errors import OutputError
 RUN_FILES = (ckpt.META, ckpt.WEIGHTS, ckpt.TRAIN_STATE, "metrics.jsonl", "config.json")
 
 
-def prepare_out(out: Path, resume: bool, force: bool) -> None:
+def check_out(out: Path, resume: bool, force: bool) -> None:
     """Refuse to mix two runs in one dir: resume needs a previous run, a fresh run needs an empty
-    dir or --force (which then removes only the files a run writes)."""
+    dir or --force. Writes nothing."""
     if resume:
         if not (out / ckpt.TRAIN_STATE).is_file():
             raise OutputError(f"--resume: {out} holds no {ckpt.TRAIN_STATE} to resume from", "run without --resume to start fresh")
         return
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file, not a directory", "pass a directory path")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(f"--out {out} already holds files (another run?)",
+                          "pass --resume to continue it, --force to replace it, or another --out")
+
+
+def prepare_out(out: Path, resume: bool, force: bool) -> None:
+    """check_out, then --force removes only the files a run writes."""
+    check_out(out, resume, force)
+    if resume:
+        return
     if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise OutputError(f"--out {out} already holds files (another run?)",
-                              "pass --resume to continue it, --force to replace it, or another --out")
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "best", ignore_errors=True)
     ckpt.writable_dir(out)
+
+
+def snapshot(out: Path) -> tuple[list[Path], set[Path]]:
+    """What exists before a run: the dirs it would create, and the files already in --out."""
+    missing = [p for p in (out, *out.parents) if not p.exists()]
+    return missing, (set(out.iterdir()) if out.is_dir() else set())
+
+
+def discard_failed_run(out: Path, before: tuple[list[Path], set[Path]]) -> None:
+    """A run that failed before its first epoch was saved leaves no trace: the files it wrote and
+    the dirs it created go, so the corrected rerun needs no --force. A run with a saved epoch
+    keeps everything for --resume."""
+    missing, files = before
+    if (out / ckpt.TRAIN_STATE).exists() or not out.is_dir():
+        return
+    for p in set(out.iterdir()) - files:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    for d in missing:  # deepest first; only if empty
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def versions() -> dict:

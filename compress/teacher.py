@@ -12,7 +12,7 @@ from vitc.data import eval_tensors, load_source
 from vitc.models import create_model, data_config
 
 from .losses import base_criterion
-from .stage import checkpoint_meta, default_crop_pct, prepare_out
+from .stage import checkpoint_meta, default_crop_pct, discard_failed_run, prepare_out, snapshot
 from .trainer import evaluate, fit
 
 
@@ -20,6 +20,7 @@ def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool
                 console: Console | None = None) -> dict:
     console = console or Console()
     d = runtime.init(cfg.train.threads)
+    before = snapshot(out)
     try:
         if d.main:
             prepare_out(out, resume, force)
@@ -43,5 +44,9 @@ def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool
                   num_classes=len(src.classes), cfg=cfg.train, evaluate_fn=lambda mdl: evaluate(mdl, Xv, Yv),
                   out=out, meta_fn=meta, resume=resume, d=d, console=console)
         return res.metrics
+    except BaseException:
+        if d.main:
+            discard_failed_run(out, before)
+        raise
     finally:
         runtime.shutdown(d)

@@ -18,7 +18,6 @@ from typing import Callable
 import torch
 import torch.nn as nn
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from vitc import checkpoint as ckpt
 from vitc import runtime
@@ -26,6 +25,7 @@ from vitc.config import TrainConfig, to_dict
 from vitc.data import ImageDataset, Split, build_transform, mixup_fn
 from vitc.errors import CheckpointError, ConfigError
 from vitc.models import is_distilled
+from vitc.progress import Steps, track
 
 METRICS = "metrics.jsonl"
 
@@ -45,7 +45,7 @@ def evaluate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch: int = 25
     was = model.training
     model.eval()
     correct: dict[str, list[int]] = {}
-    for i in range(0, len(X), batch):
+    for i in track(range(0, len(X), batch), "evaluate", -(-len(X) // batch), unit="batch"):
         y = Y[i:i + batch]
         for k, logits in head_logits(model, X[i:i + batch]).items():
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -91,12 +91,6 @@ def _loader(split: Split, transform, cfg: TrainConfig, d: runtime.Dist, epoch: i
         sampler = torch.utils.data.RandomSampler(ds, generator=g)
     return torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                                        num_workers=cfg.workers, persistent_workers=False)
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[ips]:.0f} img/s"),
-                    TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
 
 
 def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_classes: int, cfg: TrainConfig,
@@ -153,9 +147,7 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
         loader = _loader(train, train_tf, cfg, d, epoch)
         net.train()
         t0, seen, loss_sum, t_teacher0 = time.perf_counter(), 0, 0.0, teacher_clock() if teacher_clock else 0.0
-        with _progress(console) as prog:
-            task = prog.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps, loss=0.0, lr=lr, ips=0.0,
-                                 visible=d.main)
+        with Steps(f"epoch {epoch + 1}/{cfg.epochs}", steps, console, unit="batch", visible=d.main) as prog:
             for i, (x, y) in enumerate(loader):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 target = y
@@ -170,8 +162,8 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
                     ema.update(model)
                 seen += x.shape[0]
                 loss_sum += loss.item() * x.shape[0]
-                prog.update(task, advance=1, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                            ips=seen * d.world / (time.perf_counter() - t0))
+                prog.advance(1, info=f"loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
+                                     f"{seen * d.world / (time.perf_counter() - t0):.0f} img/s")
         secs = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
                "images_per_s": seen * d.world / secs, "epoch_s": secs}

@@ -92,6 +92,8 @@ CASES = [
     Case("optional runtime not installed", lambda d: ["export", d["ckpt"], "--target", "openvino", "--out", d["w"] / "o13"],
          "pip install 'vitc[openvino]'"),
     Case("TensorRT without a GPU", lambda d: ["export", d["ckpt"], "--target", "tensorrt", "--out", d["w"] / "o14"], "tensorrt"),
+    Case("distill with a teacher name and --no-auto-teacher", lambda d: ["distill", "--teacher", "resnet18", "--no-auto-teacher",
+                                                                         "--out", d["w"] / "o21"], "--teacher-pretrained"),
     Case("output dir holds another run", lambda d: ["teacher", "--out", d["w"] / "busy"], "--force"),
     Case("unwritable output dir", lambda d: ["teacher", "--out", d["w"] / "a_file" / "sub"], "cannot write"),
     Case("invalid pipeline YAML", lambda d: ["pipeline", d["w"] / "bad.yaml"], "bad.yaml:6: distill.epoch: unknown key"),
@@ -153,3 +155,22 @@ def test_debug_shows_the_traceback(ws):
 
     with pytest.raises(DataError, match="does not exist"):  # --debug re-raises: the traceback is shown
         main(["--debug", "teacher", "--data", str(ws["w"] / "nope"), "--out", str(ws["w"] / "o99")])
+
+
+def test_a_failed_run_leaves_no_trace_and_the_corrected_rerun_needs_no_force(tmp_path, image_folder, capsys):
+    """More batch than images fails before training: --out is not left behind, so the corrected
+    rerun starts without --force."""
+    out = tmp_path / "runs" / "teacher"
+    code, _, err = run_cli(["teacher", "--data", image_folder, "--batch-size", "999", "--epochs", "1", "--threads", "1",
+                            "--out", out], capsys)
+    assert code == 2 and "larger than the" in err
+    assert not (tmp_path / "runs").exists()  # nor the parent it created
+    code, _, err = run_cli(["teacher", "--data", image_folder, "--batch-size", "8", "--epochs", "1", "--threads", "1",
+                            "--out", out], capsys)
+    assert code == 0 and ckpt_meta(out)["stage"] == "teacher", err
+
+
+def ckpt_meta(d):
+    from vitc import checkpoint as ckpt
+
+    return ckpt.load_meta(d)

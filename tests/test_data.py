@@ -1,5 +1,7 @@
 from collections import Counter
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -72,3 +74,29 @@ def test_augmentation_presets_survive_many_draws(preset):
     torch.manual_seed(0)
     for i in range(600):
         assert t(src.train.items[i % 50]).shape == (3, 32, 32)
+
+
+def test_exif_orientation_is_applied(tmp_path, tiny_ckpt):
+    """A phone photo stores the sensor's pixels plus an Orientation tag; Orientation=6 means 'rotate
+    90 degrees clockwise to display'. vitc reads it upright, so it predicts as the upright image does."""
+    from PIL import Image
+
+    from vitc.data import load_image
+    from vitc.inspect import predict
+    from sklearn.datasets import load_digits
+
+    a = (load_digits().images[7] * (255 / 16)).astype(np.uint8)            # a 7: not symmetric
+    upright = Image.fromarray(np.kron(a, np.ones((6, 4), np.uint8))).convert("RGB")   # 48 high, 32 wide
+    stored = upright.rotate(90, expand=True)                                # what the sensor wrote: 32 high, 48 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                        # Orientation: rotate 90 CW to display
+    up, rot = tmp_path / "upright.jpg", tmp_path / "phone.jpg"
+    upright.save(up, quality=95)
+    stored.save(rot, quality=95, exif=exif)
+    assert Image.open(rot).size == (48, 32)                                 # on disk it lies on its side
+    got = load_image(rot)
+    assert got.size == (32, 48)
+    assert np.abs(np.asarray(got, np.float32) - np.asarray(load_image(up), np.float32)).mean() < 4.0
+    p_up, p_rot = predict(tiny_ckpt, [up, rot], topk=3)
+    assert [t["label"] for t in p_up["top"]] == [t["label"] for t in p_rot["top"]]
+    assert abs(p_up["top"][0]["prob"] - p_rot["top"][0]["prob"]) < 0.05

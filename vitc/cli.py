@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from .config import DISTILL_AMP
+from . import runs
+from .config import DEFAULT_WARMUP, DISTILL_AMP, TEACHER_EPOCHS, TEACHER_WARMUP
 from .errors import AccuracyGateError, ConfigError, VitcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -18,7 +19,7 @@ _state = {"debug": False}
 
 # Options shared by several commands, defined once.
 Data = Annotated[str, typer.Option(help="'digits' (built-in, offline) or an ImageFolder dir with train/ and val/")]
-Out = Annotated[Path, typer.Option(help="output checkpoint dir")]
+Out = Annotated[Optional[Path], typer.Option(help="output dir (default: the stage's folder under runs/, printed)")]
 ImgSize = Annotated[int, typer.Option(help="input resolution (digits are upsampled to it)")]
 PatchSize = Annotated[Optional[int], typer.Option(help="ViT patch size override (ViT-family models only)")]
 Pretrained = Annotated[bool, typer.Option(help="start from hub weights (needs internet or a warm HF cache)")]
@@ -29,7 +30,7 @@ Lr = Annotated[Optional[float], typer.Option(help="absolute learning rate (disab
 BaseLr = Annotated[float, typer.Option(help="DeiT rule: lr = base_lr * global_batch / 512")]
 MinLr = Annotated[float, typer.Option(help="cosine schedule floor")]
 Wd = Annotated[float, typer.Option(help="AdamW weight decay")]
-Warmup = Annotated[float, typer.Option(help="linear warm-up epochs")]
+Warmup = Annotated[Optional[float], typer.Option(help="linear warm-up epochs (default: teacher 1, distill 5; capped at a fifth of a short run)")]
 DropPath = Annotated[float, typer.Option(help="stochastic depth rate")]
 Ema = Annotated[float, typer.Option(help="EMA decay of the weights, e.g. 0.9998 (0: off)")]
 Amp = Annotated[str, typer.Option(help="bf16 autocast for the trained model: off | bf16 | auto (CPU with BF16, or GPU); "
@@ -52,29 +53,39 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
     _state["debug"] = debug
 
 
-def _train_cfg(args: dict):
-    """TrainConfig from a command's own arguments (the options shared by teacher and distill)."""
-    from .config import AugConfig, TrainConfig
+def _train_cfg(args: dict, warmup: float):
+    """TrainConfig from a command's own arguments (the options shared by teacher and distill). A
+    warm-up the user did not set is the stage's default, capped so that it fits the run (with a note);
+    one the user set is validated as given."""
+    from .config import AugConfig, TrainConfig, default_warmup
 
+    note = None
+    if args["warmup_epochs"] is None and isinstance(args["epochs"], int) and args["epochs"] >= 1:
+        args = dict(args)
+        args["warmup_epochs"], note = default_warmup(args["epochs"], warmup)
     aug = AugConfig(preset=args["aug"], **{k: args[k] for k in ("auto_augment", "reprob", "mixup", "cutmix", "smoothing")})
-    return TrainConfig(aug=aug, **{k: v for k, v in args.items() if k in TrainConfig.__dataclass_fields__ and k != "aug"})
+    tc = TrainConfig(aug=aug, **{k: v for k, v in args.items() if k in TrainConfig.__dataclass_fields__ and k != "aug"})
+    if note:  # only for a request that is otherwise valid
+        err.print(f"[yellow]note[/]: {note}", highlight=False)
+    return tc
 
 
 @app.command()
 def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety_16gf, resnet18, ...)")] = "resnet18",
-            data: Data = "digits", out: Out = Path("runs/teacher"), img_size: ImgSize = 32,
+            data: Data = "digits", out: Out = None, img_size: ImgSize = 32,
             patch_size: PatchSize = None, pretrained: Pretrained = False, crop_pct: CropPct = None,
-            epochs: Epochs = 10, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4,
-            min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = 1.0, drop_path: DropPath = 0.0,
+            epochs: Epochs = TEACHER_EPOCHS, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4,
+            min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = 0.0,
             ema: Ema = 0.0, amp: Amp = "off", seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
             aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
             cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
-    tc = _train_cfg(locals())
+    tc = _train_cfg(locals(), warmup=TEACHER_WARMUP)
     from .compress.teacher import run_teacher
     from .config import ModelArgs, TeacherConfig
 
     cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, tc)
+    out = out or runs.default_out("teacher", Console())
     m = run_teacher(cfg, out, resume=resume, force=force)
     _done(out, m)
 
@@ -83,8 +94,11 @@ def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety
 def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm name or alias (needed with a .safetensors file or --teacher-pretrained)")] = None,
             teacher_checkpoint: Annotated[Optional[str], typer.Option(help="vitc checkpoint dir or .safetensors file of the teacher")] = None,
             teacher_pretrained: Annotated[bool, typer.Option(help="take the teacher from the hub (online; 1000-class data only)")] = False,
+            auto_teacher: Annotated[bool, typer.Option(help="with --teacher NAME and no checkpoint: reuse runs/teacher, else fine-tune the "
+                                                            "hub weights (online) or train NAME on the data (offline) into runs/teacher first")] = True,
+            teacher_epochs: Annotated[int, typer.Option(help="epochs for a teacher that distill trains itself (see --auto-teacher)")] = TEACHER_EPOCHS,
             student: Annotated[str, typer.Option(help="timm *_distilled_* name or alias (deit_tiny, deit_small)")] = "deit_tiny",
-            data: Data = "digits", out: Out = Path("runs/student"), img_size: ImgSize = 32, patch_size: PatchSize = 4,
+            data: Data = "digits", out: Out = None, img_size: ImgSize = 32, patch_size: PatchSize = 4,
             pretrained: Annotated[bool, typer.Option(help="student from hub weights (online)")] = False,
             crop_pct: CropPct = None,
             distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
@@ -94,29 +108,37 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             init_checkpoint: Annotated[Optional[str], typer.Option(help="start the student from this vitc checkpoint "
                                                                     "(patch and position embeddings resampled to the new size)")] = None,
             epochs: Epochs = 30, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
-            weight_decay: Wd = 0.05, warmup_epochs: Warmup = 5.0, drop_path: DropPath = 0.1, ema: Ema = 0.0,
+            weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = 0.1, ema: Ema = 0.0,
             amp: Amp = DISTILL_AMP, seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
             auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
             smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """DeiT distillation (distillation token) of a frozen teacher into a small student."""
-    tc = _train_cfg(locals())
+    tc = _train_cfg(locals(), warmup=DEFAULT_WARMUP)
     from .compress.distill import run_distill
     from .config import DistillConfig, ModelArgs
 
+    con = Console()
+    out = out or runs.default_out("student", con)
+    if distillation != "none" and teacher and not (teacher_checkpoint or teacher_pretrained) and auto_teacher:
+        from .compress.auto_teacher import resolve
+
+        found, hub = resolve(teacher, data, img_size, epochs=teacher_epochs, threads=threads, seed=seed,
+                             student_out=out, resume=resume, force=force, console=con)
+        teacher_pretrained, teacher_checkpoint = hub, (None if hub else found)
     cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher, teacher_checkpoint,
                         teacher_pretrained, data, distillation, alpha, tau, teacher_amp, init_checkpoint, tc)
     m = run_distill(cfg, out, resume=resume, force=force)
     _done(out, m)
 
 
-Ckpt = Annotated[Path, typer.Argument(help="a vitc checkpoint dir (from `vitc distill`, `vitc teacher`)")]
+Ckpt = Annotated[Optional[Path], typer.Argument(help="a vitc checkpoint dir (default: runs/student, from `vitc distill`)")]
 Calib = Annotated[Optional[str], typer.Option(help="calibration images for int8: 'digits' or an ImageFolder (train split)")]
 CalibSize = Annotated[int, typer.Option(help="number of calibration images")]
 MaxDrop = Annotated[Optional[float], typer.Option(help="fail (exit 3) when int8 top-1 drops more than this many points")]
 
 
 @app.command()
-def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
+def quantize(checkpoint: Ckpt = None, out: Out = None,
              backend: Annotated[str, typer.Option(help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8)")] = "torch",
              calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = 1.0,
              data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
@@ -130,6 +152,9 @@ def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
     targets = {"torch": "torchscript-lite", "onnxruntime": "onnx", "openvino": "openvino"}
     if backend not in targets:
         raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(targets)}")
+    con = Console()
+    checkpoint = checkpoint or runs.default_checkpoint("student", con)
+    out = out or runs.default_out("int8", con)
     if backend == "torch":
         m = quantize_checkpoint(checkpoint, out, max_drop, data, force)
         Console().print(f"dynamic int8 checkpoint {out}: top-1 {m['top1']:.2f}% (fp32 {m['top1_fp32']:.2f}%)")
@@ -149,7 +174,7 @@ def quantize(checkpoint: Ckpt, out: Out = Path("runs/int8"),
 def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc checkpoint dir")] = None,
            target: Annotated[str, typer.Option(help="onnx | openvino | tensorrt | torchscript-lite | executorch")] = "onnx",
            precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8 (per target: see --list)")] = "fp32",
-           out: Out = Path("runs/exports"), calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = None,
+           out: Out = None, calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = None,
            data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
            threads: Threads = None,
            list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False) -> None:
@@ -166,11 +191,15 @@ def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc check
             t.add_row(r["target"], r["suffix"], ", ".join(r["precisions"]), r["extra"] or "-", escape(r["unavailable"] or "yes"))
         Console().print(t)
         return
-    if checkpoint is None:
-        raise ConfigError("no checkpoint given", "vitc export CHECKPOINT_DIR --target onnx (or --list)")
     tgt = registry.get(target)
     if precision not in tgt.PRECISIONS:
         raise ConfigError(f"{tgt.NAME} supports {', '.join(tgt.PRECISIONS)}, not {precision!r}")
+    why = tgt.check()
+    if why:  # before any default is looked up or announced: nothing is read or written
+        raise VitcError(f"{tgt.NAME} target unavailable here: {why}")
+    con = Console()
+    checkpoint = checkpoint or runs.default_checkpoint("student", con)
+    out = out or runs.default_out("exports", con)
     _exported(export_checkpoint(checkpoint, target, precision, out, data=data, calib=calib or (data or None),
                                 calib_size=calib_size, threads=threads, max_drop=max_drop))
 
@@ -186,8 +215,8 @@ def _exported(m: dict) -> None:
 
 
 @app.command()
-def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dirs, artifacts or checkpoint dirs")] = None,
-          out: Annotated[Path, typer.Option(help="report dir: bench.json, bench.csv, report.md, pareto.png")] = Path("results/bench"),
+def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dirs, artifacts or checkpoint dirs (default: what is under runs/)")] = None,
+          out: Annotated[Optional[Path], typer.Option(help="report dir: bench.json, bench.csv, report.md, pareto.png (default: runs/bench)")] = None,
           data: Annotated[Optional[str], typer.Option(help="val data for top-1 (default: each model's own)")] = None,
           threads: Annotated[int, typer.Option(help="threads for every runtime")] = 2,
           batch: Annotated[str, typer.Option(help="latency batch, then throughput batches, e.g. 1,16")] = "1,16",
@@ -195,7 +224,8 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
           min_runs: Annotated[int, typer.Option(help="at least this many timed calls ...")] = 50,
           min_seconds: Annotated[float, typer.Option(help="... and at least this many seconds")] = 2.0,
           crosscheck: Annotated[bool, typer.Option(help="time OpenVINO rows with benchmark_app and ONNX rows with a bare ORT loop too")] = True,
-          repeats: Annotated[int, typer.Option(help="timing rounds over all artifacts in turn; p50 = median of the rounds")] = 1,
+          repeats: Annotated[int, typer.Option(help="timing rounds over all artifacts in turn; p50 = median of the rounds")] = 3,
+          isolate: Annotated[bool, typer.Option(help="time each artifact and round in a fresh process with only its runtime loaded")] = True,
           baselines: Annotated[bool, typer.Option(help="also build and time by-hand baselines (NNCF defaults, ORT dynamic int8, ORT fp32) from each fp32 checkpoint given")] = False,
           peak: Annotated[bool, typer.Option("--peak", help="(re)measure this CPU's fp32/bf16/int8 matmul peaks")] = False) -> None:
     """Latency, throughput, size and accuracy per artifact; writes a report."""
@@ -206,16 +236,16 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
     except ValueError:
         raise ConfigError(f"--batch {batch!r} is not a comma-separated list of integers", "e.g. --batch 1,16") from None
     cfg = BenchConfig(threads=threads, batch=sizes, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
-                      data=data, crosscheck=crosscheck, remeasure_peak=peak, repeats=repeats, baselines=baselines)
-    if not paths:
-        if not peak:
-            raise ConfigError("nothing to bench", "vitc bench EXPORT_DIR [...] --out DIR, or vitc bench --peak")
+                      data=data, crosscheck=crosscheck, remeasure_peak=peak, repeats=repeats, baselines=baselines, isolate=isolate)
+    if not paths and peak:
         from .benchmarks.peak import peaks
 
         p = peaks(threads, remeasure=True)
         Console().print(", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in p["gflops"].items()) + f" ({threads} threads)")
         return
     con = _wide()
+    paths = paths or runs.bench_inputs(con)
+    out = out or runs.default_out("bench", con)
     rows = run_bench(paths, out, cfg, con)["rows"]
     con.print(f"report: {out / 'report.md'}", highlight=False)
     bad = [r for r in rows if r["status"].startswith("error")]

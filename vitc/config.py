@@ -77,6 +77,21 @@ class AugConfig:
         return self.mixup > 0 or self.cutmix > 0
 
 
+DEFAULT_WARMUP = 5.0        # DeiT's linear warm-up, in epochs
+TEACHER_WARMUP = 1.0        # `vitc teacher`'s (a short fine-tune)
+TEACHER_EPOCHS = 10         # `vitc teacher`'s, also for the teacher `vitc distill` trains when it has none
+WARMUP_SHARE = 0.2          # a default warm-up takes at most this share of the run
+
+
+def default_warmup(epochs: int, default: float) -> tuple[float, str | None]:
+    """The warm-up a run gets when the user set none: the stage's default, capped at a fifth of the
+    run so that a short run (`--epochs 1`) is valid. -> (epochs of warm-up, a note when capped)."""
+    w = min(default, round(WARMUP_SHARE * epochs, 3))
+    note = None if w == default else (f"warm-up: the default {default:g} epochs would not fit a {epochs}-epoch run; "
+                                      f"warming up for {w:g} (pass --warmup-epochs to choose)")
+    return w, note
+
+
 @dataclass
 class TrainConfig:
     """The optimisation recipe shared by `vitc teacher` and `vitc distill`."""
@@ -86,7 +101,7 @@ class TrainConfig:
     lr: float | None = None            # absolute lr; when set, the scaling rule is not applied
     min_lr: float = 1e-5
     weight_decay: float = 0.05
-    warmup_epochs: float = 5.0
+    warmup_epochs: float | None = None  # None: DeiT's 5, capped by default_warmup (a default never fails a run)
     warmup_lr: float = 1e-6
     drop_path: float = 0.1
     ema: float = 0.0                   # EMA decay (e.g. 0.9998); 0 disables
@@ -107,6 +122,8 @@ class TrainConfig:
         _check(self.base_lr > 0, "base_lr", "must be > 0")
         _check(self.lr is None or self.lr > 0, "lr", "must be > 0")
         _check(0 <= self.min_lr, "min_lr", "must be >= 0")
+        if self.warmup_epochs is None:
+            self.warmup_epochs = default_warmup(self.epochs, DEFAULT_WARMUP)[0]
         _check(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1)")
         _check(0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, "warmup_epochs",
                f"{self.warmup_epochs:g} must be fewer than epochs ({self.epochs}); use --warmup-epochs 0 for short runs")
@@ -180,7 +197,8 @@ class DistillConfig:
         _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
         if self.distillation != "none":
             _check(bool(self.teacher_checkpoint) or (bool(self.teacher) and self.teacher_pretrained), "teacher",
-                   "distillation needs a teacher: pass --teacher-checkpoint PATH, or --teacher NAME --pretrained when online")
+                   "distillation needs a teacher: pass --teacher NAME (vitc gets or trains it), --teacher-checkpoint PATH, "
+                   "or --teacher NAME --teacher-pretrained when online")
 
 
 def to_dict(cfg) -> dict:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import AugConfig
 from .errors import DataError
@@ -31,10 +31,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_image(path: str | Path) -> Image.Image:
+    """Every image file vitc reads (datasets, calibration, predict) comes through here: upright as its
+    EXIF orientation says (a phone photo stores the sensor's pixels plus a rotation tag), then RGB."""
     try:
         with Image.open(path) as im:
             im.load()
-            return to_rgb(im)
+            return to_rgb(ImageOps.exif_transpose(im))
     except FileNotFoundError as e:
         raise DataError(f"image {path} does not exist") from e
     except Image.DecompressionBombError as e:
@@ -148,8 +150,10 @@ def build_transform(pre: dict, train: bool, aug: AugConfig | None = None) -> Cal
 
 def eval_tensors(split: Split, pre: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole eval split, transformed once (the transform is deterministic)."""
+    from .progress import track
+
     ds = ImageDataset(split, build_transform(pre, train=False))
-    xs = [ds[i][0] for i in range(len(ds))]
+    xs = [ds[i][0] for i in track(range(len(ds)), "prepare images", len(ds), unit="image")]
     return torch.stack(xs), torch.tensor(split.targets)
 
 

@@ -48,7 +48,10 @@ def reference_logits(model: torch.nn.Module, X: torch.Tensor, batch: int = 128) 
 
 
 def run_artifact(fn: Callable[[np.ndarray], np.ndarray], X: torch.Tensor, batch: int) -> np.ndarray:
-    outs = [np.asarray(fn(np.ascontiguousarray(X[i:i + batch].numpy()))) for i in range(0, len(X), batch)]
+    from .progress import track
+
+    outs = [np.asarray(fn(np.ascontiguousarray(X[i:i + batch].numpy())))
+            for i in track(range(0, len(X), batch), "run on val images", -(-len(X) // batch), unit="batch")]
     return np.concatenate(outs).astype(np.float32)
 
 
