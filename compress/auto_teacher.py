@@ -17,7 +17,7 @@ from vitc import checkpoint as ckpt
 from vitc.config import TEACHER_EPOCHS, TEACHER_WARMUP, AugConfig, ModelArgs, TeacherConfig, TrainConfig, default_warmup
 from vitc.data import load_source
 from vitc.errors import OfflineError, OutputError
-from vitc.models import resolve_name
+from vitc.models import create_model, resolve_name
 from vitc.runs import FOLDERS, describe
 
 from .stage import check_out
@@ -37,7 +37,8 @@ def _train(name: str, data: str, img_size: int, pretrained: bool, epochs: int, t
     warmup, _ = default_warmup(epochs, TEACHER_WARMUP)
     train = TrainConfig(epochs=epochs, warmup_epochs=warmup, drop_path=0.0, amp="off", threads=threads, seed=seed,
                         aug=AugConfig(preset="digits"))
-    run_teacher(TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train), out, console=console)
+    run_teacher(TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train), out, console=console,
+                default_batch_size=True)
 
 
 def resolve(name: str, data: str, img_size: int, *, epochs: int = TEACHER_EPOCHS, threads: int | None = None,
@@ -58,14 +59,18 @@ def resolve(name: str, data: str, img_size: int, *, epochs: int = TEACHER_EPOCHS
     hub = f"{arch}.{tag}" if tag else arch
     if len(src.classes) == 1000:
         return name, True  # the hub model is the teacher as it is (loaded, or the offline error, in load_teacher)
-    try:
+    try:  # offline this fails at once (no download); online it fetches the weights the fine-tune then reads from the cache
+        create_model(name, len(src.classes), img_size, pretrained=True)
+        online = True
+    except OfflineError:
+        online = False
+    if online:
         console.print(f"teacher: fine-tuning the hub's {hub} on {data} ({len(src.classes)} classes, the hub head has 1000) "
                       f"into {d} first, as `vitc teacher --model {name} --pretrained` (skip with --teacher-checkpoint PATH)",
                       highlight=False)
-        _train(name, data, img_size, True, epochs, threads, seed, d, console)
-    except OfflineError:
-        console.print(f"teacher: no hub weights for {hub} here (offline); training {name} on {data} from scratch into {d} "
+    else:
+        console.print(f"teacher: no hub weights for {hub} to be had here (offline, or none published); training {name} on {data} from scratch into {d} "
                       f"first, as `vitc teacher --model {name} --epochs {epochs}` (skip with --teacher-checkpoint PATH)",
                       highlight=False)
-        _train(name, data, img_size, False, epochs, threads, seed, d, console)
+    _train(name, data, img_size, online, epochs, threads, seed, d, console)
     return str(d), False

@@ -49,7 +49,7 @@ def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple
 
 
 def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool = False,
-                console: Console | None = None) -> dict:
+                console: Console | None = None, default_batch_size: bool = False) -> dict:
     console = console or Console()
     d = runtime.init(cfg.train.threads)
     before = snapshot(out)
@@ -102,7 +102,8 @@ def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool
 
         res = fit(model=student, criterion=crit, train=src.train, pre=pre, num_classes=len(src.classes), cfg=cfg.train,
                   evaluate_fn=eval_fn, out=out, meta_fn=meta, resume=resume, d=d, console=console,
-                  teacher_clock=(lambda: adapter.seconds) if adapter is not None else None)
+                  teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
+                  default_batch_size=default_batch_size)
         return res.metrics
     except BaseException:
         if d.main:

@@ -17,7 +17,7 @@ from .trainer import evaluate, fit
 
 
 def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool = False,
-                console: Console | None = None) -> dict:
+                console: Console | None = None, default_batch_size: bool = False) -> dict:
     console = console or Console()
     d = runtime.init(cfg.train.threads)
     before = snapshot(out)
@@ -42,7 +42,7 @@ def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool
         crit = base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing)
         res = fit(model=model, criterion=lambda x, outputs, y: crit(outputs, y), train=src.train, pre=pre,
                   num_classes=len(src.classes), cfg=cfg.train, evaluate_fn=lambda mdl: evaluate(mdl, Xv, Yv),
-                  out=out, meta_fn=meta, resume=resume, d=d, console=console)
+                  out=out, meta_fn=meta, resume=resume, d=d, console=console, default_batch_size=default_batch_size)
         return res.metrics
     except BaseException:
         if d.main:

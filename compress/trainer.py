@@ -8,6 +8,7 @@ epochs an uninterrupted run would have done.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -21,7 +22,7 @@ from rich.console import Console
 
 from vitc import checkpoint as ckpt
 from vitc import runtime
-from vitc.config import TrainConfig, to_dict
+from vitc.config import TrainConfig, default_batch, to_dict
 from vitc.data import ImageDataset, Split, build_transform, mixup_fn
 from vitc.errors import CheckpointError, ConfigError
 from vitc.models import is_distilled
@@ -95,7 +96,8 @@ def _loader(split: Split, transform, cfg: TrainConfig, d: runtime.Dist, epoch: i
 
 def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_classes: int, cfg: TrainConfig,
         evaluate_fn: Callable[[nn.Module], dict], out: Path, meta_fn: Callable[[dict], dict], resume: bool,
-        d: runtime.Dist, console: Console, teacher_clock: Callable[[], float] | None = None) -> FitResult:
+        d: runtime.Dist, console: Console, teacher_clock: Callable[[], float] | None = None,
+        default_batch_size: bool = False) -> FitResult:
     """Train `model`; write `out/` (last), `out/best/`, `out/train_state.pt`, `out/metrics.jsonl`."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
@@ -104,9 +106,16 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
     device = d.device
     model.to(device)
     bf16 = runtime.use_bf16(cfg.amp, device)
+    n_train = len(train.targets) // d.world
+    if default_batch_size and cfg.batch_size > n_train:
+        # the user set no batch size: the default must not make a small dataset fail (one they set is kept,
+        # and refused below when too large). Kept out of TrainConfig so pipeline fingerprints do not change.
+        bs, note = default_batch(n_train, cfg.aug.mixing)
+        cfg = dataclasses.replace(cfg, batch_size=bs)
+        if note and d.main:
+            console.print(f"[yellow]note[/]: {note}", highlight=False)
     global_batch = cfg.batch_size * d.world
     lr = cfg.scaled_lr(global_batch)
-    n_train = len(train.targets) // d.world
     steps = n_train // cfg.batch_size
     if steps == 0:
         raise ConfigError(f"batch_size: {cfg.batch_size} per process is larger than the {n_train} training images each process sees",
@@ -165,7 +174,7 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
                 prog.advance(1, info=f"loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
                                      f"{seen * d.world / (time.perf_counter() - t0):.0f} img/s")
         secs = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
+        row = {"epoch": epoch + 1, "batch_size": cfg.batch_size, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
                "images_per_s": seen * d.world / secs, "epoch_s": secs}
         if teacher_clock:
             row["teacher_s"] = teacher_clock() - t_teacher0

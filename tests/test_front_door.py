@@ -112,10 +112,22 @@ def test_progress_is_plain_lines_off_a_terminal(monkeypatch):
     assert quiet.getvalue() == ""  # a short step prints nothing
 
 
-@pytest.mark.parametrize("epochs,default,want", [(1, 5.0, 0.2), (3, 5.0, 0.6), (30, 5.0, 5.0), (10, 1.0, 1.0)])
+@pytest.mark.parametrize("epochs,default,want", [(1, 5.0, 0.2), (3, 5.0, 0.6), (5, 5.0, 1.0), (6, 5.0, 5.0), (30, 5.0, 5.0),
+                                                 (10, 1.0, 1.0), (1, 1.0, 0.2)])
 def test_default_warmup_fits_the_run(epochs, default, want):
     from vitc.config import TrainConfig, default_warmup
 
     w, note = default_warmup(epochs, default)
     assert w == want and (note is None) == (w == default)
     assert TrainConfig(epochs=epochs).warmup_epochs == default_warmup(epochs, 5.0)[0]  # a config that names none
+
+
+def test_a_small_dataset_is_valid_with_the_default_batch(tmp_path, image_folder):
+    """The default batch (64) is cut to the training images when the user set none; one they set is kept."""
+    p = vitc(tmp_path, "teacher", "--data", image_folder, "--epochs", "1", "--threads", "1", "--out", "t")
+    assert p.returncode == 0, p.stderr
+    assert "batch size: the default 64 is more than the" in " ".join(p.stdout.split())
+    rows = [json.loads(x) for x in (tmp_path / "t/metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["batch_size"] < 64
+    p = vitc(tmp_path, "teacher", "--data", image_folder, "--epochs", "1", "--batch-size", "64", "--out", "t2")
+    assert p.returncode == 2 and "batch_size: 64 per process is larger than the" in " ".join(p.stderr.split())

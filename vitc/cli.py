@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from . import runs
-from .config import DEFAULT_WARMUP, DISTILL_AMP, TEACHER_EPOCHS, TEACHER_WARMUP
+from .config import DEFAULT_BATCH, DEFAULT_WARMUP, DISTILL_AMP, TEACHER_EPOCHS, TEACHER_WARMUP
 from .errors import AccuracyGateError, ConfigError, VitcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,7 +25,7 @@ PatchSize = Annotated[Optional[int], typer.Option(help="ViT patch size override 
 Pretrained = Annotated[bool, typer.Option(help="start from hub weights (needs internet or a warm HF cache)")]
 CropPct = Annotated[Optional[float], typer.Option(help="eval centre-crop fraction (default: model's; 1.0 for digits)")]
 Epochs = Annotated[int, typer.Option(help="training epochs")]
-Batch = Annotated[int, typer.Option(help="batch size per process")]
+Batch = Annotated[Optional[int], typer.Option(help="batch size per process (default 64, capped at the training images)")]
 Lr = Annotated[Optional[float], typer.Option(help="absolute learning rate (disables the DeiT scaling rule)")]
 BaseLr = Annotated[float, typer.Option(help="DeiT rule: lr = base_lr * global_batch / 512")]
 MinLr = Annotated[float, typer.Option(help="cosine schedule floor")]
@@ -60,6 +60,9 @@ def _train_cfg(args: dict, warmup: float):
     from .config import AugConfig, TrainConfig, default_warmup
 
     note = None
+    if args["batch_size"] is None:
+        args = dict(args)
+        args["batch_size"] = DEFAULT_BATCH  # and fit() caps it at the data (default_batch_size=True)
     if args["warmup_epochs"] is None and isinstance(args["epochs"], int) and args["epochs"] >= 1:
         args = dict(args)
         args["warmup_epochs"], note = default_warmup(args["epochs"], warmup)
@@ -74,7 +77,7 @@ def _train_cfg(args: dict, warmup: float):
 def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety_16gf, resnet18, ...)")] = "resnet18",
             data: Data = "digits", out: Out = None, img_size: ImgSize = 32,
             patch_size: PatchSize = None, pretrained: Pretrained = False, crop_pct: CropPct = None,
-            epochs: Epochs = TEACHER_EPOCHS, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4,
+            epochs: Epochs = TEACHER_EPOCHS, batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4,
             min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = 0.0,
             ema: Ema = 0.0, amp: Amp = "off", seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
             aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
@@ -86,7 +89,7 @@ def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety
 
     cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, tc)
     out = out or runs.default_out("teacher", Console())
-    m = run_teacher(cfg, out, resume=resume, force=force)
+    m = run_teacher(cfg, out, resume=resume, force=force, default_batch_size=batch_size is None)
     _done(out, m)
 
 
@@ -107,7 +110,7 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
             init_checkpoint: Annotated[Optional[str], typer.Option(help="start the student from this vitc checkpoint "
                                                                     "(patch and position embeddings resampled to the new size)")] = None,
-            epochs: Epochs = 30, batch_size: Batch = 64, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
+            epochs: Epochs = 30, batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
             weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = 0.1, ema: Ema = 0.0,
             amp: Amp = DISTILL_AMP, seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
             auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
@@ -127,7 +130,7 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
         teacher_pretrained, teacher_checkpoint = hub, (None if hub else found)
     cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher, teacher_checkpoint,
                         teacher_pretrained, data, distillation, alpha, tau, teacher_amp, init_checkpoint, tc)
-    m = run_distill(cfg, out, resume=resume, force=force)
+    m = run_distill(cfg, out, resume=resume, force=force, default_batch_size=batch_size is None)
     _done(out, m)
 
 

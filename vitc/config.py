@@ -80,28 +80,41 @@ class AugConfig:
 DEFAULT_WARMUP = 5.0        # DeiT's linear warm-up, in epochs
 TEACHER_WARMUP = 1.0        # `vitc teacher`'s (a short fine-tune)
 TEACHER_EPOCHS = 10         # `vitc teacher`'s, also for the teacher `vitc distill` trains when it has none
-WARMUP_SHARE = 0.2          # a default warm-up takes at most this share of the run
+WARMUP_SHARE = 0.2          # a default warm-up that does not fit the run takes this share of it
+DEFAULT_BATCH = 64          # per process; when the CLI user sets none, fit() caps it at the data (default_batch)
 
 
 def default_warmup(epochs: int, default: float) -> tuple[float, str | None]:
-    """The warm-up a run gets when the user set none: the stage's default, capped at a fifth of the
-    run so that a short run (`--epochs 1`) is valid. -> (epochs of warm-up, a note when capped)."""
-    w = min(default, round(WARMUP_SHARE * epochs, 3))
+    """The warm-up a run gets when the user set none: the stage's default when it fits the run;
+    otherwise (`--epochs 1` with DeiT's 5) a fifth of the run, so the request is valid. Runs the
+    default fits keep exactly their old recipe (and pipeline fingerprint). -> (warm-up, a note when cut)."""
+    w = default if default < epochs else round(WARMUP_SHARE * epochs, 3)
     note = None if w == default else (f"warm-up: the default {default:g} epochs would not fit a {epochs}-epoch run; "
                                       f"warming up for {w:g} (pass --warmup-epochs to choose)")
     return w, note
+
+
+def default_batch(n_train: int, mixing: bool) -> tuple[int, str | None]:
+    """The batch a run gets when the user set none: DEFAULT_BATCH, capped at the training images (even,
+    when mixup/cutmix pair the batch). -> (batch, a note when capped)."""
+    b = min(DEFAULT_BATCH, n_train)
+    if mixing and b % 2:
+        b -= 1
+    note = None if b == DEFAULT_BATCH else (f"batch size: the default {DEFAULT_BATCH} is more than the {n_train} training images; "
+                                           f"using {b} (pass --batch-size to choose)")
+    return max(b, 1), note
 
 
 @dataclass
 class TrainConfig:
     """The optimisation recipe shared by `vitc teacher` and `vitc distill`."""
     epochs: int = 30
-    batch_size: int = 64               # per process; the global batch is batch_size * world size
+    batch_size: int = DEFAULT_BATCH    # per process; the global batch is batch_size * world size
     base_lr: float = 5e-4              # DeiT: lr = base_lr * global_batch / 512
     lr: float | None = None            # absolute lr; when set, the scaling rule is not applied
     min_lr: float = 1e-5
     weight_decay: float = 0.05
-    warmup_epochs: float | None = None  # None: DeiT's 5, capped by default_warmup (a default never fails a run)
+    warmup_epochs: float | None = None  # None: DeiT's 5, cut by default_warmup when it does not fit the run
     warmup_lr: float = 1e-6
     drop_path: float = 0.1
     ema: float = 0.0                   # EMA decay (e.g. 0.9998); 0 disables
