@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vitc import checkpoint as ckpt
-from vitc.config import TEACHER_EPOCHS, TEACHER_WARMUP, AugConfig, ModelArgs, TeacherConfig, TrainConfig, default_warmup
+from vitc.config import SCRATCH_TEACHER_LR, TEACHER_EPOCHS, TEACHER_WARMUP, AugConfig, ModelArgs, TeacherConfig, TrainConfig, default_warmup
 from vitc.data import load_source
 from vitc.errors import OfflineError, OutputError
 from vitc.models import create_model, resolve_name
@@ -36,7 +36,7 @@ def _train(name: str, data: str, img_size: int, pretrained: bool, epochs: int, t
 
     warmup, _ = default_warmup(epochs, TEACHER_WARMUP)
     train = TrainConfig(epochs=epochs, warmup_epochs=warmup, drop_path=0.0, amp="off", threads=threads, seed=seed,
-                        aug=AugConfig(preset="digits"))
+                        aug=AugConfig(preset="digits"), lr=None if pretrained else SCRATCH_TEACHER_LR)  # as `vitc teacher`
     run_teacher(TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train), out, console=console,
                 default_batch_size=True)
 

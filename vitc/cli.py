@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 
 from . import runs
-from .config import DEFAULT_BATCH, DEFAULT_WARMUP, DISTILL_AMP, TEACHER_EPOCHS, TEACHER_WARMUP
+from .config import (DEFAULT_BATCH, DEFAULT_WARMUP, DISTILL_AMP, SCRATCH_STUDENT_LR, SCRATCH_TEACHER_LR, TEACHER_EPOCHS,
+                     TEACHER_WARMUP)
 from .errors import AccuracyGateError, ConfigError, VitcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,7 +27,8 @@ Pretrained = Annotated[bool, typer.Option(help="start from hub weights (needs in
 CropPct = Annotated[Optional[float], typer.Option(help="eval centre-crop fraction (default: model's; 1.0 for digits)")]
 Epochs = Annotated[int, typer.Option(help="training epochs")]
 Batch = Annotated[Optional[int], typer.Option(help="batch size per process (default 64, capped at the training images)")]
-Lr = Annotated[Optional[float], typer.Option(help="absolute learning rate (disables the DeiT scaling rule)")]
+Lr = Annotated[Optional[float], typer.Option(help="absolute learning rate (default from scratch: teacher 2e-3, student 5e-4, "
+                                                   "the measured digits recipe; with --pretrained: the DeiT rule, --base-lr)")]
 BaseLr = Annotated[float, typer.Option(help="DeiT rule: lr = base_lr * global_batch / 512")]
 MinLr = Annotated[float, typer.Option(help="cosine schedule floor")]
 Wd = Annotated[float, typer.Option(help="AdamW weight decay")]
@@ -83,6 +85,8 @@ def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety
             aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
             cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
+    if lr is None and not pretrained:
+        lr = SCRATCH_TEACHER_LR  # from scratch: the measured recipe; fine-tuning keeps DeiT's scaling rule
     tc = _train_cfg(locals(), warmup=TEACHER_WARMUP)
     from .compress.teacher import run_teacher
     from .config import ModelArgs, TeacherConfig
@@ -101,7 +105,7 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
                                                             "hub weights (online) or train NAME on the data (offline) into runs/teacher first")] = True,
             teacher_epochs: Annotated[int, typer.Option(help="epochs for a teacher that distill trains itself (see --auto-teacher)")] = TEACHER_EPOCHS,
             student: Annotated[str, typer.Option(help="timm *_distilled_* name or alias (deit_tiny, deit_small)")] = "deit_tiny",
-            data: Data = "digits", out: Out = None, img_size: ImgSize = 32, patch_size: PatchSize = 4,
+            data: Data = "digits", out: Out = None, img_size: ImgSize = 32, patch_size: PatchSize = 8,
             pretrained: Annotated[bool, typer.Option(help="student from hub weights (online)")] = False,
             crop_pct: CropPct = None,
             distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
@@ -110,12 +114,14 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
             init_checkpoint: Annotated[Optional[str], typer.Option(help="start the student from this vitc checkpoint "
                                                                     "(patch and position embeddings resampled to the new size)")] = None,
-            epochs: Epochs = 30, batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
+            epochs: Epochs = 40, batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
             weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = 0.1, ema: Ema = 0.0,
             amp: Amp = DISTILL_AMP, seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
             auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
             smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """DeiT distillation (distillation token) of a frozen teacher into a small student."""
+    if lr is None and not pretrained:
+        lr = SCRATCH_STUDENT_LR  # from scratch (or from --init-checkpoint): the measured recipe
     tc = _train_cfg(locals(), warmup=DEFAULT_WARMUP)
     from .compress.distill import run_distill
     from .config import DistillConfig, ModelArgs
