@@ -5,13 +5,14 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
 from rich.table import Table
 
 from vitc import checkpoint as ckpt
 
 CSV_COLUMNS = ("artifact", "target", "precision", "status", "flags", "size_mb", "top1", "top1_fp32", "agreement", "p50_ms",
                "p50_rounds_ms", "spread", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads",
-               "gflops_per_image", "gflops_exported", "peak_kind", "efficiency", "crosscheck_p50_ms", "crosscheck_ratio",
+               "gflops_per_image", "gflops_exported", "peak_kind", "efficiency", "crosscheck_p50_ms", "crosscheck_ratio", "crosscheck_paired_ratio",
                "crosscheck_tool")
 SAME_RECIPE_LIMIT = 0.05  # vitc's NNCF-defaults IR vs the by-hand NNCF-defaults IR: same recipe, same number
 
@@ -26,7 +27,7 @@ def _flat(r: dict) -> dict:
     return {**{k: r.get(k) for k in CSV_COLUMNS}, **{k: lat.get(k) for k in ("p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "spread")},
             "flags": ";".join(r.get("flags") or []), "p50_rounds_ms": ";".join(f"{v:.4f}" for v in lat.get("p50_rounds_ms") or []),
             "throughput": ";".join(f"b{b}={v:.1f}" for b, v in tp.items()), "crosscheck_p50_ms": cc.get("p50_ms"),
-            "crosscheck_ratio": cc.get("ratio"), "crosscheck_tool": cc.get("tool") or cc.get("error")}
+            "crosscheck_ratio": cc.get("ratio"), "crosscheck_paired_ratio": cc.get("paired_ratio"), "crosscheck_tool": cc.get("tool") or cc.get("error")}
 
 
 def _f(v, fmt: str = ".2f", none: str = "-") -> str:
@@ -50,7 +51,8 @@ def _cc(r: dict) -> str:
         return "-"
     if "p50_ms" not in c:
         return f"error: {c.get('error')}"
-    return f"{c['p50_ms']:.3f} ms, {c['ratio']:.2f}x ({'agrees' if c['agrees'] else 'DISAGREES'})"
+    paired = f"; paired {c['paired_ratio']:.2f}x" if "paired_ratio" in c else ""
+    return f"{c['p50_ms']:.3f} ms, {c['ratio']:.2f}x ({'agrees' if c['agrees'] else 'DISAGREES'}{paired})"
 
 
 def _status(r: dict) -> str:
@@ -162,7 +164,10 @@ def _trust(result: dict) -> list[str]:
         for r in bad:
             c = r["crosscheck"]
             out.append(f"{r['artifact']} **disagrees** with {c['tool']}: vitc {c['vitc_p50_ms']:.3f} ms vs {c['p50_ms']:.3f} ms "
-                       f"({c['ratio']:.2f}x; tool rounds {', '.join(f'{v:.3f}' for v in c['tool_p50s_ms'])}).")
+                       f"({c['ratio']:.2f}x; tool rounds {', '.join(f'{v:.3f}' for v in c['tool_p50s_ms'])})"
+                       + (f"; round by round (each pair timed seconds apart) the median ratio is {c['paired_ratio']:.2f}x"
+                          + (", so the two medians drifted apart with the machine, not with the harness"
+                             if AGREE[0] <= c["paired_ratio"] <= AGREE[1] else "") if "paired_ratio" in c else "") + ".")
     for r in rows:
         if (r.get("crosscheck") or {}).get("error"):
             out.append(f"{r['artifact']}: cross-check failed: {r['crosscheck']['error']}.")
@@ -182,9 +187,12 @@ def _same_recipe(rows: list[dict]) -> list[str]:
             d = r["p50_ms"] / b["p50_ms"] - 1
             lean = (f"; vitc's graph executes {r['gflops_exported']:.2f} of {r['gflops_per_image']:.2f} GFLOPs (head tokens only)"
                     if r.get("gflops_exported") and r.get("gflops_per_image") else "")
+            pr, pb = (r.get("latency") or {}).get("p50_rounds_ms"), (b.get("latency") or {}).get("p50_rounds_ms")
+            paired = (f"; round by round (same interleaved rounds) the median difference is "
+                      f"{float(np.median([x / y for x, y in zip(pr, pb)])) - 1:+.1%}" if pr and pb and len(pr) == len(pb) else "")
             out.append(f"Same recipe (NNCF defaults, chosen by --nncf auto): {r['artifact']} {r['p50_ms']:.3f} ms vs by-hand "
                        f"{b['artifact']} {b['p50_ms']:.3f} ms, {d:+.1%} ({'within' if abs(d) <= SAME_RECIPE_LIMIT else 'OUTSIDE'} "
-                       f"{SAME_RECIPE_LIMIT:.0%}){lean}.")
+                       f"{SAME_RECIPE_LIMIT:.0%}){paired}{lean}.")
     return out
 
 

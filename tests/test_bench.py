@@ -107,6 +107,8 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
     assert cc["vitc_p50_ms"] == rows["tiny-onnx-fp32"]["p50_ms"] and cc["p50_ms"] == pytest.approx(float(np.median(cc["tool_p50s_ms"])))
     assert cc["ratio"] == pytest.approx(cc["vitc_p50_ms"] / cc["p50_ms"]) and cc["agrees"] == (0.9 <= cc["ratio"] <= 1.1)
     assert ("disagrees with bare InferenceSession.run loop" in rows["tiny-onnx-fp32"]["flags"]) == (not cc["agrees"])
+    # beside it, the paired ratio: the median of the per-round ratios (each pair timed seconds apart)
+    assert cc["paired_ratio"] == pytest.approx(float(np.median(np.array(cc["vitc_p50s_ms"]) / np.array(cc["tool_p50s_ms"]))))
     # the files, and what they hold
     out = tmp_path / "report"
     saved = json.loads((out / "bench.json").read_text())
