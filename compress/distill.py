@@ -69,45 +69,54 @@ def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool
             student.set_distilled_training(True)  # two heads in training, their average in eval
         init = init_from_checkpoint(student, cfg.init_checkpoint) if cfg.init_checkpoint else None
         pre = data_config(student, s.img_size, default_crop_pct(cfg.data, s.crop_pct))
-        Xv, Yv = eval_tensors(src.val, pre)
 
-        adapter, inputs, teacher_top1 = None, {"data": src.provenance}, None
-        if init:
-            inputs["init"] = init
-        if cfg.distillation != "none":
-            teacher, tpre, inputs["teacher"] = load_teacher(cfg, src.classes, s.img_size)
-            teacher.to(d.device)
-            adapter = TeacherAdapter(teacher, pre, tpre, runtime.use_bf16(cfg.teacher_amp, d.device)).to(d.device)
-            with torch.no_grad():  # the teacher's accuracy on the same split, through the same adapter
-                teacher_top1 = 100.0 * (adapter(Xv.to(d.device)).argmax(1).cpu() == Yv).float().mean().item()
-            adapter.seconds = 0.0
-            if d.main:
-                console.print(f"teacher {inputs['teacher'].get('name')}: top-1 {teacher_top1:.2f}% on val "
-                              f"({'bf16' if adapter.bf16 else 'fp32'}, inference mode)")
-        crit = DistillationLoss(base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing), adapter,
-                                cfg.distillation, cfg.alpha, cfg.tau)
-        config = to_dict(cfg)
-        if d.main:
-            ckpt.write_json(out / "config.json", {"stage": "distill", **config})
-
-        def eval_fn(m):
-            r = evaluate(m, Xv, Yv)
-            if teacher_top1 is not None:
-                r["teacher_top1"] = teacher_top1
-            return r
-
-        def meta(row: dict) -> dict:
-            return checkpoint_meta(stage="distill", spec=spec, classes=src.classes, pre=pre, config=config,
-                                   metrics=row, inputs=inputs)
-
-        res = fit(model=student, criterion=crit, train=src.train, pre=pre, num_classes=len(src.classes), cfg=cfg.train,
-                  evaluate_fn=eval_fn, out=out, meta_fn=meta, resume=resume, d=d, console=console,
-                  teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
-                  default_batch_size=default_batch_size)
-        return res.metrics
+        inputs = {"data": src.provenance, **({"init": init} if init else {})}
+        return train_student(student, spec, cfg, src, pre, out, inputs, stage="distill", resume=resume, d=d,
+                             console=console, default_batch_size=default_batch_size)
     except BaseException:
         if d.main:
             discard_failed_run(out, before)
         raise
     finally:
         runtime.shutdown(d)
+
+
+def train_student(student: torch.nn.Module, spec, cfg: DistillConfig, src, pre: dict, out: Path, inputs: dict, *,
+                  stage: str, resume: bool, d, console: Console, default_batch_size: bool = False,
+                  extra_meta: dict | None = None) -> dict:
+    """DeiT distillation of `student` (fresh, or pruned by `vitc prune`) from cfg's teacher into `out`:
+    the loss, the training loop, checkpoints, best/ and --resume that `vitc distill` and `vitc prune` share."""
+    Xv, Yv = eval_tensors(src.val, pre)
+    adapter, teacher_top1 = None, None
+    inputs = dict(inputs)
+    if cfg.distillation != "none":
+        teacher, tpre, inputs["teacher"] = load_teacher(cfg, src.classes, cfg.student.img_size)
+        teacher.to(d.device)
+        adapter = TeacherAdapter(teacher, pre, tpre, runtime.use_bf16(cfg.teacher_amp, d.device)).to(d.device)
+        with torch.no_grad():  # the teacher's accuracy on the same split, through the same adapter
+            teacher_top1 = 100.0 * (adapter(Xv.to(d.device)).argmax(1).cpu() == Yv).float().mean().item()
+        adapter.seconds = 0.0
+        if d.main:
+            console.print(f"teacher {inputs['teacher'].get('name')}: top-1 {teacher_top1:.2f}% on val "
+                          f"({'bf16' if adapter.bf16 else 'fp32'}, inference mode)")
+    crit = DistillationLoss(base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing), adapter,
+                            cfg.distillation, cfg.alpha, cfg.tau)
+    config = to_dict(cfg)
+    if d.main:
+        ckpt.write_json(out / "config.json", {"stage": stage, **config, **(extra_meta or {})})
+
+    def eval_fn(m):
+        r = evaluate(m, Xv, Yv)
+        if teacher_top1 is not None:
+            r["teacher_top1"] = teacher_top1
+        return r
+
+    def meta(row: dict) -> dict:
+        return {**checkpoint_meta(stage=stage, spec=spec, classes=src.classes, pre=pre, config=config,
+                                  metrics=row, inputs=inputs), **(extra_meta or {})}
+
+    res = fit(model=student, criterion=crit, train=src.train, pre=pre, num_classes=len(src.classes), cfg=cfg.train,
+              evaluate_fn=eval_fn, out=out, meta_fn=meta, resume=resume, d=d, console=console,
+              teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
+              default_batch_size=default_batch_size)
+    return res.metrics

@@ -38,7 +38,10 @@ def artifact_path(out_dir: Path, stem: str, target, precision: str) -> Path:
 
 def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir: Path, *, data: str | None = None,
                       calib: str | None = None, calib_size: int = 128, threads: int | None = None,
-                      max_drop: float | None = None, stem: str | None = None, opts: dict | None = None) -> dict:
+                      max_drop: float | None = None, stem: str | None = None, opts: dict | None = None,
+                      features: bool = False) -> dict:
+    """features: export the pre-logits token features (`vitc features`) instead of the logits, validated
+    against PyTorch's features (max diff, cosine)."""
     if max_drop is not None and max_drop < 0:
         raise ConfigError(f"--max-drop {max_drop} is negative", "give the allowed top-1 loss in points, e.g. 1.0")
     target = get(target_name)
@@ -65,14 +68,24 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
         kw["metadata"] = {"vitc.classes": meta["classes"], "vitc.preprocess": pre,
                           "vitc.source_sha256": meta["weights_sha256"], "vitc.model": meta["model"]["name"]}
     o = target.Options(**kw)
-    out = artifact_path(Path(out_dir), stem or Path(ckpt_dir).name, target, precision)
+    out = artifact_path(Path(out_dir), (stem or Path(ckpt_dir).name) + ("-features" if features else ""), target, precision)
+    if features:
+        from vitc.inspect.features import FeatureTokens
+
+        model = FeatureTokens(model)
     ref = reference_logits(model, X)  # fp32 PyTorch, taken before any exporter touches the model
     t0 = time.perf_counter()
     graph_model, graph = rewrite(model)  # same logits, less work; validated below against `ref`
     target.export(graph_model, X[:2], out, o)  # batch 2: torch.export specialises a batch of 1 to a constant
     export_s = time.perf_counter() - t0
     atol, agree = TOLERANCE[precision]
-    v = compare(ref, run_artifact(target.load(out, threads), X, 32), Y.numpy(), atol, agree)
+    got = run_artifact(target.load(out, threads), X, 32)
+    if features:
+        from vitc.inspect.features import compare_features
+
+        return _features_manifest(out, target, precision, o, ckpt_dir, meta, compare_features(ref, got, precision),
+                                  export_s, pre, model)
+    v = compare(ref, got, Y.numpy(), atol, agree)
     drop = v.top1_reference - v.top1_artifact
     gate_failed = max_drop is not None and drop > max_drop
     size = sum(p.stat().st_size for p in out.parent.glob(out.name + "*") if p.suffix != ".json")
@@ -93,6 +106,21 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
     if gate_failed:
         raise AccuracyGateError(f"{out.name}: top-1 {v.top1_artifact:.2f}% vs fp32 {v.top1_reference:.2f}% "
                                 f"(drop {drop:.2f} > --max-drop {max_drop})", "artifact kept and marked failed in its manifest")
+    return manifest
+
+
+def _features_manifest(out: Path, target, precision: str, o, ckpt_dir: Path, meta: dict, v: dict, export_s: float,
+                       pre: dict, model) -> dict:
+    size = sum(p.stat().st_size for p in out.parent.glob(out.name + "*") if p.suffix != ".json")
+    if out.suffix == ".xml":
+        size += out.with_suffix(".bin").stat().st_size
+    manifest = {"artifact": out.name, "target": target.NAME, "precision": precision, "size_bytes": size,
+                "output": "features", "tokens": model.token_names, "status": "ok" if v["passed"] else "failed: validation",
+                "source": {"checkpoint": str(ckpt_dir), "weights_sha256": meta["weights_sha256"], "quantization": meta.get("quantization")},
+                "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"}, "validation": v, "export_s": export_s,
+                "classes": meta["classes"], "preprocess": pre, "notes": dict(getattr(target, "notes", {})),
+                "versions": _versions(target.NAME)}
+    ckpt.write_json(Path(str(out) + ".json"), manifest)
     return manifest
 
 

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from vitc import checkpoint as ckpt_mod
 from vitc.cli import main
 
 
@@ -59,7 +60,14 @@ def ws(tmp_path_factory, image_folder, tiny_ckpt):
     trunc.write_bytes(good.read_bytes()[:200])
     shutil.copy(str(good) + ".json", str(trunc) + ".json")
     (w / "text.png").write_text("hello")
-    d.update(trunc=trunc, good=good)
+    from vitc.data import load_source
+    from vitc.models import create_model, data_config
+
+    cnn, spec = create_model("resnet18", 10, 32)
+    ckpt_mod.save_checkpoint(w / "cnn", cnn.eval(), {"stage": "teacher", "model": spec.to_json(), "classes": load_source("digits", 32).classes,
+                                                     "preprocess": data_config(cnn, 32, 1.0), "config": {"data": "digits"}})
+    cnn_onnx = export_checkpoint(w / "cnn", "onnx", "fp32", w / "cnn_onnx", threads=1)["artifact"]
+    d.update(trunc=trunc, good=good, cnn=w / "cnn", cnn_onnx=w / "cnn_onnx" / cnn_onnx)
     return d
 
 
@@ -105,6 +113,19 @@ CASES = [
     Case("calibration set smaller than the calibration batch",
          lambda d: ["quantize", d["ckpt"], "--backend", "onnxruntime", "--ort-mode", "static", "--calib", "digits",
                     "--calib-size", "4", "--out", d["w"] / "o20"], "fewer than the calibration batch"),
+    Case("prune a CNN", lambda d: ["prune", d["cnn"], "--teacher-checkpoint", d["ckpt"], "--out", d["w"] / "o21"],
+         "is not a ViT with attention blocks"),
+    Case("prune ratio out of range", lambda d: ["prune", d["ckpt"], "--ratio", "1.5", "--out", d["w"] / "o22"],
+         "ratio: must be in (0, 1)"),
+    Case("prune --head-ratio that removes every head",
+         lambda d: ["prune", d["ckpt"], "--teacher-checkpoint", d["ckpt"], "--head-ratio", "0.7", "--out", d["w"] / "o23"],
+         "would remove all 3 heads of block 0"),
+    Case("attention of a CNN", lambda d: ["attention", "--model", d["cnn"], "--out", d["w"] / "o25"], "is a CNN (ResNet)"),
+    Case("attention of a CNN's ONNX export",
+         lambda d: ["attention", "--model", d["ckpt"], "--compare", d["cnn_onnx"], "--out", d["w"] / "o26"], "is a CNN (ResNet)"),
+    Case("probe on a file that is not a features file", lambda d: ["probe", d["w"] / "a_file"], "is not a features file written by `vitc features`"),
+    Case("prune a student whose teacher is gone", lambda d: ["prune", d["ckpt"], "--out", d["w"] / "o24"],
+         "does not name a teacher checkpoint that still exists"),
 ]
 
 
@@ -167,10 +188,5 @@ def test_a_failed_run_leaves_no_trace_and_the_corrected_rerun_needs_no_force(tmp
     assert not (tmp_path / "runs").exists()  # nor the parent it created
     code, _, err = run_cli(["teacher", "--data", image_folder, "--batch-size", "8", "--epochs", "1", "--threads", "1",
                             "--out", out], capsys)
-    assert code == 0 and ckpt_meta(out)["stage"] == "teacher", err
+    assert code == 0 and ckpt_mod.load_meta(out)["stage"] == "teacher", err
 
-
-def ckpt_meta(d):
-    from vitc import checkpoint as ckpt
-
-    return ckpt.load_meta(d)

@@ -11,6 +11,9 @@ from rich.console import Console
 from . import runs
 from .config import (DEFAULT_BATCH, DEFAULT_WARMUP, DISTILL_AMP, SCRATCH_STUDENT_LR, SCRATCH_TEACHER_LR, TEACHER_EPOCHS,
                      TEACHER_WARMUP)
+from .cli_options import (Data, Out, ImgSize, PatchSize, Pretrained, CropPct, Epochs, Batch, Lr, BaseLr, MinLr, Wd,
+                          Warmup, DropPath, Ema, Amp, Seed, Workers, Threads, Aug, AutoAug, Reprob, Mixup, Cutmix,
+                          Smoothing, Resume, Force)
 from .errors import AccuracyGateError, ConfigError, VitcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -18,36 +21,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True, soft_wrap=True)  # a message is one line, however long: never hard-wrapped
 _state = {"debug": False}
 
-# Options shared by several commands, defined once.
-Data = Annotated[str, typer.Option(help="'digits' (built-in, offline) or an ImageFolder dir with train/ and val/")]
-Out = Annotated[Optional[Path], typer.Option(help="output dir (default: the stage's folder under runs/, printed)")]
-ImgSize = Annotated[int, typer.Option(help="input resolution (digits are upsampled to it)")]
-PatchSize = Annotated[Optional[int], typer.Option(help="ViT patch size override (ViT-family models only)")]
-Pretrained = Annotated[bool, typer.Option(help="start from hub weights (needs internet or a warm HF cache)")]
-CropPct = Annotated[Optional[float], typer.Option(help="eval centre-crop fraction (default: model's; 1.0 for digits)")]
-Epochs = Annotated[int, typer.Option(help="training epochs")]
-Batch = Annotated[Optional[int], typer.Option(help="batch size per process (default 64, capped at the training images)")]
-Lr = Annotated[Optional[float], typer.Option(help="absolute learning rate (default from scratch: teacher 2e-3, student 5e-4, "
-                                                   "the measured digits recipe; with --pretrained: the DeiT rule, --base-lr)")]
-BaseLr = Annotated[float, typer.Option(help="DeiT rule: lr = base_lr * global_batch / 512")]
-MinLr = Annotated[float, typer.Option(help="cosine schedule floor")]
-Wd = Annotated[float, typer.Option(help="AdamW weight decay")]
-Warmup = Annotated[Optional[float], typer.Option(help="linear warm-up epochs (default: teacher 1, distill 5; capped at a fifth of a short run)")]
-DropPath = Annotated[float, typer.Option(help="stochastic depth rate")]
-Ema = Annotated[float, typer.Option(help="EMA decay of the weights, e.g. 0.9998 (0: off)")]
-Amp = Annotated[str, typer.Option(help="bf16 autocast for the trained model: off | bf16 | auto (CPU with BF16, or GPU); "
-                                       "~1.6x faster here, same top-1 as fp32 on digits (6 seeds)")]
-Seed = Annotated[int, typer.Option(help="training seed (the val split is fixed)")]
-Workers = Annotated[int, typer.Option(help="DataLoader worker processes")]
-Threads = Annotated[Optional[int], typer.Option(help="torch threads per process (default: cores / processes)")]
-Aug = Annotated[str, typer.Option(help="augmentation preset: digits | deit | none")]
-AutoAug = Annotated[Optional[str], typer.Option(help="timm RandAugment string, e.g. rand-m9-mstd0.5-inc1 ('none' off)")]
-Reprob = Annotated[Optional[float], typer.Option(help="random erasing probability")]
-Mixup = Annotated[Optional[float], typer.Option(help="mixup alpha (0: off)")]
-Cutmix = Annotated[Optional[float], typer.Option(help="cutmix alpha (0: off)")]
-Smoothing = Annotated[Optional[float], typer.Option(help="label smoothing (true-label term only)")]
-Resume = Annotated[bool, typer.Option(help="continue the run in --out from its last epoch")]
-Force = Annotated[bool, typer.Option(help="replace a previous run in --out")]
 
 
 @app.callback()
@@ -140,6 +113,36 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
     _done(out, m)
 
 
+@app.command()
+def prune(checkpoint: Annotated[Optional[Path], typer.Argument(help="the distilled student, a vitc checkpoint dir (default: runs/student)")] = None,
+          teacher_checkpoint: Annotated[Optional[str], typer.Option(help="teacher to re-distill from (default: the one the student was distilled from)")] = None,
+          ratio: Annotated[float, typer.Option(help="share of channels removed: embedding width, head dims, MLP hidden")] = 0.5,
+          head_ratio: Annotated[float, typer.Option(help="share of whole attention heads removed per block: ceil(H x heads) go (0: keep all)")] = 0.0,
+          importance: Annotated[str, typer.Option(help="magnitude (group L2) | taylor (gradients on train images)")] = "magnitude",
+          round_to: Annotated[int, typer.Option(help="keep channel counts multiples of this (0: no rounding)")] = 16,
+          data: Annotated[Optional[str], typer.Option(help="dataset (default: the student's)")] = None, out: Out = None,
+          distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
+          alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
+          epochs: Epochs = 10, batch_size: Batch = None,
+          lr: Annotated[Optional[float], typer.Option(help="absolute learning rate (5e-4: the measured 224 recipe, results/prune-224-cpu)")] = SCRATCH_STUDENT_LR,
+          base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None,
+          drop_path: DropPath = 0.0, ema: Ema = 0.0, amp: Amp = DISTILL_AMP, seed: Seed = 0, workers: Workers = 0,
+          threads: Threads = None, aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None,
+          mixup: Mixup = None, cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False,
+          force: Force = False) -> None:
+    """Remove heads and channels (torch-pruning), then re-distill from the teacher."""
+    tc = _train_cfg(locals(), warmup=1.0)
+    from .compress.prune import run_prune
+    from .config import PruneConfig
+
+    con = Console()
+    cfg = PruneConfig(str(checkpoint) if checkpoint else "", teacher_checkpoint, data, ratio, head_ratio, importance,
+                      round_to or None, distillation=distillation, alpha=alpha, train=tc)
+    cfg.checkpoint = str(checkpoint or runs.default_checkpoint("student", con))
+    out = out or runs.default_out("pruned", con)
+    _done(out, run_prune(cfg, out, resume=resume, force=force, console=con, default_batch_size=batch_size is None))
+
+
 Ckpt = Annotated[Optional[Path], typer.Argument(help="a vitc checkpoint dir (default: runs/student, from `vitc distill`)")]
 Calib = Annotated[Optional[str], typer.Option(help="calibration images for int8: 'digits' or an ImageFolder (train split)")]
 CalibSize = Annotated[int, typer.Option(help="number of calibration images")]
@@ -186,6 +189,7 @@ def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc check
            out: Out = None, calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = None,
            data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
            threads: Threads = None,
+           features: Annotated[bool, typer.Option(help="export the pre-logits token features (for `vitc features`) instead of the logits")] = False,
            list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False) -> None:
     """Write an artifact for a runtime and prove it computes the same function as PyTorch."""
     from . import export as registry
@@ -210,11 +214,16 @@ def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc check
     checkpoint = checkpoint or runs.default_checkpoint("student", con)
     out = out or runs.default_out("exports", con)
     _exported(export_checkpoint(checkpoint, target, precision, out, data=data, calib=calib or (data or None),
-                                calib_size=calib_size, threads=threads, max_drop=max_drop))
+                                calib_size=calib_size, threads=threads, max_drop=max_drop, features=features))
 
 
 def _exported(m: dict) -> None:
     v = m["validation"]
+    if m.get("output") == "features":
+        Console().print(f"[{'green' if m['status'] == 'ok' else 'yellow'}]{m['status']}[/]: {m['artifact']} (features: "
+                        f"{', '.join(m['tokens'])} tokens)  max|diff| {v['max_abs_diff']:.2e}  min cosine {v['cosine_min']:.5f}",
+                        highlight=False)
+        return
     colour = "green" if m["status"] == "ok" else "yellow"
     Console().print(f"[{colour}]{m['status']}[/]: {m['artifact']} ({m['size_bytes'] / 1e6:.1f} MB)  "
                     f"max|diff| {v['max_abs_diff']:.2e}  agreement {100 * v['top1_agreement']:.2f}%  "
@@ -265,9 +274,9 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
 
 @app.command()
 def pipeline(config: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. configs/digits.yaml")],
-             from_stage: Annotated[Optional[str], typer.Option("--from", help="rerun from this stage: teacher | distill | quantize | export | bench")] = None,
+             from_stage: Annotated[Optional[str], typer.Option("--from", help="rerun from this stage: teacher | distill | prune | quantize | export | bench")] = None,
              force: Annotated[bool, typer.Option(help="rerun every stage")] = False) -> None:
-    """teacher -> distill -> quantize -> export -> bench from one config; unchanged stages are skipped."""
+    """teacher -> distill -> [prune] -> quantize -> export -> bench from one config; unchanged stages are skipped."""
     from .pipeline import Pipeline, summary_table
     from .pipeline_config import load
 
@@ -286,6 +295,75 @@ def predict(artifact: Annotated[Path, typer.Argument(help="checkpoint dir or art
 
     for r in run(artifact, images, topk, threads):
         Console(soft_wrap=True).print(f"{r['image']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]), highlight=False)
+
+
+@app.command()
+def attention(images: Annotated[Optional[list[Path]], typer.Argument(help="image files (default: the whole val split of --data)")] = None,
+              model: Annotated[Optional[Path], typer.Option(help="reference: a ViT checkpoint dir or ONNX/OpenVINO artifact (default: runs/student)")] = None,
+              compare: Annotated[Optional[list[Path]], typer.Option(help="a model to compare with the reference (repeatable): checkpoint, .onnx or .xml")] = None,
+              token: Annotated[str, typer.Option(help="whose attention: cls (class token) | dist (distillation token)")] = "cls",
+              data: Annotated[Optional[str], typer.Option(help="dataset whose val split is used when no image is given")] = None,
+              pngs: Annotated[int, typer.Option(help="PNGs to write (the first N images)")] = 4,
+              out: Annotated[Path, typer.Option(help="output dir: attention-*.png and attention.json")] = Path("runs/diagnostics/attention")) -> None:
+    """Per-head attention maps and rollout of a ViT, compressed vs reference: PNGs and Jensen-Shannon / rollout measures."""
+    import numpy as np
+
+    from .inspect.attention_run import run
+
+    if token not in ("cls", "dist"):
+        raise ConfigError(f"--token {token!r} is not cls or dist")
+    con = Console()
+    model = model or runs.default_checkpoint("student", con)
+    res = run(model, list(compare or []), out, images=list(images or []) or None, data=data, token=token, pngs=pngs)
+    for c in res["compared"]:
+        js = f"mean JS {np.mean(c['js_per_layer']):.4f}, most changed block {c['most_changed_layer']}" if "js_per_layer" in c else c["js_note"]
+        con.print(f"{c['compared']}: {js}; rollout r {c['rollout_pearson_mean']:.3f}; top-10% IoU {c['top10_iou_mean']:.3f}; "
+                  f"agreement {100 * c['agreement']:.1f}% over {c['images']} images", highlight=False)
+    con.print(f"wrote {out / 'attention.json'} and {min(pngs, res['images'])} PNGs", highlight=False)
+
+
+@app.command()
+def posembed(checkpoint: Annotated[Optional[Path], typer.Argument(help="a ViT checkpoint dir (default: runs/student)")] = None,
+             out: Annotated[Path, typer.Option(help="output dir: posembed.png and posembed.json")] = Path("runs/diagnostics/posembed")) -> None:
+    """Cosine similarity of the learned position embeddings, patch by patch (ViT paper, figure 7)."""
+    from .inspect.posembed import run
+
+    con = Console()
+    r = run(checkpoint or runs.default_checkpoint("student", con), out)
+    con.print(f"{r['model']} {r['grid'][0]}x{r['grid'][1]}: mean cosine with the 4 neighbours {r['neighbours']:.3f}, same row "
+              f"{r['same_row']:.3f}, same column {r['same_column']:.3f}, elsewhere {r['other']:.3f} -> {r['png']}", highlight=False)
+
+
+@app.command()
+def features(data: Annotated[str, typer.Argument(help="'digits' or an ImageFolder dir with train/ and val/")],
+             model: Annotated[Optional[Path], typer.Option(help="checkpoint dir, or an artifact exported with --features (default: runs/student)")] = None,
+             token: Annotated[str, typer.Option(help="cls | dist | avg (the mean of both: what the distilled heads read)")] = "cls",
+             random_init: Annotated[bool, typer.Option(help="the checkpoint's architecture with untrained weights: the probe's floor")] = False,
+             out: Annotated[Path, typer.Option(help="output .safetensors file")] = Path("runs/diagnostics/features.safetensors"),
+             threads: Threads = None) -> None:
+    """Pre-logits features and labels of every train and val image, to safetensors."""
+    from .inspect.features import extract
+
+    con = Console()
+    r = extract(data, model or runs.default_checkpoint("student", con), token, out, random_init, threads)
+    con.print(f"{r['model']}: {r['token']} features, train {r['train']}, val {r['val']} -> {r['out']}", highlight=False)
+
+
+@app.command()
+def probe(files: Annotated[list[Path], typer.Argument(help="features files written by `vitc features`")],
+          out: Annotated[Optional[Path], typer.Option(help="also write the table as JSON here")] = None,
+          shuffle_labels: Annotated[bool, typer.Option(help="control: shuffle the train labels (the probe should fall to chance)")] = False) -> None:
+    """Linear probe (logistic regression, C chosen on a train split) and k-NN (cosine, k=20) on frozen features."""
+    from rich.table import Table
+
+    from .inspect.probe import run
+
+    rows = run(files, out, shuffle_labels)
+    t = Table("features", "model", "token", "dim", "logreg top-1 %", "C", "k-NN top-1 %", "chance %", title="val top-1 of probes on frozen features")
+    for r in rows:
+        t.add_row(Path(r["file"]).name, str(r["model"]), str(r["token"]), str(r["dim"]), f"{r['logreg']['top1']:.2f}",
+                  f"{r['logreg']['C']:g}", f"{r['knn']['top1']:.2f}", f"{r['chance']:.1f}")
+    _wide().print(t)
 
 
 @app.command()

@@ -220,6 +220,44 @@ class DistillConfig:
                    "or --teacher NAME --teacher-pretrained when online")
 
 
+PRUNE_IMPORTANCE = ("magnitude", "taylor")
+PRUNE_ROUND_TO = 16   # channels kept in multiples of this (see results/prune-224-cpu for the round-to study)
+
+
+@dataclass
+class PruneConfig:
+    """`vitc prune`: structured pruning of a distilled student (torch-pruning), then DeiT re-distillation."""
+    checkpoint: str                       # the distilled student (a vitc checkpoint dir)
+    teacher_checkpoint: str | None = None  # default: the teacher the student was distilled from
+    data: str | None = None               # default: the student's own dataset
+    ratio: float = 0.5                    # share of channels removed: embedding width, head dims, MLP hidden
+    head_ratio: float = 0.0               # share of whole heads removed per block (0: keep every head)
+    importance: str = "magnitude"         # group L2 magnitude | first-order Taylor (needs gradients on train images)
+    round_to: int | None = PRUNE_ROUND_TO
+    taylor_batches: int = 8               # train batches whose gradients the Taylor importance sums
+    distillation: str = "hard"
+    alpha: float = 0.5
+    tau: float = 1.0
+    teacher_amp: str = "auto"
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(amp=DISTILL_AMP))
+
+    def __post_init__(self):
+        if isinstance(self.train, dict):
+            self.train = from_dict(TrainConfig, {"amp": DISTILL_AMP, **self.train}, "train")
+        _check(isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1, "ratio",
+               f"must be in (0, 1), the share of channels removed; got {self.ratio!r}")
+        _check(isinstance(self.head_ratio, (int, float)) and 0 <= self.head_ratio < 1, "head_ratio",
+               f"must be in [0, 1), the share of heads removed; got {self.head_ratio!r}")
+        _check(self.importance in PRUNE_IMPORTANCE, "importance", f"{self.importance!r} is not one of {PRUNE_IMPORTANCE}")
+        _check(self.round_to is None or (isinstance(self.round_to, int) and self.round_to >= 1), "round_to",
+               f"must be an integer >= 1, got {self.round_to!r}")
+        _check(isinstance(self.taylor_batches, int) and self.taylor_batches >= 1, "taylor_batches", "must be an integer >= 1")
+        _check(self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}")
+        _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
+        _check(self.tau > 0, "tau", "must be > 0")
+        _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
+
+
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 

@@ -35,9 +35,13 @@ class ModelSpec:
     name: str
     overrides: dict = field(default_factory=dict)
     pretrained_tag: str | None = None
+    structure: dict | None = None     # per-block widths of a model pruned by `vitc prune` (vitc.structure)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "overrides": dict(self.overrides), "pretrained_tag": self.pretrained_tag}
+        d = {"name": self.name, "overrides": dict(self.overrides), "pretrained_tag": self.pretrained_tag}
+        if self.structure is not None:
+            d["structure"] = self.structure
+        return d
 
 
 def resolve_name(user_name: str) -> tuple[str, str | None]:
@@ -133,9 +137,15 @@ def data_config(model: torch.nn.Module, img_size: int | None, crop_pct: float | 
 
 
 def build_from_spec(spec: dict) -> torch.nn.Module:
+    """The architecture a checkpoint's `vitc.json` describes; a pruned one is re-shaped to its widths."""
     import timm
 
-    return timm.create_model(spec["name"], pretrained=False, **spec.get("overrides", {}))
+    model = timm.create_model(spec["name"], pretrained=False, **spec.get("overrides", {}))
+    if spec.get("structure"):
+        from .structure import apply
+
+        apply(model, spec["structure"])
+    return model
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, dict]:

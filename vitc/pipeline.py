@@ -1,4 +1,4 @@
-"""`vitc pipeline`: teacher -> distill -> quantize -> export -> bench from one YAML config.
+"""`vitc pipeline`: teacher -> distill -> [prune] -> quantize -> export -> bench from one YAML config.
 
 Each stage writes into <runs>/<name>/<stage>/ with a stage.json holding its settings, the hashes of
 its inputs and their fingerprint. A rerun skips a stage whose fingerprint is unchanged and whose
@@ -70,7 +70,12 @@ class Pipeline:
             if c.distill.init_checkpoint:
                 inputs["init_sha256"] = _weights_sha(Path(c.distill.init_checkpoint))
             return cfg, inputs
-        student = {"student_sha256": _weights_sha(c.stage_dir("distill"))}
+        if stage == "prune":
+            cfg = to_dict(c.prune)
+            cfg.update(checkpoint=str(c.stage_dir("distill")), teacher_checkpoint=str(self._teacher_dir()))
+            return cfg, {**self._data_inputs, "distilled_sha256": _weights_sha(c.stage_dir("distill")),
+                         "teacher_sha256": _weights_sha(self._teacher_dir())}
+        student = {"student_sha256": _weights_sha(self.student_dir())}
         if stage == "quantize":
             return to_dict(c.quantize), student
         if stage == "export":
@@ -82,7 +87,11 @@ class Pipeline:
         raise ValueError(stage)
 
     def stages(self) -> list[str]:
-        return [s for s in STAGES if s != "teacher" or self.cfg.teacher is not None]
+        return [s for s in STAGES if (s != "teacher" or self.cfg.teacher is not None) and (s != "prune" or self.cfg.prune is not None)]
+
+    def student_dir(self) -> Path:
+        """The checkpoint that quantize and export compress: the pruned student when there is a prune stage."""
+        return self.cfg.stage_dir("prune" if self.cfg.prune is not None else "distill")
 
     # -- running
     def run(self, start: str | None = None, force: bool = False) -> dict:
@@ -109,7 +118,7 @@ class Pipeline:
                 continue
             if st and st.get("fingerprint") != fp and not rerun:
                 self.console.print(f"{stage}: settings or inputs changed since the last run: running again", highlight=False)
-            resume = (stage in ("teacher", "distill") and not rerun and st.get("status") == "running"
+            resume = (stage in ("teacher", "distill", "prune") and not rerun and st.get("status") == "running"
                       and st.get("fingerprint") == fp and (d / ckpt.TRAIN_STATE).is_file())
             rerun = True  # everything downstream of a stage that runs must run too
             self.console.rule(f"{stage}" + (" (resuming)" if resume else ""))
@@ -137,11 +146,20 @@ class Pipeline:
         m = run_distill(cfg, d, resume=resume, force=True, console=self.console)
         return f"top-1 {m['top1']:.2f}% (teacher {m.get('teacher_top1', float('nan')):.2f}%)"
 
+    def _prune(self, d: Path, resume: bool) -> str:
+        from .compress.prune import run_prune
+
+        cfg = dataclasses.replace(self.cfg.prune, checkpoint=str(self.cfg.stage_dir("distill")),
+                                  teacher_checkpoint=str(self._teacher_dir()))
+        m = run_prune(cfg, d, resume=resume, force=True, console=self.console)
+        return (f"top-1 {m['top1']:.2f}% (unpruned {m['top1_unpruned']:.2f}%), "
+                f"{m['gflops']:.2f} GFLOPs (unpruned {m['gflops_unpruned']:.2f})")
+
     def _quantize(self, d: Path, resume: bool) -> str:
         from .compress.quantize import quantize_checkpoint
         from .export.stage import export_checkpoint
 
-        q, student, done, skipped = self.cfg.quantize, self.cfg.stage_dir("distill"), [], []
+        q, student, done, skipped = self.cfg.quantize, self.student_dir(), [], []
         calib = q.calib or self.cfg.data
         targets = {"torch": "torchscript-lite", "onnxruntime": "onnx", "openvino": "openvino"}
         for b in q.backends:
@@ -166,7 +184,7 @@ class Pipeline:
         from . import export
         from .export.stage import export_checkpoint
 
-        student, done, skipped = self.cfg.stage_dir("distill"), [], []
+        student, done, skipped = self.student_dir(), [], []
         for name in self.cfg.export.targets:
             t = export.get(name)
             for p in [p for p in self.cfg.export.precisions if p in t.PRECISIONS]:
@@ -188,6 +206,8 @@ class Pipeline:
 
         c = self.cfg
         paths = [c.stage_dir("distill"), c.stage_dir("quantize"), c.stage_dir("export")]
+        if c.prune is not None:  # the unpruned student (and its by-hand baselines) next to the pruned one
+            paths.insert(1, c.stage_dir("prune"))
         if ckpt.is_checkpoint_dir(c.stage_dir("quantize") / "torch-int8"):  # eager PyTorch dynamic int8
             paths.insert(1, c.stage_dir("quantize") / "torch-int8")
         res = run_bench(paths, d, c.bench, self.console)

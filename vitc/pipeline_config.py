@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DistillConfig, TeacherConfig, _check_type, from_dict
+from .config import DistillConfig, PruneConfig, TeacherConfig, _check_type, from_dict
 from .errors import ConfigError
 
-STAGES = ("teacher", "distill", "quantize", "export", "bench")
+STAGES = ("teacher", "distill", "prune", "quantize", "export", "bench")
 QUANT_BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
@@ -53,6 +53,7 @@ class PipelineConfig:
     teacher: TeacherConfig | None = None
     teacher_checkpoint: str | None = None  # instead of a teacher stage: an existing vitc checkpoint dir
     distill: DistillConfig | None = None
+    prune: PruneConfig | None = None      # optional: prune + re-distill the student before quantize/export/bench
     quantize: QuantizeStage = field(default_factory=QuantizeStage)
     export: ExportStage = field(default_factory=ExportStage)
     bench: object = None
@@ -93,7 +94,16 @@ def _sections(raw: dict) -> PipelineConfig:
         raise ConfigError("distill.teacher_checkpoint: set by the pipeline", "use the top-level `teacher_checkpoint:`")
     # the teacher path is filled in by the pipeline; a placeholder satisfies the "needs a teacher" check
     distill = _prefixed("distill", lambda: from_dict(DistillConfig, {**raw["distill"], "data": data, "teacher_checkpoint": "<pipeline>"}, "distill"))
-    return PipelineConfig(**top, teacher=teacher, distill=distill,
+    prune = None
+    if raw.get("prune") is not None:
+        if not isinstance(raw["prune"], dict):
+            raise ConfigError("prune: expected a mapping, e.g. `prune: {ratio: 0.5, train: {epochs: 10}}`")
+        for k in ("checkpoint", "teacher_checkpoint", "data"):
+            if k in raw["prune"]:
+                raise ConfigError(f"prune.{k}: set by the pipeline", "the prune stage reads the distill stage's student, its teacher and the top-level data")
+        # the student and teacher paths are filled in by the pipeline
+        prune = _prefixed("prune", lambda: from_dict(PruneConfig, {**raw["prune"], "checkpoint": "<pipeline>", "data": data}, "prune"))
+    return PipelineConfig(**top, teacher=teacher, distill=distill, prune=prune,
                           quantize=_prefixed("quantize", lambda: from_dict(QuantizeStage, raw.get("quantize") or {}, "quantize")),
                           export=_prefixed("export", lambda: from_dict(ExportStage, raw.get("export") or {}, "export")),
                           bench=_prefixed("bench", lambda: from_dict(BenchConfig, _tuples(raw.get("bench") or {}), "bench")))
@@ -154,7 +164,7 @@ def load(path: Path) -> PipelineConfig:
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (name, data, teacher, distill, ...)")
-    known = {"name", "data", "runs", "teacher_checkpoint", "teacher", "distill", "quantize", "export", "bench"}
+    known = {"name", "data", "runs", "teacher_checkpoint", "teacher", "distill", "prune", "quantize", "export", "bench"}
     lines = _key_lines(node)
     for k in raw:
         if k not in known:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from .errors import VitcError
+from .. import checkpoint as ckpt
+from ..errors import VitcError
 
 
 def gflops(model: torch.nn.Module, input_size: list[int]) -> float:
@@ -35,19 +35,25 @@ def _is_layer(m: torch.nn.Module) -> bool:
 
 
 def describe(path: Path) -> dict:
-    from .compress.quantize import apply_recipe
-    from .models import count_params, load_checkpoint_model
+    from ..compress.quantize import apply_recipe
+    from ..models import count_params, load_checkpoint_model
 
     if ckpt.is_checkpoint_dir(path):
         model, meta = load_checkpoint_model(path)
         flops = gflops(model, meta["preprocess"]["input_size"])
         model = apply_recipe(model, meta.get("quantization"))
         leaves = Counter(_layer_type(m) for m in model.modules() if _is_layer(m))
+        pruned = {}
+        if meta["model"].get("structure"):
+            from ..structure import summary
+
+            pruned = {"structure": meta["model"]["structure"], "widths": summary(meta["model"]["structure"]),
+                      "pruning": meta.get("pruning")}
         return {"kind": "checkpoint", "path": str(path), "stage": meta.get("stage"), "model": meta["model"],
-                "params": count_params(model), "gflops_per_image": flops, "layers": dict(leaves.most_common()),
+                "params": count_params(model), "gflops_per_image": flops, **pruned, "layers": dict(leaves.most_common()),
                 "input": meta["preprocess"], "classes": meta["classes"], "quantization": meta.get("quantization"),
                 "metrics": {k: v for k, v in meta.get("metrics", {}).items() if k.startswith(("top1", "teacher", "status"))}}
-    from .export.stage import read_manifest
+    from ..export.stage import read_manifest
 
     m = read_manifest(path)
     return {"kind": "artifact", "path": str(path), **{k: m[k] for k in ("target", "precision", "size_bytes", "status",
@@ -56,13 +62,13 @@ def describe(path: Path) -> dict:
 
 def runner(path: Path, threads: int | None = None):
     """-> (fn(np.ndarray) -> logits, preprocess, classes) for a checkpoint dir or any artifact."""
-    from . import export
+    from .. import export
 
     if not path.exists():
         raise VitcError(f"{path} does not exist", "pass a checkpoint dir or an artifact written by `vitc export`")
     if ckpt.is_checkpoint_dir(path):
-        from .compress.quantize import apply_recipe
-        from .models import load_checkpoint_model
+        from ..compress.quantize import apply_recipe
+        from ..models import load_checkpoint_model
 
         model, meta = load_checkpoint_model(path)
         model = apply_recipe(model, meta.get("quantization"))
@@ -71,7 +77,7 @@ def runner(path: Path, threads: int | None = None):
             with torch.no_grad():
                 return model(torch.from_numpy(x)).numpy()
         return fn, meta["preprocess"], meta["classes"]
-    from .export.stage import read_manifest
+    from ..export.stage import read_manifest
 
     by_suffix = export.by_suffix()
     target = by_suffix.get(path.suffix)
@@ -92,7 +98,7 @@ def runner(path: Path, threads: int | None = None):
 
 
 def predict(path: Path, images: list[Path], topk: int = 5, threads: int | None = None) -> list[dict]:
-    from .data import build_transform, load_image
+    from ..data import build_transform, load_image
 
     fn, pre, classes = runner(path, threads)
     tf = build_transform(pre, train=False)
