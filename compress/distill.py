@@ -14,7 +14,7 @@ from vitc.errors import CheckpointError, ModelError
 from vitc.models import create_model, data_config, init_from_checkpoint, is_distilled, load_checkpoint_model, resolve_name
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
-from .stage import checkpoint_meta, default_crop_pct, discard_failed_run, prepare_out, snapshot
+from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
 from .trainer import evaluate, fit
 
 
@@ -51,9 +51,7 @@ def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple
 def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool = False,
                 console: Console | None = None, default_batch_size: bool = False) -> dict:
     console = console or Console()
-    d = runtime.init(cfg.train.threads)
-    before = snapshot(out)
-    try:
+    with training_run(out, cfg.train.threads) as d:
         s = cfg.student
         if d.main:
             prepare_out(out, resume, force)
@@ -73,12 +71,6 @@ def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool
         inputs = {"data": src.provenance, **({"init": init} if init else {})}
         return train_student(student, spec, cfg, src, pre, out, inputs, stage="distill", resume=resume, d=d,
                              console=console, default_batch_size=default_batch_size)
-    except BaseException:
-        if d.main:
-            discard_failed_run(out, before)
-        raise
-    finally:
-        runtime.shutdown(d)
 
 
 def train_student(student: torch.nn.Module, spec, cfg: DistillConfig, src, pre: dict, out: Path, inputs: dict, *,

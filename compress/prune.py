@@ -24,7 +24,7 @@ from vitc.models import ModelSpec, build_from_spec, count_params, is_distilled
 from vitc.structure import read, require_vit, summary, sync_after_pruning
 
 from .distill import train_student
-from .stage import discard_failed_run, prepare_out, snapshot
+from .stage import prepare_out, training_run
 from .trainer import evaluate
 
 
@@ -86,9 +86,7 @@ def _stats(model: nn.Module, pre: dict, X: torch.Tensor, Y: torch.Tensor) -> dic
 def run_prune(cfg: PruneConfig, out: Path, resume: bool = False, force: bool = False, console: Console | None = None,
               default_batch_size: bool = False) -> dict:
     console = console or Console()
-    d = runtime.init(cfg.train.threads)
-    before = snapshot(out)
-    try:
+    with training_run(out, cfg.train.threads) as d:
         src_dir = Path(cfg.checkpoint)
         smeta = ckpt.load_meta(src_dir)
         ckpt.verify_weights(src_dir, smeta)
@@ -140,9 +138,3 @@ def run_prune(cfg: PruneConfig, out: Path, resume: bool = False, force: bool = F
                           extra_meta=extra)
         return {**m, "gflops": pruning["after_pruning"]["gflops"], "gflops_unpruned": pruning["before"]["gflops"],
                 "top1_unpruned": pruning["before"]["top1"], "top1_after_pruning": pruning["after_pruning"]["top1"]}
-    except BaseException:
-        if d.main:
-            discard_failed_run(out, before)
-        raise
-    finally:
-        runtime.shutdown(d)

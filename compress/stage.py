@@ -4,6 +4,7 @@ from __future__ import annotations
 import platform
 import shutil
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -60,6 +61,24 @@ def discard_failed_run(out: Path, before: tuple[list[Path], set[Path]]) -> None:
             d.rmdir()
         except OSError:
             break
+
+
+@contextmanager
+def training_run(out: Path, threads: int | None):
+    """The frame every training stage runs in: yields the runtime (threads, DDP rank); a run that fails
+    before its first saved epoch leaves no trace (discard_failed_run); the runtime is shut down either way."""
+    from vitc import runtime
+
+    d = runtime.init(threads)
+    before = snapshot(out)
+    try:
+        yield d
+    except BaseException:
+        if d.main:
+            discard_failed_run(out, before)
+        raise
+    finally:
+        runtime.shutdown(d)
 
 
 def versions() -> dict:

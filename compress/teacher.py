@@ -12,16 +12,14 @@ from vitc.data import eval_tensors, load_source
 from vitc.models import create_model, data_config
 
 from .losses import base_criterion
-from .stage import checkpoint_meta, default_crop_pct, discard_failed_run, prepare_out, snapshot
+from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
 from .trainer import evaluate, fit
 
 
 def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool = False,
                 console: Console | None = None, default_batch_size: bool = False) -> dict:
     console = console or Console()
-    d = runtime.init(cfg.train.threads)
-    before = snapshot(out)
-    try:
+    with training_run(out, cfg.train.threads) as d:
         if d.main:
             prepare_out(out, resume, force)
         src = load_source(cfg.data, cfg.model.img_size)
@@ -44,9 +42,3 @@ def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool
                   num_classes=len(src.classes), cfg=cfg.train, evaluate_fn=lambda mdl: evaluate(mdl, Xv, Yv),
                   out=out, meta_fn=meta, resume=resume, d=d, console=console, default_batch_size=default_batch_size)
         return res.metrics
-    except BaseException:
-        if d.main:
-            discard_failed_run(out, before)
-        raise
-    finally:
-        runtime.shutdown(d)

@@ -88,9 +88,7 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
     v = compare(ref, got, Y.numpy(), atol, agree)
     drop = v.top1_reference - v.top1_artifact
     gate_failed = max_drop is not None and drop > max_drop
-    size = sum(p.stat().st_size for p in out.parent.glob(out.name + "*") if p.suffix != ".json")
-    if out.suffix == ".xml":
-        size += out.with_suffix(".bin").stat().st_size
+    size = _size(out)
     manifest = {"artifact": out.name, "target": target.NAME, "precision": precision, "size_bytes": size,
                 "status": "ok" if v.passed and not gate_failed else ("failed: accuracy gate" if gate_failed else "failed: validation"),
                 "source": {"checkpoint": str(ckpt_dir), "weights_sha256": meta["weights_sha256"],
@@ -109,11 +107,15 @@ def export_checkpoint(ckpt_dir: Path, target_name: str, precision: str, out_dir:
     return manifest
 
 
+def _size(out: Path) -> int:
+    """Bytes on disk of an artifact: the file and its external-data siblings (an IR: .xml + .bin), no manifest."""
+    size = sum(p.stat().st_size for p in out.parent.glob(out.name + "*") if p.suffix != ".json")
+    return size + (out.with_suffix(".bin").stat().st_size if out.suffix == ".xml" else 0)
+
+
 def _features_manifest(out: Path, target, precision: str, o, ckpt_dir: Path, meta: dict, v: dict, export_s: float,
                        pre: dict, model) -> dict:
-    size = sum(p.stat().st_size for p in out.parent.glob(out.name + "*") if p.suffix != ".json")
-    if out.suffix == ".xml":
-        size += out.with_suffix(".bin").stat().st_size
+    size = _size(out)
     manifest = {"artifact": out.name, "target": target.NAME, "precision": precision, "size_bytes": size,
                 "output": "features", "tokens": model.token_names, "status": "ok" if v["passed"] else "failed: validation",
                 "source": {"checkpoint": str(ckpt_dir), "weights_sha256": meta["weights_sha256"], "quantization": meta.get("quantization")},
