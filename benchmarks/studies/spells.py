@@ -1,0 +1,78 @@
+"""Issue 14's machine probe: what this VM's slow spells look like from outside any vitc code.
+
+benchmark_app (1 s, -hint latency, the given threads) runs the given IRs in turn, N times, each in
+its own process, while /proc/stat is sampled every 0.5 s: per run, its median latency and what the
+two vCPUs did meanwhile (busy %, steal ticks). A spell shows as a run ~1.9x slower than its IR's
+fastest; whether the guest saw idle time or steal during it tells whether the guest could have
+detected it.
+
+    python -m vitc.benchmarks.studies.spells IR.xml [IR2.xml ...] --runs 10 --threads 2,1 --out results/latency-ab/8-split-pairs/spells.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vitc.benchmarks.crosscheck import benchmark_app
+
+
+def _cpu() -> dict:
+    """Per-CPU ticks from /proc/stat: busy (user+nice+system+irq+softirq), idle (idle+iowait), steal."""
+    out = {}
+    for ln in open("/proc/stat"):
+        f = ln.split()
+        if f[0].startswith("cpu") and f[0] != "cpu":
+            v = list(map(int, f[1:9]))
+            out[f[0]] = (v[0] + v[1] + v[2] + v[5] + v[6], v[3] + v[4], v[7])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("irs", nargs="+", type=Path)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--threads", default="2", help="comma-separated thread counts, alternated within each run")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    threads = [int(t) for t in a.threads.split(",")]
+    hw = _hw(a.irs[0])  # the first IR's static height and width (a by-hand IR may leave them dynamic)
+    rows = []
+    for i in range(a.runs):
+        for ir in a.irs:
+            for t in threads:
+                shape = [1, 3, *hw]
+                c0, t0 = _cpu(), time.time()
+                r = benchmark_app(ir, shape, t, 1.0, precision=None)
+                c1 = _cpu()
+                d = {c: tuple(b - a_ for a_, b in zip(c0[c], c1[c])) for c in c0}
+                rows.append({"run": i + 1, "ir": ir.name, "threads": t, "p50_ms": r.get("p50_ms"), "error": r.get("error"),
+                             "start": time.strftime("%H:%M:%S", time.gmtime(t0)), "seconds": round(time.time() - t0, 2),
+                             "busy_pct": {c: round(100 * v[0] / max(1, v[0] + v[1])) for c, v in d.items()},
+                             "steal_ticks": sum(v[2] for v in d.values())})
+                print(json.dumps(rows[-1]), flush=True)
+    summary = {}
+    for ir in a.irs:
+        for t in threads:
+            v = np.array([r["p50_ms"] for r in rows if r["ir"] == ir.name and r["threads"] == t and r["p50_ms"]])
+            summary[f"{ir.name} @{t}"] = {"median_ms": float(np.median(v)), "min_ms": float(v.min()), "max_ms": float(v.max()),
+                                          "slow_runs": int((v > 1.25 * v.min()).sum()), "runs": len(v)}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"runs": rows, "summary": summary}, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _hw(ir: Path) -> list[int]:
+    """Height and width from the IR's input (its batch may be dynamic)."""
+    import openvino as ov
+
+    ps = ov.Core().read_model(str(ir)).input(0).get_partial_shape()
+    return [ps[2].get_length(), ps[3].get_length()]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
