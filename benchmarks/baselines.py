@@ -64,6 +64,8 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
     out_dir = Path(out_dir)
     ckpt.writable_dir(out_dir, "the baselines dir")
     graph_model, graph = rewrite(model)
+    calib = calibration_images(data, pre, calib_size)  # one set for both NNCF recipes
+    dataset = nncf.Dataset([calib[i:i + 1].numpy() for i in range(len(calib))])
     paths = []
     for name, (target, precision, recipe) in RECIPES.items():
         path = out_dir / name
@@ -71,12 +73,10 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
             continue  # vitc exports the plain graph for this model: the by-hand row is already the control
         with staged(path) as tmp:
             if target == "openvino":
-                calib = calibration_images(data, pre, calib_size)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     ov_model = ov.convert_model(graph_model if name == CONTROL else model, example_input=example)
-                q = nncf.quantize(ov_model, nncf.Dataset([calib[i:i + 1].numpy() for i in range(len(calib))]),
-                                  subset_size=len(calib))
+                q = nncf.quantize(ov_model, dataset, subset_size=len(calib))
                 mark_inference_precision(q, "default")  # vitc's loader then leaves the plugin's default, as benchmark_app does
                 ov.save_model(q, str(tmp / name))
             elif precision == "fp32":

@@ -26,7 +26,7 @@ from vitc.errors import ConfigError, VitcError
 from vitc.progress import Steps
 
 from . import crosscheck, launcher, peak
-from .timing import _summary_ms, over_rounds
+from .timing import _summary_ms, over_rounds, paired_ratio
 from .worker import time_artifact
 
 SKIPPED_FILE = "skipped.json"  # written by the pipeline for targets that cannot run here
@@ -259,19 +259,19 @@ def time_round(live: _Live, cfg: BenchConfig, r: int) -> None:
     real val images prepared outside the timed region. A row with a cross-check tool runs the tool
     right before its worker, so the tool's run and vitc's latency batch are seconds apart and see
     the same state of this VM."""
-    def run(inputs: list) -> dict:
+    def run() -> dict:
         if cfg.isolate:
-            return launcher.run_worker(_loader(live.item), str(live.item.path), cfg.threads, inputs, _timing(cfg))
-        xs = [(b, np.load(p)) for b, p in inputs]
+            return launcher.run_worker(_loader(live.item), str(live.item.path), cfg.threads, live.inputs, _timing(cfg))
+        xs = [(b, np.load(p)) for b, p in live.inputs]
         return {"batches": time_artifact(live.fn, xs, _timing(cfg)), "in_process": True, "torch_imported": "torch" in sys.modules}
 
     with_tool = cfg.crosscheck and live.item.kind == "artifact" and live.item.target in crosscheck.TOOLS
     if not with_tool:
-        live.rounds.append(run(live.inputs))
+        live.rounds.append(run())
         return
     while True:
         tool = crosscheck.tool_round(live.item.target, live.item.path, live.inputs, cfg.threads, cfg.min_seconds, _timing(cfg))
-        ours = run(live.inputs)
+        ours = run()
         a, b = ours["batches"][0]["p50_ms"], (tool or {}).get("p50_ms")
         # Timed back to back, vitc's worker and the tool see the same machine unless its state changed
         # between them: a pair more than SPREAD_LIMIT apart compares two machines, not two harnesses
@@ -285,7 +285,7 @@ def time_round(live: _Live, cfg: BenchConfig, r: int) -> None:
     live.rounds.append(ours)
 
 
-def _crosscheck(tool: list[dict], p50s: list[float]) -> dict | None:
+def _crosscheck(tool: list[dict], p50s: list[float], split: list[dict]) -> dict | None:
     if not tool:
         return None
     bad = next((t for t in tool if "p50_ms" not in t), None)
@@ -296,10 +296,10 @@ def _crosscheck(tool: list[dict], p50s: list[float]) -> dict | None:
     # the flag uses the ratio of the medians (issue 14's definition); the paired ratio (median of the
     # per-round ratios, each pair timed seconds apart) is reported beside it: on this VM a noisy spell
     # can hit the vitc rounds and the tool rounds unevenly and move one median but not the other
-    paired = float(np.median([a / b for a, b in zip(p50s, t)]))
+    paired = paired_ratio(p50s, t)
     return {"tool": tool[0]["tool"], **({"command": tool[0]["command"]} if "command" in tool[0] else {}),
             "p50_ms": float(np.median(t)), "vitc_p50_ms": o, "ratio": ratio, "paired_ratio": paired, "rounds": len(t), "tool_p50s_ms": t,
-            "vitc_p50s_ms": p50s, "agrees": AGREE[0] <= ratio <= AGREE[1]}
+            "vitc_p50s_ms": p50s, "agrees": AGREE[0] <= ratio <= AGREE[1], "split_pairs": split}
 
 
 def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> dict:
@@ -323,9 +323,9 @@ def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> dict:
         achieved = live.gflops * lat_b / (row["p50_ms"] / 1e3)  # GFLOP/s at the latency batch
         row.update(gflops_per_image=live.gflops, peak_kind=kind, peak_gflops=peaks["gflops"][kind],
                    floor_ms=1e3 * live.gflops * lat_b / peaks["gflops"][kind], efficiency=achieved / peaks["gflops"][kind])
-    c = _crosscheck(live.tool, p50s)
+    c = _crosscheck(live.tool, p50s, live.split)
     if c:
-        row["crosscheck"] = {**c, "split_pairs": live.split} if "ratio" in c else c
+        row["crosscheck"] = c
         if c.get("agrees") is False:
             flags.append(f"disagrees with {c['tool'].split(' (')[0]}")
     row["flags"] = flags

@@ -5,10 +5,11 @@ import csv
 import io
 from pathlib import Path
 
-import numpy as np
 from rich.table import Table
 
 from vitc import checkpoint as ckpt
+
+from .timing import paired_ratio
 
 CSV_COLUMNS = ("artifact", "target", "precision", "status", "flags", "size_mb", "top1", "top1_fp32", "agreement", "p50_ms",
                "p50_rounds_ms", "spread", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads",
@@ -197,24 +198,24 @@ def _same_recipe(rows: list[dict]) -> list[str]:
         if not same:
             if mine:  # a bench from before the control existed: report the difference, judge nothing
                 out.append(f"Same recipe (NNCF defaults, chosen by --nncf auto): {r['artifact']} {r['p50_ms']:.3f} ms vs by-hand "
-                           f"{mine[0]['artifact']} {mine[0]['p50_ms']:.3f} ms, {diff(r, mine[0]):+.1%}; not judged: the graphs differ "
+                           f"{mine[0]['artifact']} {mine[0]['p50_ms']:.3f} ms, {_diff(r, mine[0]):+.1%}; not judged: the graphs differ "
                            "(vitc's runs the head tokens only) and this bench has no same-graph control.")
             continue
         plain = [b for b in mine if not b.get("control") and b not in same]
-        d = diff(r, same[0])
+        d = _diff(r, same[0])
         s = (f"Same recipe (NNCF defaults, chosen by --nncf auto): {r['artifact']} {r['p50_ms']:.3f} ms vs by-hand "
              f"{same[0]['artifact']} {same[0]['p50_ms']:.3f} ms, {d:+.1%} ({'within' if abs(d) <= SAME_RECIPE_LIMIT else 'OUTSIDE'} "
              f"{SAME_RECIPE_LIMIT:.0%}){_paired(r, same[0])}")
         if plain:  # the same recipe on the plain timm graph: what vitc's graph rewrite gains
             s += (f". The by-hand IR of the plain timm graph, {plain[0]['artifact']}, {plain[0]['p50_ms']:.3f} ms: vitc's IR is "
-                  f"{diff(r, plain[0]):+.1%}{_paired(r, plain[0])}"
+                  f"{_diff(r, plain[0]):+.1%}{_paired(r, plain[0])}"
                   + (f", its graph executing {r['gflops_exported']:.2f} of {r['gflops_per_image']:.2f} GFLOPs (head tokens only)"
                      if r.get("gflops_exported") and r.get("gflops_per_image") else ""))
         out.append(s + ".")
     return out
 
 
-def diff(a: dict, b: dict) -> float:
+def _diff(a: dict, b: dict) -> float:
     return a["p50_ms"] / b["p50_ms"] - 1
 
 
@@ -222,7 +223,7 @@ def _paired(a: dict, b: dict) -> str:
     pa, pb = (a.get("latency") or {}).get("p50_rounds_ms"), (b.get("latency") or {}).get("p50_rounds_ms")
     if not (pa and pb and len(pa) == len(pb)):
         return ""
-    return f" (round by round, same interleaved rounds: median {float(np.median([x / y for x, y in zip(pa, pb)])) - 1:+.1%})"
+    return f" (round by round, same interleaved rounds: median {paired_ratio(pa, pb) - 1:+.1%})"
 
 
 def report_md(result: dict) -> str:

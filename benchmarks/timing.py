@@ -46,6 +46,11 @@ def over_rounds(rounds: list[Timing]) -> dict:
     return {**pooled.to_json(), "p50_ms": float(np.median(p50s)), "p50_rounds_ms": p50s, "rounds": len(rounds)}
 
 
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """Median of the per-round ratios a/b of two rows timed in the same interleaved rounds."""
+    return float(np.median([x / y for x, y in zip(a, b)]))
+
+
 def _warm_up(step: Callable[[], None], warmup: int, warmup_seconds: float, min_runs: int, min_seconds: float) -> None:
     """Check the settings, then warm up by count *and* time (on this VM the first ~second of load
     runs up to 1.6x slower: OpenVINO int8 p50 1.32 ms in the first second, 0.80-0.84 ms after)."""
