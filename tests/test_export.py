@@ -98,6 +98,28 @@ def test_openvino_ir_carries_its_runtime_precision(tmp_path, tiny_ckpt):
         export.get("openvino").Options(inference_precision="fp64")
 
 
+def test_openvino_loader_reuses_its_input_buffer_without_mixing_calls(tmp_path, tiny_ckpt):
+    """The loader writes each batch into the compiled request's own input tensor (cheaper than handing
+    infer() a new one every call): consecutive calls with the same shape must still each compute their
+    own input, and an earlier result must not change when the buffer is reused."""
+    if export.get("openvino").check():
+        pytest.skip(export.get("openvino").check())
+    import openvino as ov
+
+    m = export_checkpoint(tiny_ckpt, "openvino", "fp32", tmp_path, calib="digits", calib_size=16, threads=1)
+    xml = tmp_path / m["artifact"]
+    run = export.get("openvino").load(xml, 1)
+    a, b = (np.random.default_rng(i).standard_normal((4, 3, 32, 32)).astype(np.float32) for i in (1, 2))
+    ya = run(a)
+    ya_kept = ya.copy()
+    yb = run(b)
+    ref = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.testing.assert_allclose(ya_kept, ref(a)[0], atol=1e-4)
+    np.testing.assert_allclose(yb, ref(b)[0], atol=1e-4)
+    np.testing.assert_array_equal(ya, ya_kept)          # the first result is not a view of the reused buffer
+    assert np.abs(ya - yb).max() > 1e-3                 # two inputs, two answers
+
+
 def test_nncf_auto_keeps_the_defaults_only_when_they_agree_with_fp32(tmp_path, tiny_ckpt):
     """auto tries NNCF's defaults and falls back to TRANSFORMER when the defaults' top-1 agreement
     on the calibration images is under the bar; the IR and the manifest say which one ran."""
