@@ -27,7 +27,7 @@ from vitc.progress import Steps
 
 from . import crosscheck, launcher, peak
 from .timing import _summary_ms, over_rounds, paired_ratio
-from .worker import time_artifact
+from .worker import LATER_WARMUP_S, time_artifact
 
 SKIPPED_FILE = "skipped.json"  # written by the pipeline for targets that cannot run here
 SPREAD_LIMIT = 1.25            # max/min of a row's round p50s above this marks the row unstable
@@ -350,7 +350,8 @@ def environment(cfg: BenchConfig) -> dict:
                         "OpenVINO or ONNX Runtime) and compiles only the shapes it times, the latency batch first and alone, as benchmark_app does; "
                         "accuracy is measured in the bench process. " + ISOLATION_WHY + " "
                         if cfg.isolate else "every artifact timed inside the bench process (--no-isolate); ")
-                       + f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s, then >= {cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "
+                       + f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s (a throughput batch, timed in the "
+                       f"same warm process after the latency batch: >= {min(cfg.warmup_seconds, LATER_WARMUP_S):g} s), then >= {cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "
                        f"each call timed alone (perf_counter_ns); p50 quoted; inputs are pre-processed val images prepared "
                        f"before timing, so pre-processing is excluded; {cfg.threads} threads for every runtime; "
                        f"throughput = batch / p50 of that batch (one request; OpenVINO's THROUGHPUT hint measured no better here: "

@@ -28,6 +28,26 @@ def test_time_calls_measures_each_call():
         time_calls(lambda x: None, None, min_runs=0)
 
 
+def test_only_the_latency_batch_gets_the_process_warm_up(monkeypatch):
+    """The worker's timed warm-up is for a cold process: the latency batch gets warmup_seconds, a
+    throughput batch timed after it in the same process gets at most LATER_WARMUP_S (and its count)."""
+    from vitc.benchmarks import worker
+
+    seen = []
+
+    def fake(fn, x, **kw):
+        seen.append((len(x), kw))
+        return time_calls(fn, x, **{**kw, "warmup_seconds": 0, "min_seconds": 0, "min_runs": 2})
+
+    monkeypatch.setattr(worker, "time_calls", fake)
+    timing = {"warmup": 7, "warmup_seconds": 0.5, "min_runs": 20, "min_seconds": 0.5}
+    res = worker.time_artifact(lambda x: x.sum(), [(1, np.ones((1, 3))), (16, np.ones((16, 3)))], timing)
+    assert [b["batch"] for b in res] == [1, 16] and "samples_ms" in res[0] and "samples_ms" not in res[1]
+    assert seen[0] == (1, timing)
+    assert seen[1] == (16, {**timing, "warmup_seconds": worker.LATER_WARMUP_S})
+    assert worker.LATER_WARMUP_S < timing["warmup_seconds"]
+
+
 def test_time_paired_keeps_the_two_apart():
     ta, tb = time_paired(lambda x: time.sleep(0.004), lambda x: time.sleep(0.001), None,
                          warmup=1, warmup_seconds=0, min_runs=5, min_seconds=0)
