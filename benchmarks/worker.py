@@ -8,7 +8,8 @@ other artifact's runtime, no compiled shapes from the accuracy pass. The parent 
 starts one worker per (artifact, round) and reads the JSON it writes.
 
 SPEC: {"loader": "module:function" -> fn(path, threads) -> callable(np.ndarray), "path", "threads",
-"inputs": [[batch, "x.npy"], ...] (latency batch first), "timing": time_calls kwargs, "out": "res.json"}
+"inputs": [[batch, "x.npy"], ...] (latency batch first), "timing": time_calls kwargs (warmup_seconds included),
+"out": "res.json"}
 """
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ def time_artifact(fn, inputs: list[tuple[int, np.ndarray]], timing: dict) -> lis
     The timed warm-up is for the process: its first ~0.25 s after load run up to 1.8x slow here
     (results/latency-ab/8-split-pairs). A later batch, in a process already warm, warms its newly
     compiled shape by count (`warmup` calls) and for LATER_WARMUP_S (or warmup_seconds if shorter)."""
+    later = {**timing, "warmup_seconds": min(timing["warmup_seconds"], LATER_WARMUP_S)}
     res = []
     for i, (b, x) in enumerate(inputs):
-        t = time_calls(fn, x, **(timing if i == 0 else {**timing, "warmup_seconds": min(timing.get("warmup_seconds", 1.0), LATER_WARMUP_S)}))
+        t = time_calls(fn, x, **(timing if i == 0 else later))
         res.append({"batch": b, **t.to_json(), **({"samples_ms": t.samples_ms.round(5).tolist()} if i == 0 else {})})
     return res
 

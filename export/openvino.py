@@ -138,9 +138,9 @@ def load(path: Path, threads: int | None = None, inference_precision: str | None
         req = request(x.shape)
         if static_shapes:
             # Write into the request's own input buffer and infer with no arguments: handing the array
-            # to infer() (share_inputs True or False) sets a new input tensor every call, which cost
-            # 5-7% of a digits batch-1 call (0.85 vs 0.80 ms fp32, 0.51 vs 0.49 int8, calls alternated
-            # in one process); the copy costs ~1% (results/latency-ab/9-ov-input-tensor).
+            # to infer() (share_inputs True or False) sets a new input tensor every call, 1.04-1.07x the
+            # bare request at digits batch 1, 1.01-1.02x at 224 px; this way 1.004-1.008x (calls
+            # alternated with the bare request: results/latency-ab/9-ov-input-tensor).
             req.get_input_tensor(0).data[...] = x
             req.infer()
         else:  # a dynamic shape has no fixed buffer to write into

@@ -31,6 +31,20 @@ def _cpu() -> dict:
     return out
 
 
+def cpu_between(c0: dict, c1: dict) -> dict:
+    """What the vCPUs did between two _cpu() samples: busy % per CPU, steal ticks in all."""
+    d = {c: tuple(b - a for a, b in zip(c0[c], c1[c])) for c in c0}
+    return {"busy_pct": {c: round(100 * v[0] / max(1, v[0] + v[1])) for c, v in d.items()},
+            "steal_ticks": sum(v[2] for v in d.values())}
+
+
+def summarize(p50s: list[float]) -> dict:
+    """Runs of one kind: median, min, max, and the slow ones (over 1.25x the fastest: a spell)."""
+    v = np.asarray(p50s)
+    return {"median_ms": float(np.median(v)), "min_ms": float(v.min()), "max_ms": float(v.max()),
+            "max_over_min": float(v.max() / v.min()), "slow_runs": int((v > 1.25 * v.min()).sum()), "runs": len(v)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("irs", nargs="+", type=Path)
@@ -47,19 +61,14 @@ def main(argv: list[str] | None = None) -> int:
                 shape = [1, 3, *hw]
                 c0, t0 = _cpu(), time.time()
                 r = benchmark_app(ir, shape, t, 1.0, precision=None)
-                c1 = _cpu()
-                d = {c: tuple(b - a_ for a_, b in zip(c0[c], c1[c])) for c in c0}
                 rows.append({"run": i + 1, "ir": ir.name, "threads": t, "p50_ms": r.get("p50_ms"), "error": r.get("error"),
                              "start": time.strftime("%H:%M:%S", time.gmtime(t0)), "seconds": round(time.time() - t0, 2),
-                             "busy_pct": {c: round(100 * v[0] / max(1, v[0] + v[1])) for c, v in d.items()},
-                             "steal_ticks": sum(v[2] for v in d.values())})
+                             **cpu_between(c0, _cpu())})
                 print(json.dumps(rows[-1]), flush=True)
     summary = {}
     for ir in a.irs:
         for t in threads:
-            v = np.array([r["p50_ms"] for r in rows if r["ir"] == ir.name and r["threads"] == t and r["p50_ms"]])
-            summary[f"{ir.name} @{t}"] = {"median_ms": float(np.median(v)), "min_ms": float(v.min()), "max_ms": float(v.max()),
-                                          "slow_runs": int((v > 1.25 * v.min()).sum()), "runs": len(v)}
+            summary[f"{ir.name} @{t}"] = summarize([r["p50_ms"] for r in rows if r["ir"] == ir.name and r["threads"] == t and r["p50_ms"]])
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"runs": rows, "summary": summary}, indent=1))
     print(json.dumps(summary, indent=1))
