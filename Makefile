@@ -14,12 +14,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# The change-test loop: everything but the tests marked slow (training, benches, subprocess CLIs); under 3 min here.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# pyflakes, import order, line length (pyproject.toml [tool.ruff])
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The main job: the whole pipeline on the built-in digits data from one config (teacher -> distill
 # -> quantize -> export -> bench); stages whose inputs are unchanged are skipped on a rerun.
 demo: $(STAMP)
 	$(BIN)/vitc pipeline configs/digits.yaml
 
-.PHONY: install test demo
+.PHONY: install test test-fast lint demo

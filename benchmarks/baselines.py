@@ -49,22 +49,19 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
     import openvino as ov
 
     from vitc.compress.quantize import ort_dynamic_int8
-    from vitc.data import eval_tensors, load_source
     from vitc.export._files import staged
-    from vitc.export.openvino import mark_inference_precision
     from vitc.export.head_tokens import rewrite
-    from vitc.export.stage import _flops, _versions, calibration_images
-    from vitc.models import load_checkpoint_model
+    from vitc.export.openvino import mark_inference_precision
+    from vitc.export.stage import calibration_images, graph_flops, target_versions
+    from vitc.handoff import Checkpoint
 
-    model, meta = load_checkpoint_model(ckpt_dir)
-    model.eval()
-    pre = meta["preprocess"]
-    data = data or meta.get("config", {}).get("data", "digits")
-    example = eval_tensors(load_source(data, pre["input_size"][-1]).val, pre)[0][:2]
+    c = Checkpoint.open(ckpt_dir)
+    model, pre, data = c.model, c.pre.to_json(), c.data_name(data)
+    example = c.val(data)[0][:2]
     out_dir = Path(out_dir)
     ckpt.writable_dir(out_dir, "the baselines dir")
     graph_model, graph = rewrite(model)
-    calib = calibration_images(data, pre, calib_size)  # one set for both NNCF recipes
+    calib = calibration_images(c, None, calib_size, data)  # one set for both NNCF recipes
     dataset = nncf.Dataset([calib[i:i + 1].numpy() for i in range(len(calib))])
     paths = []
     for name, (target, precision, recipe) in RECIPES.items():
@@ -92,9 +89,10 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
         ckpt.write_json(Path(str(path) + ".json"), {
             "artifact": name, "target": target, "precision": precision, "size_bytes": size,
             "status": "not validated here: vitc bench compares it with fp32 PyTorch", "baseline": recipe,
-            "source": {"checkpoint": str(ckpt_dir), "weights_sha256": meta["weights_sha256"], "quantization": None},
+            "source": {"checkpoint": str(ckpt_dir), "weights_sha256": c.sha256, "quantization": None},
+            "data": {"name": data, "split": "val", "images": int(len(c.val(data)[1]))},
             "calibration": {"data": data, "split": "train", "images": calib_size} if "nncf" in name else None,
-            **({"control": "same-graph", "graph": {**graph, **_flops(model, graph_model, pre)}} if name == CONTROL else {}),
-            "classes": meta["classes"], "preprocess": pre, "versions": _versions(target)})
+            **({"control": "same-graph", "graph": {**graph, **graph_flops(model, graph_model, pre)}} if name == CONTROL else {}),
+            "classes": c.classes, "preprocess": pre, "versions": target_versions(target)})
         paths.append(path)
     return paths

@@ -22,16 +22,22 @@ import torch
 from rich.console import Console
 
 from vitc import checkpoint as ckpt
-from vitc.errors import ConfigError, VitcError
+from vitc import export
+from vitc.config import BenchConfig
+from vitc.data import eval_tensors, load_source
+from vitc.errors import VitcError
+from vitc.export.stage import SKIPPED_FILE, TOLERANCE
+from vitc.handoff import VAL_SPLIT, Artifact, Checkpoint
 from vitc.progress import Steps
+from vitc.runtime import machine_info, package_versions
+from vitc.stages import Inputs, Result
+from vitc.validate import compare, run_artifact
 
-from . import crosscheck, launcher, peak
-from .timing import _summary_ms, over_rounds, paired_ratio
+from . import crosscheck, launcher, peak, report
+from .row import BenchRow
+from .timing import AGREE, SPREAD_LIMIT, _summary_ms, over_rounds, paired_ratio
 from .worker import LATER_WARMUP_S, time_artifact
 
-SKIPPED_FILE = "skipped.json"  # written by the pipeline for targets that cannot run here
-SPREAD_LIMIT = 1.25            # max/min of a row's round p50s above this marks the row unstable
-AGREE = (0.9, 1.1)             # a row's p50 / its cross-check tool's median outside this: the row disagrees
 # what in-process timing got wrong (measured: results/latency-ab/7-isolation.md); quoted in every report's method line
 ISOLATION_WHY = ("Why: this VM's speed comes in spells of seconds that often last a whole process (the same IR, timed in fresh "
                  "processes, 0.50-0.59 ms in most and 0.70-1.9 ms in some; results/latency-ab/7-isolation); the old bench gave each "
@@ -39,36 +45,6 @@ ISOLATION_WHY = ("Why: this VM's speed comes in spells of seconds that often las
                  "on one artifact's slot made it look up to 1.8x slower than an identical neighbour, checked against a tool number taken "
                  "at another time. Now a spell shows as one round's outlier, on vitc's number and the tool's alike, and the median "
                  "discards it.")
-
-
-@dataclass
-class BenchConfig:
-    threads: int = 2
-    batch: tuple[int, ...] = (1, 16)   # the first is the latency batch, the others throughput batches
-    warmup: int = 10
-    warmup_seconds: float = 1.0
-    min_runs: int = 50
-    min_seconds: float = 2.0
-    data: str | None = None            # val data for top-1 (default: the source checkpoint's)
-    crosscheck: bool = True            # benchmark_app / bare ORT loop beside the OpenVINO / ONNX rows
-    remeasure_peak: bool = False
-    eval_batch: int = 32
-    repeats: int = 3                   # timing rounds over all artifacts in turn; p50 = median of the rounds
-    baselines: bool = False            # also build and time issue 6's by-hand baselines (benchmarks/baselines.py)
-    # each (artifact, round) timed in a fresh worker process with only its runtime loaded; False times
-    # every artifact inside the bench process (the old way, kept for A/Bs: results/latency-ab/7-isolation)
-    isolate: bool = True
-
-    def __post_init__(self):
-        self.batch = tuple(self.batch)
-        if not (isinstance(self.threads, int) and self.threads >= 1):
-            raise ConfigError(f"bench.threads: must be an integer >= 1, got {self.threads!r}")
-        if not self.batch or any(not isinstance(b, int) or b < 1 for b in self.batch):
-            raise ConfigError(f"bench.batch: must be positive integers, e.g. 1,16; got {self.batch!r}")
-        if not (isinstance(self.repeats, int) and self.repeats >= 1):
-            raise ConfigError(f"bench.repeats: must be an integer >= 1, got {self.repeats!r}", "3 or more lets each row show its spread")
-        if self.min_runs < 1 or self.min_seconds < 0 or self.warmup < 0 or self.warmup_seconds < 0:
-            raise ConfigError("bench: need min_runs >= 1, min_seconds >= 0, warmup >= 0, warmup_seconds >= 0")
 
 
 @dataclass
@@ -85,8 +61,6 @@ class Item:
 def discover(paths: list[Path]) -> list[Item]:
     """Artifacts (a file with its manifest, or every manifest in a dir), checkpoint dirs (an eager
     PyTorch row) and the pipeline's skipped.json entries."""
-    from vitc import export
-
     suffixes = export.by_suffix()
     items: list[Item] = []
     for p in map(Path, paths):
@@ -116,53 +90,46 @@ def discover(paths: list[Path]) -> list[Item]:
 
 
 def _artifact(p: Path) -> Item:
-    from vitc.export.stage import read_manifest
-
-    m = read_manifest(p)
+    m = Artifact.open(p).manifest.raw
     return Item("artifact", p, m["target"], m["precision"], p.stem if p.suffix != ".xml" else p.name[:-4], manifest=m)
 
 
 class _Sources:
-    """Per source checkpoint, computed once: val tensors, fp32 PyTorch logits, GFLOPs per image."""
+    """Per source checkpoint, computed once: val tensors, fp32 PyTorch logits, GFLOPs per image. The data is
+    --data when given, else the artifact's own (its manifest, or its source checkpoint's record)."""
 
     def __init__(self, data: str | None, eval_batch: int):
         self.data, self.eval_batch, self._cache = data, eval_batch, {}
 
-    def get(self, ckpt_dir: str | None, pre: dict, classes: list) -> dict:
-        from vitc.data import eval_tensors, load_source
-        from vitc.inspect import gflops
-        from vitc.models import load_checkpoint_model
-        from vitc.validate import reference_logits
-
-        key = (ckpt_dir, json.dumps(pre, sort_keys=True))
+    def get(self, handoff: Checkpoint | Artifact, source: Checkpoint | None) -> dict:
+        pre = handoff.pre
+        data = handoff.data_name(self.data)
+        key = (str(source.path) if source else None, pre, data)
         if key in self._cache:
             return self._cache[key]
-        model, meta = (load_checkpoint_model(ckpt_dir) if ckpt_dir and ckpt.is_checkpoint_dir(ckpt_dir) else (None, {}))
-        data = self.data or meta.get("config", {}).get("data") or "digits"
-        src = load_source(data, pre["input_size"][-1])
-        if src.classes != list(classes):
-            raise VitcError(f"--data {data} has other classes than the artifact", "pass the dataset it was trained on with --data")
-        X, Y = eval_tensors(src.val, pre)
-        s = {"X": X.numpy(), "Y": Y.numpy(), "data": data,
-             "ref": reference_logits(model, X) if model is not None else None,
-             "gflops": gflops(model, pre["input_size"]) if model is not None else None}
+        if source is not None and source.pre == pre:
+            X, Y = source.val(data)
+            ref, flops = source.reference(data), source.gflops
+        else:
+            src = load_source(data, pre.size)
+            if len(src.classes) != len(handoff.classes):
+                raise VitcError(f"--data {data} has other classes than {handoff.path.name}",
+                                "pass the dataset it was trained on with --data")
+            X, Y = eval_tensors(src.val, pre.to_json())
+            ref, flops = None, None
+        s = {"X": X.numpy(), "Y": Y.numpy(), "data": data, "ref": ref, "gflops": flops}
         self._cache[key] = s
         return s
 
 
-def _load(item: Item, threads: int):
-    """-> (fn, preprocess, classes, source checkpoint dir)."""
-    from vitc import export
-
+def load_item(item: Item, threads: int):
+    """-> (fn, the checkpoint or artifact, its fp32 source checkpoint or None)."""
     if item.kind == "checkpoint":
-        from vitc.inspect import runner
-
-        fn, pre, classes = runner(item.path, threads)
-        meta = ckpt.load_meta(item.path)
-        src = (meta.get("inputs") or {}).get("checkpoint") or {}  # a quantized checkpoint names its fp32 source
-        return fn, pre, classes, (src.get("path") if ckpt.is_checkpoint_dir(src.get("path") or "") else str(item.path))
-    m = item.manifest
-    return export.get(item.target).load(item.path, threads), m["preprocess"], m["classes"], m["source"].get("checkpoint")
+        c = Checkpoint.open(item.path)
+        src = c if not c.quantization else (Checkpoint.open(c.fp32_source) if c.fp32_source != c.path else None)
+        return c.runner(), c, src
+    a = Artifact.open(item.path)
+    return export.get(item.target).load(item.path, threads), a, a.checkpoint()
 
 
 def _size(item: Item) -> float | None:
@@ -176,7 +143,7 @@ def _size(item: Item) -> float | None:
 @dataclass
 class _Live:
     """An artifact loaded and checked for accuracy, waiting for its timing rounds."""
-    row: dict
+    row: BenchRow
     fn: object                                        # the parent's loaded artifact (accuracy; in-process timing)
     item: Item
     X: np.ndarray
@@ -187,43 +154,40 @@ class _Live:
     split: list = field(default_factory=list)         # pairs (vitc, tool) re-timed: the machine changed between them
 
 
-def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> dict | _Live:
-    """Load, run all val images, compare with fp32 PyTorch. -> a finished row (skipped) or a _Live."""
-    from vitc import export
-    from vitc.export.stage import TOLERANCE
-    from vitc.validate import compare, run_artifact
+def _row(item: Item, cfg: BenchConfig) -> BenchRow:
+    return BenchRow(item.name, item.target, item.precision, str(item.path) if item.path else None, cfg.threads)
 
-    row = {"artifact": item.name, "target": item.target, "precision": item.precision, "path": str(item.path) if item.path else None,
-           "status": "", "size_mb": _size(item), "threads": cfg.threads}
-    if item.manifest.get("baseline"):
-        row["baseline"] = item.manifest["baseline"]
-    if item.manifest.get("control"):
-        row["control"] = item.manifest["control"]  # benchmarks/baselines.py CONTROL: the by-hand recipe on vitc's graph
-    if (item.manifest.get("source") or {}).get("checkpoint"):
-        row["source"] = str(Path(item.manifest["source"]["checkpoint"]).resolve())
-    nncf = ((item.manifest.get("options") or {}).get("nncf_result") or {}).get("scheme")
-    if nncf:
-        row["nncf"] = nncf  # which NNCF settings made this int8 IR (--nncf auto's choice)
-    if (item.manifest.get("graph") or {}).get("head_tokens_only"):  # floors stay on the model's FLOPs
-        row["gflops_exported"] = item.manifest["graph"]["gflops_exported"]
+
+def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> BenchRow | _Live:
+    """Load, run all val images, compare with fp32 PyTorch. -> a finished row (skipped) or a _Live."""
+    m = item.manifest
+    row = _row(item, cfg)
+    row.size_mb = _size(item)
+    row.baseline, row.control = m.get("baseline"), m.get("control")
+    if (m.get("source") or {}).get("checkpoint"):
+        row.source = str(Path(m["source"]["checkpoint"]).resolve())
+    row.nncf = ((m.get("options") or {}).get("nncf_result") or {}).get("scheme")  # --nncf auto's choice
+    if (m.get("graph") or {}).get("head_tokens_only"):  # floors stay on the model's FLOPs
+        row.gflops_exported = m["graph"]["gflops_exported"]
     if item.kind == "skipped":
-        return {**row, "status": f"skipped: {item.reason}"}
+        row.status = f"skipped: {item.reason}"
+        return row
     if item.kind == "artifact":
         why = export.get(item.target).check()
         if why:
-            return {**row, "status": f"skipped: {why}"}
-    fn, pre, classes, source = _load(item, cfg.threads)
-    s = sources.get(source, pre, classes)
+            row.status = f"skipped: {why}"
+            return row
+    fn, handoff, source = load_item(item, cfg.threads)
+    s = sources.get(handoff, source)
     X, Y = s["X"], s["Y"]
     got = run_artifact(fn, torch.from_numpy(X), cfg.eval_batch)
-    row["top1"] = 100.0 * float((got.argmax(1) == Y).mean())
-    row["data"] = s["data"]
+    row.top1, row.data, row.split = 100.0 * float((got.argmax(1) == Y).mean()), s["data"], VAL_SPLIT
     if s["ref"] is not None:
         v = compare(s["ref"], got, Y, *TOLERANCE["int8" if item.precision == "int8" else item.precision])
-        row.update(top1_fp32=v.top1_reference, agreement=100.0 * v.top1_agreement, max_abs_diff=v.max_abs_diff)
-        row["status"] = "ok" if v.passed else "validation failed"
+        row.top1_fp32, row.agreement, row.max_abs_diff = v.top1_reference, 100.0 * v.top1_agreement, v.max_abs_diff
+        row.status = "ok" if v.passed else "validation failed"
     else:
-        row["status"] = "ok (no fp32 reference: source checkpoint not found)"
+        row.status = "ok (no fp32 reference: source checkpoint not found)"
     return _Live(row, fn, item, X, s["gflops"])
 
 
@@ -302,17 +266,17 @@ def _crosscheck(tool: list[dict], p50s: list[float], split: list[dict]) -> dict 
             "vitc_p50s_ms": p50s, "agrees": AGREE[0] <= ratio <= AGREE[1], "split_pairs": split}
 
 
-def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> dict:
+def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> BenchRow:
     row, lat_b = live.row, cfg.batch[0]
     lat = over_rounds([_summary_ms(np.asarray(r["batches"][0]["samples_ms"])) for r in live.rounds])
     p50s = lat["p50_rounds_ms"]
     lat["spread"] = max(p50s) / min(p50s)
-    row["latency"] = {"batch": lat_b, **lat}
-    row["p50_ms"] = lat["p50_ms"]
-    row["throughput"] = {str(b["batch"]): float(np.median([r["batches"][k]["batch"] / (r["batches"][k]["p50_ms"] / 1e3)
+    row.latency = {"batch": lat_b, **lat}
+    row.p50_ms = lat["p50_ms"]
+    row.throughput = {str(b["batch"]): float(np.median([r["batches"][k]["batch"] / (r["batches"][k]["p50_ms"] / 1e3)
                                                            for r in live.rounds]))
                          for k, b in enumerate(live.rounds[0]["batches"])}
-    row["worker"] = {"isolated": cfg.isolate, "torch_imported": any(r["torch_imported"] for r in live.rounds),
+    row.worker = {"isolated": cfg.isolate, "torch_imported": any(r["torch_imported"] for r in live.rounds),
                      "runtimes": sorted({m for r in live.rounds for m in r.get("runtimes", [])}),
                      "load_s": float(np.median([r["load_s"] for r in live.rounds])) if cfg.isolate else None}
     flags = []
@@ -320,28 +284,26 @@ def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> dict:
         flags.append("unstable")
     if live.gflops:
         kind = peak.PEAK_FOR.get(live.item.precision, "fp32")
-        achieved = live.gflops * lat_b / (row["p50_ms"] / 1e3)  # GFLOP/s at the latency batch
-        row.update(gflops_per_image=live.gflops, peak_kind=kind, peak_gflops=peaks["gflops"][kind],
-                   floor_ms=1e3 * live.gflops * lat_b / peaks["gflops"][kind], efficiency=achieved / peaks["gflops"][kind])
+        achieved = live.gflops * lat_b / (row.p50_ms / 1e3)  # GFLOP/s at the latency batch
+        row.gflops_per_image, row.peak_kind, row.peak_gflops = live.gflops, kind, peaks["gflops"][kind]
+        row.floor_ms, row.efficiency = 1e3 * live.gflops * lat_b / peaks["gflops"][kind], achieved / peaks["gflops"][kind]
     c = _crosscheck(live.tool, p50s, live.split)
     if c:
-        row["crosscheck"] = c
+        row.crosscheck = c
         if c.get("agrees") is False:
             flags.append(f"disagrees with {c['tool'].split(' (')[0]}")
-    row["flags"] = flags
+    row.flags = flags
     return row
 
 
-def _error_row(item: Item, cfg: BenchConfig, e: Exception) -> dict:
+def _error_row(item: Item, cfg: BenchConfig, e: Exception) -> BenchRow:
     msg = e.message if isinstance(e, VitcError) else f"{type(e).__name__}: {e}"
-    return {"artifact": item.name, "target": item.target, "precision": item.precision,
-            "path": str(item.path) if item.path else None, "status": f"error: {msg.splitlines()[0][:200]}",
-            "size_mb": None, "threads": cfg.threads}
+    row = _row(item, cfg)
+    row.status = f"error: {msg.splitlines()[0][:200]}"
+    return row
 
 
 def environment(cfg: BenchConfig) -> dict:
-    from vitc.runtime import machine_info, package_versions
-
     vers = package_versions(("torch", "torchvision", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf", "executorch", "tensorrt"))
     return {**machine_info(), "threads": cfg.threads, "versions": vers, "command": " ".join(["vitc"] + sys.argv[1:]),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -364,8 +326,6 @@ def environment(cfg: BenchConfig) -> dict:
 
 
 def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console | None = None) -> dict:
-    from . import report
-
     console = console or Console()
     t_start = time.perf_counter()
     items = discover(paths)
@@ -414,10 +374,21 @@ def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console |
     for i, live in enumerate(rows):
         if isinstance(live, _Live):
             rows[i] = step(i, live.item, lambda: finish_item(live, cfg, pk))
-        rows[i]["bench_s"] = spent[i]
+        rows[i].bench_s = spent[i]
+    rows = [r.to_json() for r in rows]  # the rows' one serialization (benchmarks/row.py)
     gc.collect()
     result = {"schema": 2, "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
               "environment": environment(cfg), "peaks": pk, "rows": rows, "wall_s": time.perf_counter() - t_start}
     report.write_all(result, out)
     console.print(report.rich_table(rows))
     return result
+
+
+def run(cfg: BenchConfig, inputs: Inputs, out: Path) -> Result:
+    """The stage table's entry: time what `inputs.paths` hold."""
+    res = run_bench(list(inputs.paths), out, cfg, inputs.console)
+    rows = res["rows"]
+    ok = sum(r["status"].startswith("ok") for r in rows)
+    bad = [r for r in rows if r["status"].startswith("error")]
+    return Result(f"{ok}/{len(rows)} rows ok", {"rows": rows},
+                  failed=[f"{r['artifact']}: {r['status']}" for r in bad])

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 _MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s*(ms|us)")
 _FPS = re.compile(r"Throughput:\s+([0-9.]+)\s*FPS")
 

@@ -108,7 +108,9 @@ def measure(threads: int, reps: int = 8, warmup_seconds: float = 2.0) -> dict:
 
 def cache_path(threads: int) -> Path:
     info = machine_info()
-    key = hashlib.sha256(f"{info['cpu']}|{info['isa']}|{threads}".encode()).hexdigest()[:12]
+    cid = info.get("cpu_id") or {}
+    key = hashlib.sha256(f"{info['cpu']}|{cid.get('family')}/{cid.get('model')}/{cid.get('stepping')}|{info['isa']}|{threads}"
+                         .encode()).hexdigest()[:12]
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitc"
     return base / f"peak-{key}-t{threads}.json"
 

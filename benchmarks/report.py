@@ -9,7 +9,7 @@ from rich.table import Table
 
 from vitc import checkpoint as ckpt
 
-from .timing import paired_ratio
+from .timing import AGREE, SPREAD_LIMIT, paired_ratio
 
 CSV_COLUMNS = ("artifact", "target", "precision", "status", "flags", "size_mb", "top1", "top1_fp32", "agreement", "p50_ms",
                "p50_rounds_ms", "spread", "p90_ms", "p99_ms", "mean_ms", "std_ms", "runs", "throughput", "threads",
@@ -138,8 +138,6 @@ def reading(result: dict) -> list[str]:
 
 def _trust(result: dict) -> list[str]:
     """Whether the timing can be believed: round spreads, cross-check verdicts, same recipe same number."""
-    from .bench import AGREE, SPREAD_LIMIT
-
     rows, out = result["rows"], []
     timed = [r for r in rows if (r.get("latency") or {}).get("rounds", 0) > 1]
     if timed:

@@ -11,6 +11,9 @@ from typing import Callable
 
 import numpy as np
 
+SPREAD_LIMIT = 1.25            # max/min of a row's round p50s above this marks the row unstable
+AGREE = (0.9, 1.1)             # a row's p50 / its cross-check tool's median outside this: the row disagrees
+
 
 @dataclass
 class Timing:

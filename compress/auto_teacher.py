@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from vitc import checkpoint as ckpt
-from vitc.config import SCRATCH_TEACHER_LR, TEACHER_EPOCHS, TEACHER_WARMUP, AugConfig, ModelArgs, TeacherConfig, TrainConfig, default_warmup
+from vitc.config import TEACHER_TRAIN, AugConfig, ModelArgs, TeacherConfig, to_dict
 from vitc.data import load_source
 from vitc.errors import OfflineError, OutputError
 from vitc.models import create_model, resolve_name
@@ -31,18 +31,17 @@ def _matches(d: Path, arch: str, provenance: dict) -> bool:
 
 
 def _train(name: str, data: str, img_size: int, pretrained: bool, epochs: int, threads: int | None, seed: int,
-           out: Path, console: Console) -> None:
+           aug: AugConfig, out: Path, console: Console) -> None:
     from .teacher import run_teacher
 
-    warmup, _ = default_warmup(epochs, TEACHER_WARMUP)
-    train = TrainConfig(epochs=epochs, warmup_epochs=warmup, drop_path=0.0, amp="off", threads=threads, seed=seed,
-                        aug=AugConfig(preset="digits"), lr=None if pretrained else SCRATCH_TEACHER_LR)  # as `vitc teacher`
+    # the teacher stage's own defaults (TEACHER_TRAIN, lr by TeacherConfig), with the augmentation the student uses
+    train = {"epochs": epochs, "threads": threads, "seed": seed, "aug": to_dict(aug)}
     run_teacher(TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train), out, console=console,
                 default_batch_size=True)
 
 
-def resolve(name: str, data: str, img_size: int, *, epochs: int = TEACHER_EPOCHS, threads: int | None = None,
-            seed: int = 0, student_out: Path, resume: bool = False, force: bool = False,
+def resolve(name: str, data: str, img_size: int, *, epochs: int = TEACHER_TRAIN["epochs"], threads: int | None = None,
+            seed: int = 0, aug: AugConfig | None = None, student_out: Path, resume: bool = False, force: bool = False,
             console: Console | None = None) -> tuple[str, bool]:
     """-> (teacher checkpoint dir, or the name for the hub model as it is; whether it is the hub model)."""
     console = console or Console()
@@ -72,5 +71,5 @@ def resolve(name: str, data: str, img_size: int, *, epochs: int = TEACHER_EPOCHS
         console.print(f"teacher: no hub weights for {hub} to be had here (offline, or none published); training {name} on {data} from scratch into {d} "
                       f"first, as `vitc teacher --model {name} --epochs {epochs}` (skip with --teacher-checkpoint PATH)",
                       highlight=False)
-    _train(name, data, img_size, online, epochs, threads, seed, d, console)
+    _train(name, data, img_size, online, epochs, threads, seed, aug or AugConfig(), d, console)
     return str(d), False

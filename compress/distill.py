@@ -1,6 +1,7 @@
 """`vitc distill`: DeiT token distillation of a frozen teacher into a `*_distilled_*` student."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -11,7 +12,15 @@ from vitc import runtime
 from vitc.config import DistillConfig, to_dict
 from vitc.data import eval_tensors, load_source
 from vitc.errors import CheckpointError, ModelError
-from vitc.models import create_model, data_config, init_from_checkpoint, is_distilled, load_checkpoint_model, resolve_name
+from vitc.models import (
+    create_model,
+    data_config,
+    init_from_checkpoint,
+    is_distilled,
+    load_checkpoint_model,
+    resolve_name,
+)
+from vitc.stages import Inputs, Result
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
 from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
@@ -46,6 +55,18 @@ def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple
                              "then pass --teacher-checkpoint")
         prov = {"hub": f"{spec.name}.{spec.pretrained_tag or 'default'}", "name": spec.name}
     return model.eval(), data_config(model, img_size), prov
+
+
+def run(cfg: DistillConfig, inputs: Inputs, out: Path) -> Result:
+    """The stage table's entry: the teacher checkpoint comes from the inputs when they name one."""
+    if inputs.teacher:
+        cfg = dataclasses.replace(cfg, teacher_checkpoint=str(inputs.teacher))
+    m = run_distill(cfg, out, resume=inputs.resume, force=inputs.force, console=inputs.console,
+                    default_batch_size=inputs.default_batch_size)
+    if not m:
+        return Result("", m)
+    teacher = f" (teacher {m['teacher_top1']:.2f}%)" if "teacher_top1" in m else ""
+    return Result(f"top-1 {m['top1']:.2f}%{teacher}", m)
 
 
 def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool = False,

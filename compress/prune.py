@@ -7,6 +7,7 @@ importance; vitc adds what it does not: timm's width attributes after the cut, a
 checkpoint (vitc.structure), and the re-distillation with vitc's own loss and training loop."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from vitc import runtime
 from vitc.config import DistillConfig, ModelArgs, PruneConfig, to_dict
 from vitc.data import eval_tensors, load_source
 from vitc.errors import CheckpointError, ConfigError
-from vitc.inspect import gflops
-from vitc.models import ModelSpec, build_from_spec, count_params, is_distilled
+from vitc.handoff import recorded_data, resolve_data
+from vitc.models import ModelSpec, build_from_spec, count_params, gflops, is_distilled
+from vitc.stages import Inputs, Result
 from vitc.structure import read, require_vit, summary, sync_after_pruning
 
 from .distill import train_student
@@ -90,7 +92,7 @@ def run_prune(cfg: PruneConfig, out: Path, resume: bool = False, force: bool = F
         src_dir = Path(cfg.checkpoint)
         smeta = ckpt.load_meta(src_dir)
         ckpt.verify_weights(src_dir, smeta)
-        data = cfg.data or smeta.get("config", {}).get("data", "digits")
+        data = resolve_data(recorded_data(smeta), cfg.data, f"checkpoint {src_dir}")
         teacher = cfg.teacher_checkpoint or _teacher_of(smeta, src_dir)
         if d.main:
             prepare_out(out, resume, force)
@@ -138,3 +140,15 @@ def run_prune(cfg: PruneConfig, out: Path, resume: bool = False, force: bool = F
                           extra_meta=extra)
         return {**m, "gflops": pruning["after_pruning"]["gflops"], "gflops_unpruned": pruning["before"]["gflops"],
                 "top1_unpruned": pruning["before"]["top1"], "top1_after_pruning": pruning["after_pruning"]["top1"]}
+
+
+def run(cfg: PruneConfig, inputs: Inputs, out: Path) -> Result:
+    """The stage table's entry: the student (and the teacher, when named) come from the inputs."""
+    cfg = dataclasses.replace(cfg, checkpoint=str(inputs.checkpoint or cfg.checkpoint),
+                              teacher_checkpoint=str(inputs.teacher) if inputs.teacher else cfg.teacher_checkpoint)
+    m = run_prune(cfg, out, resume=inputs.resume, force=inputs.force, console=inputs.console,
+                  default_batch_size=inputs.default_batch_size)
+    if "top1" not in m:
+        return Result("", m)
+    return Result(f"top-1 {m['top1']:.2f}% (unpruned {m['top1_unpruned']:.2f}%), "
+                  f"{m['gflops']:.2f} GFLOPs (unpruned {m['gflops_unpruned']:.2f})", m)

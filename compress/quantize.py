@@ -16,33 +16,24 @@
 """
 from __future__ import annotations
 
-import warnings
+import copy
+import shutil
 from pathlib import Path
 
 import torch
 
+from vitc import checkpoint as ckpt
+from vitc.config import NNCF_SCHEMES
 from vitc.errors import ConfigError
+from vitc.handoff import VAL_SPLIT, Checkpoint
+from vitc.int8_recipe import DYNAMIC_INT8, apply_recipe, dynamic_int8  # noqa: F401  (public here too)
 
-DYNAMIC_INT8 = {"method": "torch.ao.quantization.quantize_dynamic", "modules": ["Linear"], "dtype": "qint8"}
+from .stage import prepare_out
+from .trainer import evaluate
+
 # ONNX Runtime: quantize the matmuls only. LayerNormalization, Softmax, Gelu/Erf and the residual
 # Add stay float: quantizing them costs ViT accuracy and buys little time.
 ORT_OPS = ["MatMul", "Gemm", "Conv"]
-
-
-def dynamic_int8(model: torch.nn.Module) -> torch.nn.Module:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(model.eval(), {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def apply_recipe(model: torch.nn.Module, recipe: dict | None) -> torch.nn.Module:
-    if not recipe:
-        return model
-    if recipe.get("method") != DYNAMIC_INT8["method"]:
-        raise ConfigError(f"unknown quantization recipe {recipe.get('method')!r} in the checkpoint")
-    return dynamic_int8(model)
 
 
 def check_calibration(calib: torch.Tensor, batch: int) -> None:
@@ -104,7 +95,6 @@ def ort_dynamic_int8(fp32_onnx: Path, out: Path) -> Path:
     return out
 
 
-NNCF_SCHEMES = ("auto", "defaults", "transformer")
 NNCF_MIN_AGREEMENT = 0.99
 
 
@@ -155,33 +145,25 @@ def _agreement(float_model, int8_model, calib: torch.Tensor) -> float:
     return float((a.argmax(1) == b.argmax(1)).mean())
 
 
-def quantize_checkpoint(ckpt_dir: Path, out: Path, max_drop: float | None, data: str | None = None,
+def quantize_checkpoint(source: Path | str | Checkpoint, out: Path, max_drop: float | None, data: str | None = None,
                         force: bool = False) -> dict:
-    """PyTorch dynamic int8: a checkpoint dir = the fp32 safetensors + the recipe, evaluated on val
-    against the fp32 model (accuracy gate), plus the TorchScript-lite int8 artifact (.ptl)."""
-    import shutil
-
-    from vitc import checkpoint as ckpt
-    from vitc.compress.stage import prepare_out
-    from vitc.compress.trainer import evaluate
-    from vitc.data import eval_tensors, load_source
-    from vitc.models import load_checkpoint_model
-
-    model, meta = load_checkpoint_model(ckpt_dir)
-    if meta.get("quantization"):
-        raise ConfigError(f"{ckpt_dir} is already quantized ({meta['quantization']['method']})", "pass the fp32 checkpoint")
+    """PyTorch dynamic int8: a checkpoint dir = the fp32 safetensors + the recipe, evaluated on the val split
+    of the checkpoint's data (or `data`) against the fp32 model: the accuracy gate (status in its metrics)."""
+    c = source if isinstance(source, Checkpoint) else Checkpoint.open(source)
+    if c.quantization:
+        raise ConfigError(f"{c.path} is already quantized ({c.quantization['method']})", "pass the fp32 checkpoint")
+    data = c.data_name(data)
+    X, Y = c.val(data)
     prepare_out(out, resume=False, force=force)
-    data = data or meta.get("config", {}).get("data", "digits")
-    X, Y = eval_tensors(load_source(data, meta["preprocess"]["input_size"][-1]).val, meta["preprocess"])
-    fp32 = evaluate(model, X, Y)["top1"]
-    int8 = evaluate(dynamic_int8(model), X, Y)["top1"]
+    fp32 = 100.0 * float((c.reference(data).argmax(1) == Y.numpy()).mean())
+    int8 = evaluate(dynamic_int8(copy.deepcopy(c.model)), X, Y)["top1"]
     drop = fp32 - int8
     status = "ok" if max_drop is None or drop <= max_drop else "failed: accuracy gate"
     with ckpt.atomic_path(out / ckpt.WEIGHTS) as tmp:
-        shutil.copyfile(Path(ckpt_dir) / ckpt.WEIGHTS, tmp)
-    new = {**{k: v for k, v in meta.items() if k not in ("weights_sha256", "format")}, "stage": "quantize",
-           "quantization": DYNAMIC_INT8, "inputs": {"checkpoint": {"path": str(ckpt_dir), "sha256": meta["weights_sha256"]}},
-           "metrics": {**meta.get("metrics", {}), "top1_fp32": fp32, "top1": int8, "top1_drop": drop,
+        shutil.copyfile(c.path / ckpt.WEIGHTS, tmp)
+    new = {**{k: v for k, v in c.meta.items() if k not in ("weights_sha256", "format")}, "stage": "quantize", "data": data,
+           "quantization": DYNAMIC_INT8, "inputs": {"checkpoint": {"path": str(c.path), "sha256": c.sha256}},
+           "metrics": {**c.metrics, "top1_fp32": fp32, "top1": int8, "top1_drop": drop, "data": data, "split": VAL_SPLIT,
                        "max_drop": max_drop, "status": status}}
     ckpt.write_json(out / ckpt.META, {"format": ckpt.FORMAT, **new, "weights_sha256": ckpt.sha256_file(out / ckpt.WEIGHTS)})
     return new["metrics"]

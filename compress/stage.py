@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vitc import __version__, checkpoint as ckpt
+from vitc import __version__
+from vitc import checkpoint as ckpt
 from vitc.data import DIGITS
 from vitc.errors import OutputError
 
@@ -95,6 +96,8 @@ def default_crop_pct(data: str, crop_pct: float | None) -> float | None:
 
 
 def checkpoint_meta(*, stage: str, spec, classes, pre, config: dict, metrics: dict, inputs: dict) -> dict:
-    return {"stage": stage, "model": spec.to_json(), "classes": list(classes), "preprocess": pre,
+    """vitc.json of a trained checkpoint. `data` names the dataset it was trained on (the val split is what its
+    metrics come from): later stages take it from here (vitc.handoff.Checkpoint.data_name)."""
+    return {"stage": stage, "model": spec.to_json(), "data": config.get("data"), "classes": list(classes), "preprocess": pre,
             "metrics": metrics, "config": config, "inputs": inputs, "versions": versions(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -10,6 +10,7 @@ from vitc import runtime
 from vitc.config import TeacherConfig, to_dict
 from vitc.data import eval_tensors, load_source
 from vitc.models import create_model, data_config
+from vitc.stages import Inputs, Result
 
 from .losses import base_criterion
 from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
@@ -42,3 +43,10 @@ def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool
                   num_classes=len(src.classes), cfg=cfg.train, evaluate_fn=lambda mdl: evaluate(mdl, Xv, Yv),
                   out=out, meta_fn=meta, resume=resume, d=d, console=console, default_batch_size=default_batch_size)
         return res.metrics
+
+
+def run(cfg: TeacherConfig, inputs: Inputs, out: Path) -> Result:
+    """The stage table's entry."""
+    m = run_teacher(cfg, out, resume=inputs.resume, force=inputs.force, console=inputs.console,
+                    default_batch_size=inputs.default_batch_size)
+    return Result(f"top-1 {m['top1']:.2f}%" if m else "", m)

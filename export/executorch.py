@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vitc.errors import ConfigError
 
 from ._files import staged
+
+if TYPE_CHECKING:  # torch is imported where it runs: naming a target (a YAML check) loads no torch
+    import torch
 
 NAME = "executorch"
 SUFFIX = ".pte"
@@ -45,12 +48,16 @@ def check() -> str | None:
 
 
 def _dynamic(max_batch: int):
+    import torch
     return ({0: torch.export.Dim("batch", min=1, max=max_batch)},)
 
 
 def _quantize(model: torch.nn.Module, example: torch.Tensor, calib: torch.Tensor, max_batch: int) -> torch.nn.Module:
+    import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     # Linear layers only (as with ONNX Runtime): the global config also quantizes the residual adds
@@ -65,6 +72,7 @@ def _quantize(model: torch.nn.Module, example: torch.Tensor, calib: torch.Tensor
 
 
 def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Options) -> Path:
+    import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
@@ -79,6 +87,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
 
 
 def load(path: Path, threads: int | None = None):
+    import torch
     try:
         # The pybindings' compiled module: the same functions `portable_lib` (and executorch.runtime,
         # built on it) re-export, without portable_lib's import of executorch.exir (the whole export

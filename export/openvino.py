@@ -49,7 +49,7 @@ class Options:
             self.inference_precision = "default" if self.precision == "int8" else "f32"
         if self.inference_precision not in INFERENCE_PRECISIONS:
             raise ConfigError(f"inference_precision: {self.inference_precision!r} is not one of {INFERENCE_PRECISIONS}")
-        from vitc.compress.quantize import NNCF_SCHEMES
+        from vitc.config import NNCF_SCHEMES
 
         if self.nncf not in NNCF_SCHEMES:
             raise ConfigError(f"nncf: {self.nncf!r} is not one of {NNCF_SCHEMES}")
@@ -64,9 +64,9 @@ def check() -> str | None:
 
 
 def convert(model: torch.nn.Module, example: torch.Tensor, dynamic_batch: bool = True):
-    import openvino as ov
-
     import warnings
+
+    import openvino as ov
 
     shape = [-1 if dynamic_batch else example.shape[0], *example.shape[1:]]
     with warnings.catch_warnings():  # convert_model traces with torch.jit, which now warns it is deprecated
@@ -99,7 +99,7 @@ def runtime_precision(ov_model) -> str:
     return ov_model.get_rt_info(_RT_KEY).astype(str) if ov_model.has_rt_info(_RT_KEY) else "f32"
 
 
-def _config(hint: str, threads: int | None, precision: str) -> dict:
+def compile_config(hint: str, threads: int | None, precision: str) -> dict:
     cfg = {"PERFORMANCE_HINT": hint}
     if precision != "default":  # "default": the CPU plugin's own choice (bf16 on BF16 CPUs)
         cfg["INFERENCE_PRECISION_HINT"] = precision
@@ -118,7 +118,7 @@ def load(path: Path, threads: int | None = None, inference_precision: str | None
 
     core = ov.Core()
     model = core.read_model(str(path))
-    cfg = _config("LATENCY", threads, inference_precision or runtime_precision(model))
+    cfg = compile_config("LATENCY", threads, inference_precision or runtime_precision(model))
     requests: dict[tuple, object] = {}
 
     def request(shape: tuple):

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vitc.errors import ConfigError, VitcError
 
 from ._files import staged
+
+if TYPE_CHECKING:  # torch is imported where it runs: naming a target (a YAML check) loads no torch
+    import torch
 
 NAME = "tensorrt"
 SUFFIX = ".engine"
@@ -52,6 +55,7 @@ class Options:
 
 
 def check() -> str | None:
+    import torch
     missing = []
     try:
         import tensorrt  # noqa: F401
@@ -143,6 +147,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
 
 def load(path: Path, threads: int | None = None):
     import tensorrt as trt
+    import torch
 
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())

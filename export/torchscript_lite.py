@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vitc.errors import ConfigError
 
 from ._files import staged
+
+if TYPE_CHECKING:  # torch is imported where it runs: naming a target (a YAML check) loads no torch
+    import torch
 
 NAME = "torchscript-lite"
 SUFFIX = ".ptl"
@@ -38,17 +41,19 @@ def check() -> str | None:
 
 
 def has_xnnpack() -> bool:
+    import torch
     return bool(getattr(torch.backends, "xnnpack", None) and torch.backends.xnnpack.enabled)
 
 
 def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Options) -> Path:
     import warnings
 
+    import torch
     from torch.utils.mobile_optimizer import optimize_for_mobile
 
     model = model.eval()
     if opts.precision == "int8":
-        from vitc.compress.quantize import dynamic_int8
+        from vitc.int8_recipe import dynamic_int8
 
         model = dynamic_int8(model)
     with torch.no_grad(), warnings.catch_warnings():
@@ -67,6 +72,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
 
 
 def load(path: Path, threads: int | None = None):
+    import torch
     from torch.jit.mobile import _load_for_lite_interpreter
 
     if threads:

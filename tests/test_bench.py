@@ -253,7 +253,7 @@ def test_openvino_profile_counts_the_matmul_flops(tmp_path, tiny_ckpt):
     pytest.importorskip("openvino", reason="optional runtime openvino is not installed")
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vitc.benchmarks.studies.ov_profile import markdown, profile
+    from benchmarks.studies.ov_profile import markdown, profile
     from vitc.export.head_tokens import rewrite
     from vitc.export.stage import export_checkpoint
     from vitc.models import load_checkpoint_model
@@ -327,7 +327,7 @@ def fake_target(tmp_path, monkeypatch, tiny_ckpt):
         (d / name).write_bytes(b"x")
         (d / (name + ".json")).write_text(json.dumps({
             "artifact": name, "target": "fake", "precision": "fp32", "size_bytes": 1, "source": {"checkpoint": None},
-            "classes": load_source("digits", 32).classes, "preprocess": pre}))
+            "data": {"name": "digits", "split": "val"}, "classes": load_source("digits", 32).classes, "preprocess": pre}))
     return d
 
 
@@ -403,6 +403,7 @@ def test_a_pair_split_by_a_machine_change_is_retimed(monkeypatch):
     splits every pair, stops after `repeats` re-times and is still flagged as disagreeing."""
     from vitc.benchmarks import bench, crosscheck, launcher
     from vitc.benchmarks.report import _trust
+    from vitc.benchmarks.row import BenchRow
 
     def worker(loader, path, threads, inputs, timing):
         s = np.full(60, 1.0)
@@ -413,7 +414,7 @@ def test_a_pair_split_by_a_machine_change_is_retimed(monkeypatch):
         it = iter(tools)
         monkeypatch.setattr(crosscheck, "tool_round", lambda *a: {"tool": "benchmark_app -hint latency", "p50_ms": next(it)})
         item = bench.Item("artifact", __import__("pathlib").Path("m.xml"), "openvino", "int8", "m")
-        return bench._Live({"artifact": "m", "target": "openvino", "precision": "int8", "status": "ok"}, None, item, None, None,
+        return bench._Live(BenchRow("m", "openvino", "int8", "m.xml", 1, status="ok"), None, item, None, None,
                            inputs=[[1, "x1.npy"]])
 
     monkeypatch.setattr(launcher, "run_worker", worker)
@@ -423,12 +424,12 @@ def test_a_pair_split_by_a_machine_change_is_retimed(monkeypatch):
         bench.time_round(lv, cfg, r)
     assert [t["p50_ms"] for t in lv.tool] == [1.02, 1.01, 0.98] and lv.split == [{"round": 2, "vitc_p50_ms": 1.0, "tool_p50_ms": 1.95}]
     row = bench.finish_item(lv, cfg, {"gflops": {}})
-    assert row["crosscheck"]["agrees"] and row["crosscheck"]["split_pairs"] == lv.split
-    assert any("Re-timed: 1 vitc/tool pair(s)" in s and "m round 2 (1.000 vs 1.950 ms)" in s for s in _trust({"rows": [row]}))
+    assert row.crosscheck["agrees"] and row.crosscheck["split_pairs"] == lv.split
+    assert any("Re-timed: 1 vitc/tool pair(s)" in s and "m round 2 (1.000 vs 1.950 ms)" in s for s in _trust({"rows": [row.to_json()]}))
 
     off = live([2.0] * 20)  # vitc's harness twice as fast as the tool in every pair: not the machine
     for r in range(3):
         bench.time_round(off, cfg, r)
     assert len(off.split) == 3 and len(off.tool) == 3  # at most `repeats` re-times per row
     row = bench.finish_item(off, cfg, {"gflops": {}})
-    assert not row["crosscheck"]["agrees"] and "disagrees with benchmark_app -hint latency" in row["flags"]
+    assert not row.crosscheck["agrees"] and "disagrees with benchmark_app -hint latency" in row.flags

@@ -26,7 +26,7 @@ def test_quantize_torch_dynamic_int8(tmp_path, tiny_ckpt, digit_png):
     # the quantized checkpoint is the fp32 safetensors + the recipe (no pickles)
     assert meta["weights_sha256"] == ckpt.sha256_file(tiny_ckpt / ckpt.WEIGHTS)
     assert abs(meta["metrics"]["top1_drop"]) <= 1.0 and meta["metrics"]["status"] == "ok"
-    ptl = out / "model-torchscript-lite-int8.ptl"
+    ptl = out / "tiny-torchscript-lite-int8.ptl"  # named for the checkpoint's folder, from the CLI and a pipeline alike
     man = json.loads((out / (ptl.name + ".json")).read_text())
     assert man["precision"] == "int8" and "XNNPACK" in p.stdout + json.dumps(man["notes"])
     p = vitc("export", out, "--target", "onnx", "--out", tmp_path / "x", check=False)

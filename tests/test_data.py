@@ -1,7 +1,6 @@
 from collections import Counter
 
 import numpy as np
-
 import pytest
 import torch
 
@@ -80,10 +79,10 @@ def test_exif_orientation_is_applied(tmp_path, tiny_ckpt):
     """A phone photo stores the sensor's pixels plus an Orientation tag; Orientation=6 means 'rotate
     90 degrees clockwise to display'. vitc reads it upright, so it predicts as the upright image does."""
     from PIL import Image
+    from sklearn.datasets import load_digits
 
     from vitc.data import load_image
     from vitc.inspect import predict
-    from sklearn.datasets import load_digits
 
     a = (load_digits().images[7] * (255 / 16)).astype(np.uint8)            # a 7: not symmetric
     upright = Image.fromarray(np.kron(a, np.ones((6, 4), np.uint8))).convert("RGB")   # 48 high, 32 wide

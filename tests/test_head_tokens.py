@@ -6,7 +6,7 @@ import timm
 import torch
 
 from vitc.export.head_tokens import HeadTokensBlock, rewrite
-from vitc.inspect import gflops
+from vitc.models import gflops
 
 SMALL = dict(img_size=32, patch_size=8, depth=3, num_classes=10)
 
@@ -32,7 +32,7 @@ def test_rewrite_keeps_the_logits_and_skips_work(arch, kept):
 
 
 def test_dynamic_int8_quantizes_the_rewritten_block():
-    from vitc.compress.quantize import dynamic_int8
+    from vitc.int8_recipe import dynamic_int8
 
     torch.manual_seed(0)
     model = timm.create_model("deit_tiny_distilled_patch16_224", **SMALL).eval()

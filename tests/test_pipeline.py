@@ -25,7 +25,7 @@ distill:
   train: {{epochs: 1, batch_size: 16, lr: 1.0e-3, warmup_epochs: 0.0, threads: 1}}
 quantize: {{backends: [onnxruntime], calib_size: 16, max_drop: 100.0}}
 export: {{targets: [onnx, tensorrt], precisions: [fp32]}}
-bench: {{threads: 1, batch: [1, 2], min_runs: {min_runs}, min_seconds: 0.0, warmup: 1, warmup_seconds: 0.0, crosscheck: false}}
+bench: {{threads: 1, batch: [1, 2], min_runs: {min_runs}, min_seconds: 0.0, warmup: 1, warmup_seconds: 0.0, crosscheck: false, repeats: 1}}
 """
 
 
@@ -77,22 +77,24 @@ def test_pipeline_end_to_end_skips_and_from(tmp_path, image_folder):
     cfg = _write(tmp_path, TINY.format(data=image_folder, runs=runs, min_runs=2))
     p = vitc("pipeline", cfg)
     root = runs / "tiny"
-    for stage in ("teacher", "distill", "quantize", "export", "bench"):
-        st = json.loads((root / stage / "stage.json").read_text())
-        assert st["status"] == "done" and len(st["fingerprint"]) == 64, stage
-    assert ckpt.load_meta(root / "distill")["inputs"]["teacher"]["sha256"] == ckpt.load_meta(root / "teacher")["weights_sha256"]
+    # each stage in the folder `vitc <stage>` writes under runs/ (the stage table's names)
+    for stage, folder in (("teacher", "teacher"), ("distill", "student"), ("quantize", "int8"), ("export", "exports"), ("bench", "bench")):
+        st = json.loads((root / folder / "stage.json").read_text())
+        assert st["status"] == "done" and st["stage"] == stage and len(st["fingerprint"]) == 64, stage
+    assert ckpt.load_meta(root / "student")["inputs"]["teacher"]["sha256"] == ckpt.load_meta(root / "teacher")["weights_sha256"]
     rows = {r["artifact"]: r for r in json.loads((root / "bench" / "bench.json").read_text())["rows"]}
     assert rows["student-onnx-fp32"]["status"] == "ok" and rows["student-onnx-int8"]["status"] == "ok"
-    assert rows["distill-pytorch-fp32"]["status"] == "ok"
+    assert rows["student-pytorch-fp32"]["status"] == "ok"
+    assert rows["student-onnx-fp32"]["data"] == str(image_folder) and rows["student-onnx-fp32"]["split"] == "val"
     assert rows["tensorrt-fp32"]["status"].startswith("skipped: ")
     assert f"report: {root / 'bench' / 'report.md'}" in p.stdout and (root / "bench" / "report.md").is_file()
 
-    weights = root / "distill" / ckpt.WEIGHTS
+    weights = root / "student" / ckpt.WEIGHTS
     mtime = weights.stat().st_mtime_ns
     p = vitc("pipeline", cfg)  # nothing changed: every stage is skipped, nothing rewritten
     assert p.stdout.count("skipped, inputs and settings unchanged") == 5 and weights.stat().st_mtime_ns == mtime
 
-    onnx = root / "export" / "student-onnx-fp32.onnx"
+    onnx = root / "exports" / "student-onnx-fp32.onnx"
     before = onnx.stat().st_mtime_ns
     p = vitc("pipeline", cfg, "--from", "export")
     assert p.stdout.count("skipped, inputs and settings unchanged") == 3  # teacher, distill, quantize
@@ -104,18 +106,18 @@ def test_pipeline_end_to_end_skips_and_from(tmp_path, image_folder):
     assert json.loads((root / "bench" / "stage.json").read_text())["config"]["min_runs"] == 3
 
     # a stage that failed part-way (its stage.json still says running): the rerun starts there
-    st = json.loads((root / "export" / "stage.json").read_text())
-    (root / "export" / "stage.json").write_text(json.dumps({**st, "status": "running"}))
+    st = json.loads((root / "exports" / "stage.json").read_text())
+    (root / "exports" / "stage.json").write_text(json.dumps({**st, "status": "running"}))
     p = vitc("pipeline", cfg)
     assert p.stdout.count("skipped, inputs and settings unchanged") == 3 and weights.stat().st_mtime_ns == mtime
-    assert json.loads((root / "export" / "stage.json").read_text())["status"] == "done"
+    assert json.loads((root / "exports" / "stage.json").read_text())["status"] == "done"
 
     # an interrupted training stage resumes from its train state instead of starting over
-    st = json.loads((root / "distill" / "stage.json").read_text())
-    (root / "distill" / "stage.json").write_text(json.dumps({**st, "status": "running"}))
+    st = json.loads((root / "student" / "stage.json").read_text())
+    (root / "student" / "stage.json").write_text(json.dumps({**st, "status": "running"}))
     p = vitc("pipeline", cfg)
     assert "distill (resuming)" in p.stdout and "resumed from" in p.stdout
-    assert ckpt.load_meta(root / "distill")["weights_sha256"] == ckpt.sha256_file(weights)
+    assert ckpt.load_meta(root / "student")["weights_sha256"] == ckpt.sha256_file(weights)
 
 
 def test_from_needs_the_earlier_stages(tmp_path):

@@ -4,12 +4,11 @@ import zipfile
 
 import pytest
 import torch
+from test_pipeline import TINY, _write, vitc
 
 from vitc import checkpoint as ckpt
 from vitc.config import PruneConfig
 from vitc.errors import ConfigError
-
-from test_pipeline import TINY, _write, vitc
 
 
 def _pruned_in_memory(tiny_ckpt, **kw):
@@ -116,28 +115,28 @@ def test_pruned_student_exports_and_validates(tmp_path, pruned_run, target, prec
         assert v["max_abs_diff"] < 1e-3
 
 
-def test_pipeline_reruns_from_prune_when_its_ratio_changes(tmp_path):
+def test_pipeline_reruns_from_prune_when_its_ratio_changes(tmp_path, image_folder):
     runs = tmp_path / "runs"
-    text = TINY.replace("quantize:", "prune: {{ratio: {ratio}, train: {{epochs: 1, batch_size: 64, warmup_epochs: 0.0, threads: 1}}}}\nquantize:")
+    text = TINY.replace("quantize:", "prune: {{ratio: {ratio}, train: {{epochs: 1, batch_size: 16, warmup_epochs: 0.0, threads: 1}}}}\nquantize:")
     text = text.replace("targets: [onnx, tensorrt]", "targets: [onnx]")
-    cfg = _write(tmp_path, text.format(data="digits", runs=runs, min_runs=2, ratio=0.5))
+    cfg = _write(tmp_path, text.format(data=image_folder, runs=runs, min_runs=2, ratio=0.5))
     vitc("pipeline", cfg)
     root = runs / "tiny"
-    assert ckpt.load_meta(root / "prune")["model"]["structure"]["embed_dim"] == 96
-    art = json.loads((root / "export" / "student-onnx-fp32.onnx.json").read_text())
-    assert art["source"]["weights_sha256"] == ckpt.load_meta(root / "prune")["weights_sha256"]  # the pruned student is exported
+    assert ckpt.load_meta(root / "pruned")["model"]["structure"]["embed_dim"] == 96
+    art = json.loads((root / "exports" / "pruned-onnx-fp32.onnx.json").read_text())
+    assert art["source"]["weights_sha256"] == ckpt.load_meta(root / "pruned")["weights_sha256"]  # the pruned student is exported
     rows = {r["artifact"]: r for r in json.loads((root / "bench" / "bench.json").read_text())["rows"]}
-    assert rows["prune-pytorch-fp32"]["status"] == "ok" and rows["distill-pytorch-fp32"]["status"] == "ok"
-    distilled = ckpt.load_meta(root / "distill")["weights_sha256"]
+    assert rows["pruned-pytorch-fp32"]["status"] == "ok" and rows["student-pytorch-fp32"]["status"] == "ok"
+    distilled = ckpt.load_meta(root / "student")["weights_sha256"]
 
-    cfg.write_text(text.format(data="digits", runs=runs, min_runs=2, ratio=0.25))
+    cfg.write_text(text.format(data=image_folder, runs=runs, min_runs=2, ratio=0.25))
     p = vitc("pipeline", cfg)
     assert p.stdout.count("skipped, inputs and settings unchanged") == 2  # teacher, distill
     assert "prune: settings or inputs changed" in p.stdout
-    assert ckpt.load_meta(root / "distill")["weights_sha256"] == distilled
-    assert ckpt.load_meta(root / "prune")["model"]["structure"]["embed_dim"] == 144
-    for stage in ("quantize", "export", "bench"):
-        assert json.loads((root / stage / "stage.json").read_text())["status"] == "done"
+    assert ckpt.load_meta(root / "student")["weights_sha256"] == distilled
+    assert ckpt.load_meta(root / "pruned")["model"]["structure"]["embed_dim"] == 144
+    for folder in ("int8", "exports", "bench"):
+        assert json.loads((root / folder / "stage.json").read_text())["status"] == "done"
 
 
 def test_prune_resume_rebuilds_the_pruned_shape(tmp_path, tiny_ckpt):

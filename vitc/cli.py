@@ -1,6 +1,7 @@
 """vitc command line: thin Typer wiring, one command per stage, no stage logic here."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -8,18 +9,59 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from . import runs
-from .config import (DEFAULT_BATCH, DEFAULT_WARMUP, DISTILL_AMP, SCRATCH_STUDENT_LR, SCRATCH_TEACHER_LR, TEACHER_EPOCHS,
-                     TEACHER_WARMUP)
-from .cli_options import (Data, Out, ImgSize, PatchSize, Pretrained, CropPct, Epochs, Batch, Lr, BaseLr, MinLr, Wd,
-                          Warmup, DropPath, Ema, Amp, Seed, Workers, Threads, Aug, AutoAug, Reprob, Mixup, Cutmix,
-                          Smoothing, Resume, Force)
+from . import runs, stages
+from .cli_options import (
+    Amp,
+    Aug,
+    AutoAug,
+    BaseLr,
+    Batch,
+    CropPct,
+    Cutmix,
+    Data,
+    DropPath,
+    Ema,
+    Epochs,
+    Force,
+    ImgSize,
+    Lr,
+    MinLr,
+    Mixup,
+    Out,
+    PatchSize,
+    Pretrained,
+    Reprob,
+    Resume,
+    Seed,
+    Smoothing,
+    Threads,
+    Warmup,
+    Wd,
+    Workers,
+)
+from .config import (
+    DEFAULT_BATCH,
+    DISTILL_TRAIN,
+    PRUNE_TRAIN,
+    QUANT_BACKENDS,
+    TEACHER_TRAIN,
+    BenchConfig,
+    DistillConfig,
+    ExportConfig,
+    ModelArgs,
+    PruneConfig,
+    QuantizeConfig,
+    TeacherConfig,
+    TrainConfig,
+    default_warmup,
+)
 from .errors import AccuracyGateError, ConfigError, VitcError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress a big ViT/CNN teacher into a small, fast, verified edge model.")
 err = Console(stderr=True, soft_wrap=True)  # a message is one line, however long: never hard-wrapped
 _state = {"debug": False}
+AUTO_TEACHER = "<auto teacher: trained or fetched once the rest is validated>"
 
 
 
@@ -28,46 +70,59 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
     _state["debug"] = debug
 
 
-def _train_cfg(args: dict, warmup: float):
-    """TrainConfig from a command's own arguments (the options shared by teacher and distill). A
-    warm-up the user did not set is the stage's default, capped so that it fits the run (with a note);
-    one the user set is validated as given."""
-    from .config import AugConfig, TrainConfig, default_warmup
+def _train(args: dict, defaults: dict) -> dict:
+    """The training settings a command was given, for its stage config to merge over the stage's defaults
+    (vitc.config.stage_train). A warm-up the user did not set is the stage's, cut to fit a short run (with a note)."""
+    keys = set(TrainConfig.__dataclass_fields__) - {"aug"}
+    train = {k: args[k] for k in keys if k in args}
+    if train.get("batch_size") is None:
+        train["batch_size"] = DEFAULT_BATCH  # and fit() caps it at the data (default_batch_size=True)
+    train["aug"] = {"preset": args["aug"], **{k: args[k] for k in ("auto_augment", "reprob", "mixup", "cutmix", "smoothing")}}
+    return train
 
-    note = None
-    if args["batch_size"] is None:
-        args = dict(args)
-        args["batch_size"] = DEFAULT_BATCH  # and fit() caps it at the data (default_batch_size=True)
+
+def _warmup_note(args: dict, defaults: dict) -> None:
+    """Said once the request is known to be valid."""
     if args["warmup_epochs"] is None and isinstance(args["epochs"], int) and args["epochs"] >= 1:
-        args = dict(args)
-        args["warmup_epochs"], note = default_warmup(args["epochs"], warmup)
-    aug = AugConfig(preset=args["aug"], **{k: args[k] for k in ("auto_augment", "reprob", "mixup", "cutmix", "smoothing")})
-    tc = TrainConfig(aug=aug, **{k: v for k, v in args.items() if k in TrainConfig.__dataclass_fields__ and k != "aug"})
-    if note:  # only for a request that is otherwise valid
-        err.print(f"[yellow]note[/]: {note}", highlight=False)
-    return tc
+        note = default_warmup(args["epochs"], defaults["warmup_epochs"])[1]
+        if note:
+            err.print(f"[yellow]note[/]: {note}", highlight=False)
+
+
+def _inputs(con: Console, args: dict, **kw) -> stages.Inputs:
+    return stages.Inputs(resume=args.get("resume", False), force=args.get("force", False), console=con,
+                         default_batch_size=args.get("batch_size", 0) is None, **kw)
+
+
+def _finish(name: str, out: Path, res: stages.Result) -> None:
+    """What every stage command does with its result: print it, then exit non-zero on what failed."""
+    for m in res.artifacts:
+        _exported(m)
+    if res.metrics and name in ("teacher", "distill", "prune"):
+        _done(out, res.metrics)
+    if res.skipped:
+        s = res.skipped[0]
+        raise VitcError(f"{s['target']} {s['precision']}: {s['reason']}")
+    if res.failed:
+        raise AccuracyGateError(res.failed[0], f"kept in {out}, marked failed")
 
 
 @app.command()
 def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety_16gf, resnet18, ...)")] = "resnet18",
             data: Data = "digits", out: Out = None, img_size: ImgSize = 32,
             patch_size: PatchSize = None, pretrained: Pretrained = False, crop_pct: CropPct = None,
-            epochs: Epochs = TEACHER_EPOCHS, batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4,
-            min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = 0.0,
-            ema: Ema = 0.0, amp: Amp = "off", seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
+            epochs: Epochs = TEACHER_TRAIN["epochs"], batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4,
+            min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = TEACHER_TRAIN["drop_path"],
+            ema: Ema = 0.0, amp: Amp = TEACHER_TRAIN["amp"], seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
             aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
             cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
-    if lr is None and not pretrained:
-        lr = SCRATCH_TEACHER_LR  # from scratch: the measured recipe; fine-tuning keeps DeiT's scaling rule
-    tc = _train_cfg(locals(), warmup=TEACHER_WARMUP)
-    from .compress.teacher import run_teacher
-    from .config import ModelArgs, TeacherConfig
-
-    cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, tc)
-    out = out or runs.default_out("teacher", Console())
-    m = run_teacher(cfg, out, resume=resume, force=force, default_batch_size=batch_size is None)
-    _done(out, m)
+    args = dict(locals())
+    cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, _train(args, TEACHER_TRAIN))
+    _warmup_note(args, TEACHER_TRAIN)
+    con = Console()
+    out = out or runs.default_out("teacher", con)
+    _finish("teacher", out, stages.run("teacher", cfg, _inputs(con, args), out))
 
 
 @app.command()
@@ -76,7 +131,7 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             teacher_pretrained: Annotated[bool, typer.Option(help="take the teacher from the hub (online; 1000-class data only)")] = False,
             auto_teacher: Annotated[bool, typer.Option(help="with --teacher NAME and no checkpoint: reuse runs/teacher, else fine-tune the "
                                                             "hub weights (online) or train NAME on the data (offline) into runs/teacher first")] = True,
-            teacher_epochs: Annotated[int, typer.Option(help="epochs for a teacher that distill trains itself (see --auto-teacher)")] = TEACHER_EPOCHS,
+            teacher_epochs: Annotated[int, typer.Option(help="epochs for a teacher that distill trains itself (see --auto-teacher)")] = TEACHER_TRAIN["epochs"],
             student: Annotated[str, typer.Option(help="timm *_distilled_* name or alias (deit_tiny, deit_small)")] = "deit_tiny",
             data: Data = "digits", out: Out = None, img_size: ImgSize = 32, patch_size: PatchSize = 8,
             pretrained: Annotated[bool, typer.Option(help="student from hub weights (online)")] = False,
@@ -87,30 +142,28 @@ def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm na
             teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
             init_checkpoint: Annotated[Optional[str], typer.Option(help="start the student from this vitc checkpoint "
                                                                     "(patch and position embeddings resampled to the new size)")] = None,
-            epochs: Epochs = 40, batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
-            weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = 0.1, ema: Ema = 0.0,
-            amp: Amp = DISTILL_AMP, seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
+            epochs: Epochs = DISTILL_TRAIN["epochs"], batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
+            weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = DISTILL_TRAIN["drop_path"], ema: Ema = 0.0,
+            amp: Amp = DISTILL_TRAIN["amp"], seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
             auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
             smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
     """DeiT distillation (distillation token) of a frozen teacher into a small student."""
-    if lr is None and not pretrained:
-        lr = SCRATCH_STUDENT_LR  # from scratch (or from --init-checkpoint): the measured recipe
-    tc = _train_cfg(locals(), warmup=DEFAULT_WARMUP)
-    from .compress.distill import run_distill
-    from .config import DistillConfig, ModelArgs
-
+    args = dict(locals())
+    auto = distillation != "none" and teacher and not (teacher_checkpoint or teacher_pretrained) and auto_teacher
+    # validated in full before a teacher is trained for it (the auto teacher's path is filled in below)
+    cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher,
+                        AUTO_TEACHER if auto else teacher_checkpoint, teacher_pretrained, data, distillation, alpha, tau,
+                        teacher_amp, init_checkpoint, _train(args, DISTILL_TRAIN))
+    _warmup_note(args, DISTILL_TRAIN)
     con = Console()
     out = out or runs.default_out("student", con)
-    if distillation != "none" and teacher and not (teacher_checkpoint or teacher_pretrained) and auto_teacher:
+    if auto:
         from .compress.auto_teacher import resolve
 
-        found, hub = resolve(teacher, data, img_size, epochs=teacher_epochs, threads=threads, seed=seed,
+        found, hub = resolve(teacher, data, img_size, epochs=teacher_epochs, threads=threads, seed=seed, aug=cfg.train.aug,
                              student_out=out, resume=resume, force=force, console=con)
-        teacher_pretrained, teacher_checkpoint = hub, (None if hub else found)
-    cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher, teacher_checkpoint,
-                        teacher_pretrained, data, distillation, alpha, tau, teacher_amp, init_checkpoint, tc)
-    m = run_distill(cfg, out, resume=resume, force=force, default_batch_size=batch_size is None)
-    _done(out, m)
+        cfg = dataclasses.replace(cfg, teacher_pretrained=hub, teacher_checkpoint=None if hub else found)
+    _finish("distill", out, stages.run("distill", cfg, _inputs(con, args), out))
 
 
 @app.command()
@@ -123,63 +176,47 @@ def prune(checkpoint: Annotated[Optional[Path], typer.Argument(help="the distill
           data: Annotated[Optional[str], typer.Option(help="dataset (default: the student's)")] = None, out: Out = None,
           distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
           alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
-          epochs: Epochs = 10, batch_size: Batch = None,
-          lr: Annotated[Optional[float], typer.Option(help="absolute learning rate (5e-4: the measured 224 recipe, results/prune-224-cpu)")] = SCRATCH_STUDENT_LR,
+          epochs: Epochs = PRUNE_TRAIN["epochs"], batch_size: Batch = None,
+          lr: Annotated[Optional[float], typer.Option(help="absolute learning rate (5e-4: the measured 224 recipe, results/prune-224-cpu)")] = PRUNE_TRAIN["lr"],
           base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None,
-          drop_path: DropPath = 0.0, ema: Ema = 0.0, amp: Amp = DISTILL_AMP, seed: Seed = 0, workers: Workers = 0,
+          drop_path: DropPath = PRUNE_TRAIN["drop_path"], ema: Ema = 0.0, amp: Amp = PRUNE_TRAIN["amp"], seed: Seed = 0, workers: Workers = 0,
           threads: Threads = None, aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None,
           mixup: Mixup = None, cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False,
           force: Force = False) -> None:
     """Remove heads and channels (torch-pruning), then re-distill from the teacher."""
-    tc = _train_cfg(locals(), warmup=1.0)
-    from .compress.prune import run_prune
-    from .config import PruneConfig
-
-    con = Console()
+    args = dict(locals())
     cfg = PruneConfig(str(checkpoint) if checkpoint else "", teacher_checkpoint, data, ratio, head_ratio, importance,
-                      round_to or None, distillation=distillation, alpha=alpha, train=tc)
-    cfg.checkpoint = str(checkpoint or runs.default_checkpoint("student", con))
+                      round_to or None, distillation=distillation, alpha=alpha, train=_train(args, PRUNE_TRAIN))
+    _warmup_note(args, PRUNE_TRAIN)
+    con = Console()
+    checkpoint = checkpoint or runs.default_checkpoint("student", con)
     out = out or runs.default_out("pruned", con)
-    _done(out, run_prune(cfg, out, resume=resume, force=force, console=con, default_batch_size=batch_size is None))
+    _finish("prune", out, stages.run("prune", cfg, _inputs(con, args, checkpoint=checkpoint), out))
 
 
 Ckpt = Annotated[Optional[Path], typer.Argument(help="a vitc checkpoint dir (default: runs/student, from `vitc distill`)")]
-Calib = Annotated[Optional[str], typer.Option(help="calibration images for int8: 'digits' or an ImageFolder (train split)")]
+Calib = Annotated[Optional[str], typer.Option(help="calibration images for int8 (train split): 'digits' or an ImageFolder (default: the checkpoint's data)")]
 CalibSize = Annotated[int, typer.Option(help="number of calibration images")]
 MaxDrop = Annotated[Optional[float], typer.Option(help="fail (exit 3) when int8 top-1 drops more than this many points")]
+_Q = QuantizeConfig()
 
 
 @app.command()
 def quantize(checkpoint: Ckpt = None, out: Out = None,
              backend: Annotated[str, typer.Option(help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8)")] = "torch",
-             calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = 1.0,
+             calib: Calib = None, calib_size: CalibSize = _Q.calib_size, max_drop: MaxDrop = _Q.max_drop,
              data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
-             ort_mode: Annotated[str, typer.Option(help="onnxruntime int8: auto (dynamic for transformers, static for CNNs) | static | dynamic")] = "auto",
-             nncf: Annotated[str, typer.Option(help="openvino int8: auto (NNCF defaults if they agree with fp32 on >= 99% of the calibration images, else TRANSFORMER) | defaults | transformer")] = "auto",
+             ort_mode: Annotated[str, typer.Option(help="onnxruntime int8: auto (dynamic for transformers, static for CNNs) | static | dynamic")] = _Q.ort_mode,
+             nncf: Annotated[str, typer.Option(help="openvino int8: auto (NNCF defaults if they agree with fp32 on >= 99% of the calibration images, else TRANSFORMER) | defaults | transformer")] = _Q.nncf,
              threads: Threads = None, force: Force = False) -> None:
     """int8: PyTorch dynamic (Linear) + TorchScript-lite, or with ONNX Runtime / OpenVINO NNCF (calibrated on real images)."""
-    from .compress.quantize import quantize_checkpoint
-    from .export.stage import export_checkpoint
-
-    targets = {"torch": "torchscript-lite", "onnxruntime": "onnx", "openvino": "openvino"}
-    if backend not in targets:
-        raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(targets)}")
+    if backend not in QUANT_BACKENDS:
+        raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(QUANT_BACKENDS)}")
+    cfg = QuantizeConfig([backend], calib, calib_size, max_drop, data, ort_mode, nncf, threads)
     con = Console()
     checkpoint = checkpoint or runs.default_checkpoint("student", con)
     out = out or runs.default_out("int8", con)
-    if backend == "torch":
-        m = quantize_checkpoint(checkpoint, out, max_drop, data, force)
-        Console().print(f"dynamic int8 checkpoint {out}: top-1 {m['top1']:.2f}% (fp32 {m['top1_fp32']:.2f}%)")
-        _exported(export_checkpoint(checkpoint, "torchscript-lite", "int8", out, data=data, threads=threads, stem="model"))
-        if m["status"] != "ok":
-            raise AccuracyGateError(f"int8 top-1 {m['top1']:.2f}% vs fp32 {m['top1_fp32']:.2f}% "
-                                    f"(drop {m['top1_drop']:.2f} > --max-drop {max_drop})", f"checkpoint kept in {out}, marked failed")
-        return
-    if calib is None:
-        raise ConfigError(f"--backend {backend} is static int8 and needs real calibration images", "pass --calib digits")
-    _exported(export_checkpoint(checkpoint, targets[backend], "int8", out, data=data, calib=calib,
-                                calib_size=calib_size, threads=threads, max_drop=max_drop,
-                                opts={"onnxruntime": {"int8_mode": ort_mode}, "openvino": {"nncf": nncf}}[backend]))
+    _finish("quantize", out, stages.run("quantize", cfg, _inputs(con, {"force": force}, checkpoint=checkpoint), out))
 
 
 @app.command()
@@ -193,7 +230,6 @@ def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc check
            list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False) -> None:
     """Write an artifact for a runtime and prove it computes the same function as PyTorch."""
     from . import export as registry
-    from .export.stage import export_checkpoint
 
     if list_targets:
         from rich.markup import escape
@@ -210,11 +246,11 @@ def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc check
     why = tgt.check()
     if why:  # before any default is looked up or announced: nothing is read or written
         raise VitcError(f"{tgt.NAME} target unavailable here: {why}")
+    cfg = ExportConfig([target], [precision], calib, calib_size, max_drop, data, threads, features)
     con = Console()
     checkpoint = checkpoint or runs.default_checkpoint("student", con)
     out = out or runs.default_out("exports", con)
-    _exported(export_checkpoint(checkpoint, target, precision, out, data=data, calib=calib or (data or None),
-                                calib_size=calib_size, threads=threads, max_drop=max_drop, features=features))
+    _finish("export", out, stages.run("export", cfg, _inputs(con, {}, checkpoint=checkpoint), out))
 
 
 def _exported(m: dict) -> None:
@@ -247,8 +283,6 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
           baselines: Annotated[bool, typer.Option(help="also build and time by-hand baselines (NNCF defaults, ORT dynamic int8, ORT fp32) from each fp32 checkpoint given")] = False,
           peak: Annotated[bool, typer.Option("--peak", help="(re)measure this CPU's fp32/bf16/int8 matmul peaks")] = False) -> None:
     """Latency, throughput, size and accuracy per artifact; writes a report."""
-    from .benchmarks.bench import BenchConfig, run_bench
-
     try:
         sizes = tuple(int(b) for b in batch.split(","))
     except ValueError:
@@ -264,19 +298,19 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
     con = _wide()
     paths = paths or runs.bench_inputs(con)
     out = out or runs.default_out("bench", con)
-    rows = run_bench(paths, out, cfg, con)["rows"]
+    res = stages.run("bench", cfg, stages.Inputs(paths=list(paths), console=con), out)
+    rows = res.metrics["rows"]
     con.print(f"report: {out / 'report.md'}", highlight=False)
-    bad = [r for r in rows if r["status"].startswith("error")]
-    if bad:  # the report is complete; the exit status still tells a script that something broke
-        raise VitcError(f"{len(bad)} of {len(rows)} artifacts could not be benchmarked, e.g. {bad[0]['artifact']}: "
-                        f"{bad[0]['status']}", f"every row is in {out / 'report.md'}; re-export the broken ones")
+    if res.failed:  # the report is complete; the exit status still tells a script that something broke
+        raise VitcError(f"{len(res.failed)} of {len(rows)} artifacts could not be benchmarked, e.g. {res.failed[0]}",
+                        f"every row is in {out / 'report.md'}; re-export the broken ones")
 
 
 @app.command()
 def pipeline(config: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. configs/digits.yaml")],
              from_stage: Annotated[Optional[str], typer.Option("--from", help="rerun from this stage: teacher | distill | prune | quantize | export | bench")] = None,
              force: Annotated[bool, typer.Option(help="rerun every stage")] = False) -> None:
-    """teacher -> distill -> [prune] -> quantize -> export -> bench from one config; unchanged stages are skipped."""
+    """teacher -> distill -> prune (optional) -> quantize -> export -> bench from one config; unchanged stages are skipped."""
     from .pipeline import Pipeline, summary_table
     from .pipeline_config import load
 

@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import export  # the target registry: its modules import their runtimes (and torch) only where they run
 from .errors import ConfigError
 
 # Augmentation presets. "deit" is DeiT's ImageNet recipe (Touvron et al. 2021, main.py defaults):
@@ -69,6 +70,10 @@ class AugConfig:
         _check(0 < self.scale[0] <= self.scale[1] <= 1, "aug.scale", "must be 0 < lo <= hi <= 1")
         if self.auto_augment in ("", "none"):
             self.auto_augment = None
+        # the policy string is parsed by timm (and so torch) in check_policies(), when a stage is about to run:
+        # validating a config file stays torch-free
+
+    def check_policy(self) -> None:
         if self.auto_augment is not None:
             _check_auto_augment(self.auto_augment)
 
@@ -88,6 +93,16 @@ SCRATCH_TEACHER_LR = 2e-3
 SCRATCH_STUDENT_LR = 5e-4
 WARMUP_SHARE = 0.2          # a default warm-up that does not fit the run takes this share of it
 DEFAULT_BATCH = 64          # per process; when the CLI user sets none, fit() caps it at the data (default_batch)
+DISTILL_AMP = "auto"        # the student's default autocast (see TrainConfig.amp)
+
+# Each training stage's defaults: the one source that `vitc teacher|distill|prune`, a pipeline YAML and the
+# auto teacher all build from (TeacherConfig, DistillConfig and PruneConfig merge the user's settings over these).
+# lr is absent where it depends on the model: from scratch it is the measured recipe (SCRATCH_*_LR), when
+# fine-tuning hub weights DeiT's scaling rule (base_lr x batch / 512).
+TEACHER_TRAIN: dict[str, Any] = {"epochs": TEACHER_EPOCHS, "warmup_epochs": TEACHER_WARMUP, "drop_path": 0.0, "amp": "off"}
+DISTILL_TRAIN: dict[str, Any] = {"epochs": 40, "warmup_epochs": DEFAULT_WARMUP, "drop_path": 0.1, "amp": DISTILL_AMP}
+PRUNE_TRAIN: dict[str, Any] = {"epochs": 10, "warmup_epochs": 1.0, "drop_path": 0.0, "amp": DISTILL_AMP,
+                               "lr": SCRATCH_STUDENT_LR}  # the measured 224 recipe (results/prune-224-cpu)
 
 
 def default_warmup(epochs: int, default: float) -> tuple[float, str | None]:
@@ -109,6 +124,20 @@ def default_batch(n_train: int, mixing: bool) -> tuple[int, str | None]:
     note = None if b == DEFAULT_BATCH else (f"batch size: the default {DEFAULT_BATCH} is more than the {n_train} training images; "
                                            f"using {b} (pass --batch-size to choose)")
     return max(b, 1), note
+
+
+def stage_train(defaults: dict, given: "dict | TrainConfig | None", where: str = "train") -> "TrainConfig":
+    """A stage's TrainConfig: the user's settings over the stage's defaults. A warm-up the user did not set is
+    the stage's, cut to fit a short run (default_warmup). A TrainConfig passed in is taken as it is."""
+    if isinstance(given, TrainConfig):
+        return given
+    given = dict(given or {})
+    merged = {**{k: v for k, v in defaults.items() if k != "warmup_epochs"}, **given}
+    if given.get("warmup_epochs") is None:
+        epochs = merged.get("epochs", TrainConfig.epochs)
+        if isinstance(epochs, int) and epochs >= 1:
+            merged["warmup_epochs"] = default_warmup(epochs, defaults.get("warmup_epochs", DEFAULT_WARMUP))[0]
+    return from_dict(TrainConfig, merged, where)
 
 
 @dataclass
@@ -178,17 +207,19 @@ class ModelArgs:
 class TeacherConfig:
     model: ModelArgs
     data: str = "digits"
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig | dict | None = None   # the user's settings over TEACHER_TRAIN
 
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = from_dict(ModelArgs, self.model, "model")
-        if isinstance(self.train, dict):
-            self.train = from_dict(TrainConfig, self.train, "train")
+        _check(isinstance(self.model, ModelArgs), "model", f"expected a mapping such as {{name: resnet18, img_size: 32}}, got {self.model!r}")
+        _check(self.train is None or isinstance(self.train, (dict, TrainConfig)), "train", f"expected a mapping, got {self.train!r}")
+        self.train = stage_train(TEACHER_TRAIN, self.train)
+        if self.train.lr is None and not self.model.pretrained:
+            self.train.lr = SCRATCH_TEACHER_LR  # from scratch: the measured recipe; fine-tuning keeps DeiT's rule
 
 
 DISTILL_TYPES = ("hard", "soft", "none")
-DISTILL_AMP = "auto"  # the student's default autocast (see TrainConfig.amp)
 
 
 @dataclass
@@ -203,13 +234,16 @@ class DistillConfig:
     tau: float = 1.0
     teacher_amp: str = "auto"             # bf16 autocast for the frozen teacher: auto | bf16 | off
     init_checkpoint: str | None = None    # start the student from this checkpoint (resampled to the new grid)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(amp=DISTILL_AMP))
+    train: TrainConfig | dict | None = None   # the user's settings over DISTILL_TRAIN
 
     def __post_init__(self):
         if isinstance(self.student, dict):
             self.student = from_dict(ModelArgs, self.student, "student")
-        if isinstance(self.train, dict):
-            self.train = from_dict(TrainConfig, {"amp": DISTILL_AMP, **self.train}, "train")
+        _check(isinstance(self.student, ModelArgs), "student", f"expected a mapping such as {{name: deit_tiny}}, got {self.student!r}")
+        _check(self.train is None or isinstance(self.train, (dict, TrainConfig)), "train", f"expected a mapping, got {self.train!r}")
+        self.train = stage_train(DISTILL_TRAIN, self.train)
+        if self.train.lr is None and not self.student.pretrained:
+            self.train.lr = SCRATCH_STUDENT_LR  # from scratch (or from --init-checkpoint): the measured recipe
         _check(self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}")
         _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         _check(self.tau > 0, "tau", "must be > 0")
@@ -239,11 +273,11 @@ class PruneConfig:
     alpha: float = 0.5
     tau: float = 1.0
     teacher_amp: str = "auto"
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(amp=DISTILL_AMP))
+    train: TrainConfig | dict | None = None   # the user's settings over PRUNE_TRAIN
 
     def __post_init__(self):
-        if isinstance(self.train, dict):
-            self.train = from_dict(TrainConfig, {"amp": DISTILL_AMP, **self.train}, "train")
+        _check(self.train is None or isinstance(self.train, (dict, TrainConfig)), "train", f"expected a mapping, got {self.train!r}")
+        self.train = stage_train(PRUNE_TRAIN, self.train)
         _check(isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1, "ratio",
                f"must be in (0, 1), the share of channels removed; got {self.ratio!r}")
         _check(isinstance(self.head_ratio, (int, float)) and 0 <= self.head_ratio < 1, "head_ratio",
@@ -256,6 +290,101 @@ class PruneConfig:
         _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         _check(self.tau > 0, "tau", "must be > 0")
         _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
+
+
+QUANT_BACKENDS = ("torch", "onnxruntime", "openvino")
+QUANT_TARGET = {"torch": "torchscript-lite", "onnxruntime": "onnx", "openvino": "openvino"}  # the artifact each backend writes
+ORT_MODES = ("auto", "static", "dynamic")
+NNCF_SCHEMES = ("auto", "defaults", "transformer")
+
+
+@dataclass
+class QuantizeConfig:
+    """`vitc quantize` and a pipeline's `quantize:`: int8 through each runtime's own quantizer."""
+    backends: list = field(default_factory=lambda: list(QUANT_BACKENDS))
+    calib: str | None = None          # calibration images (train split); default: the checkpoint's own data
+    calib_size: int = 128
+    max_drop: float | None = 1.0      # an int8 model losing more top-1 points is kept but marked failed (exit 3 from the CLI)
+    data: str | None = None           # val data; default: the checkpoint's own
+    ort_mode: str = "auto"            # onnxruntime int8: dynamic for transformers, static for CNNs
+    nncf: str = "auto"                # openvino int8: NNCF defaults if they agree with fp32, else TRANSFORMER
+    threads: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.backends, list) or not self.backends or any(b not in QUANT_BACKENDS for b in self.backends):
+            raise ConfigError(f"backends: must be a list drawn from {list(QUANT_BACKENDS)}, got {self.backends!r}")
+        _check(isinstance(self.calib_size, int) and self.calib_size >= 1, "calib_size", "must be an integer >= 1")
+        _check(self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)")
+        _check(self.ort_mode in ORT_MODES, "ort_mode", f"{self.ort_mode!r} is not one of {ORT_MODES}")
+        _check(self.nncf in NNCF_SCHEMES, "nncf", f"{self.nncf!r} is not one of {NNCF_SCHEMES}")
+        _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
+
+
+EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class ExportConfig:
+    """`vitc export` and a pipeline's `export:`: every (target, precision) the target supports, from one load."""
+    targets: list = field(default_factory=lambda: ["onnx", "openvino", "torchscript-lite", "executorch", "tensorrt"])
+    precisions: list = field(default_factory=lambda: ["fp32", "fp16"])   # int8 comes from the quantize stage
+    calib: str | None = None
+    calib_size: int = 128
+    max_drop: float | None = None
+    data: str | None = None            # val data; default: the checkpoint's own
+    threads: int | None = None
+    features: bool = False             # the pre-logits token features instead of the logits
+
+    def __post_init__(self):
+        if not isinstance(self.targets, list) or not self.targets:
+            raise ConfigError(f"targets: must be a non-empty list, got {self.targets!r}")
+        for t in self.targets:
+            export.get(t)  # unknown names raise with the closest match
+        if not isinstance(self.precisions, list) or any(p not in EXPORT_PRECISIONS for p in self.precisions):
+            raise ConfigError(f"precisions: must be a list drawn from {', '.join(EXPORT_PRECISIONS)}; got {self.precisions!r}")
+        _check(isinstance(self.calib_size, int) and self.calib_size >= 1, "calib_size", "must be an integer >= 1")
+        _check(self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)")
+
+
+@dataclass
+class BenchConfig:
+    threads: int = 2
+    batch: tuple[int, ...] = (1, 16)   # the first is the latency batch, the others throughput batches
+    warmup: int = 10
+    warmup_seconds: float = 1.0
+    min_runs: int = 50
+    min_seconds: float = 2.0
+    data: str | None = None            # val data for top-1 (default: each artifact's own)
+    crosscheck: bool = True            # benchmark_app / bare ORT loop beside the OpenVINO / ONNX rows
+    remeasure_peak: bool = False
+    eval_batch: int = 32
+    repeats: int = 3                   # timing rounds over all artifacts in turn; p50 = median of the rounds
+    baselines: bool = False            # also build and time issue 6's by-hand baselines (benchmarks/baselines.py)
+    # each (artifact, round) timed in a fresh worker process with only its runtime loaded; False times
+    # every artifact inside the bench process (the old way, kept for A/Bs: results/latency-ab/7-isolation)
+    isolate: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.batch, list):
+            self.batch = tuple(self.batch)
+        self.batch = tuple(self.batch)
+        if not (isinstance(self.threads, int) and self.threads >= 1):
+            raise ConfigError(f"bench.threads: must be an integer >= 1, got {self.threads!r}")
+        if not self.batch or any(not isinstance(b, int) or b < 1 for b in self.batch):
+            raise ConfigError(f"bench.batch: must be positive integers, e.g. 1,16; got {self.batch!r}")
+        if not (isinstance(self.repeats, int) and self.repeats >= 1):
+            raise ConfigError(f"bench.repeats: must be an integer >= 1, got {self.repeats!r}", "3 or more lets each row show its spread")
+        if self.min_runs < 1 or self.min_seconds < 0 or self.warmup < 0 or self.warmup_seconds < 0:
+            raise ConfigError("bench: need min_runs >= 1, min_seconds >= 0, warmup >= 0, warmup_seconds >= 0")
+
+
+def check_policies(*configs) -> None:
+    """Parse every training config's RandAugment policy with timm's own parser: before the first stage of a
+    run starts, so a typo in a later stage's policy fails now, not after an earlier stage has trained."""
+    for c in configs:
+        train = getattr(c, "train", None)
+        if isinstance(train, TrainConfig):
+            train.aug.check_policy()
 
 
 def to_dict(cfg) -> dict:

@@ -130,6 +130,14 @@ def _image_folder(root: Path) -> DataSource:
     return DataSource(str(root), classes, train, val, prov)
 
 
+BUILTIN = (DIGITS,)
+
+
+def is_builtin(data: str) -> bool:
+    """A dataset vitc reads by name (no path)."""
+    return data in BUILTIN
+
+
 def load_source(data: str, img_size: int) -> DataSource:
     return _digits(img_size) if data == DIGITS else _image_folder(Path(data))
 

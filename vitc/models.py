@@ -157,6 +157,14 @@ def load_checkpoint_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
+def gflops(model: torch.nn.Module, input_size: list[int]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model.eval()(torch.zeros(1, *input_size))
+    return fc.get_total_flops() / 1e9
+
+
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

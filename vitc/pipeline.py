@@ -1,6 +1,7 @@
 """`vitc pipeline`: teacher -> distill -> [prune] -> quantize -> export -> bench from one YAML config.
 
-Each stage writes into <runs>/<name>/<stage>/ with a stage.json holding its settings, the hashes of
+Each stage runs through the stage table (vitc.stages), as `vitc <stage>` does, and writes into
+<runs>/<name>/<folder>/ (teacher, student, pruned, int8, exports, bench: the CLI's runs/<folder>), with a stage.json holding its settings, the hashes of
 its inputs and their fingerprint. A rerun skips a stage whose fingerprint is unchanged and whose
 stage.json says done; an interrupted training stage (stage.json says running, same fingerprint)
 resumes from its last epoch; `--from STAGE` reruns that stage and the ones after it; `--force`
@@ -20,8 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import checkpoint as ckpt
-from .config import to_dict
-from .errors import AccuracyGateError, ConfigError, VitcError
+from . import runs, stages
+from .config import check_policies, to_dict
+from .errors import ConfigError
 from .pipeline_config import STAGES, PipelineConfig
 
 STAGE_FILE = "stage.json"
@@ -93,6 +95,24 @@ class Pipeline:
         """The checkpoint that quantize and export compress: the pruned student when there is a prune stage."""
         return self.cfg.stage_dir("prune" if self.cfg.prune is not None else "distill")
 
+    def inputs(self, stage: str, resume: bool) -> stages.Inputs:
+        """What each stage reads, from this pipeline's earlier stage folders (the CLI reads runs/ instead)."""
+        c = self.cfg
+        kw: dict = {"resume": resume, "force": True, "console": self.console, "keep_going": True}
+        if stage in ("distill", "prune"):
+            kw["teacher"] = str(self._teacher_dir())
+        if stage == "prune":
+            kw["checkpoint"] = c.stage_dir("distill")
+        if stage in ("quantize", "export"):
+            kw["checkpoint"] = self.student_dir()
+        if stage == "bench":  # the unpruned student (and its by-hand baselines) next to the pruned one
+            kw["paths"] = runs.benchable(c.root)
+        return stages.Inputs(**kw)
+
+    def config(self, stage: str):
+        return {"teacher": self.cfg.teacher, "distill": self.cfg.distill, "prune": self.cfg.prune, "quantize": self.cfg.quantize,
+                "export": self.cfg.export, "bench": self.cfg.bench}[stage]
+
     # -- running
     def run(self, start: str | None = None, force: bool = False) -> dict:
         order = self.stages()
@@ -101,6 +121,7 @@ class Pipeline:
         if self.cfg.teacher is None and not ckpt.is_checkpoint_dir(self.cfg.teacher_checkpoint):
             raise ConfigError(f"teacher_checkpoint: {self.cfg.teacher_checkpoint} is not a vitc checkpoint dir",
                               "train one with `vitc teacher` or add a teacher section")
+        check_policies(*(self.config(s) for s in order))
         self.cfg.root.mkdir(parents=True, exist_ok=True)
         rerun = force
         for stage in order:
@@ -126,93 +147,15 @@ class Pipeline:
             if not resume:
                 _fresh_dir(d)  # a stage that runs again starts empty: nothing stale is mistaken for its output
             ckpt.write_json(d / STAGE_FILE, {"stage": stage, "status": "running", "fingerprint": fp, "config": config, "inputs": inputs})
-            result = getattr(self, f"_{stage}")(d, resume)
+            res = stages.run(stage, self.config(stage), self.inputs(stage, resume), d)
             secs = time.perf_counter() - t0
-            ckpt.write_json(d / STAGE_FILE, {"stage": stage, "status": "done", "fingerprint": fp, "config": config,
-                                             "inputs": inputs, "seconds": secs, "result": result})
-            self.summary.append({"stage": stage, "status": "ran" + (" (resumed)" if resume else ""), "seconds": secs, "result": result})
+            status = "failed: accuracy gate" if res.failed and stage != "bench" else "done"
+            ckpt.write_json(d / STAGE_FILE, {"stage": stage, "status": "done", "outcome": status, "fingerprint": fp, "config": config,
+                                             "inputs": inputs, "seconds": secs, "result": res.summary, "failed": res.failed,
+                                             "skipped": res.skipped})
+            ran = "ran" + (" (resumed)" if resume else "") + (f", {len(res.failed)} failed" if res.failed else "")
+            self.summary.append({"stage": stage, "status": ran, "seconds": secs, "result": res.summary, "failed": res.failed})
         return {"summary": self.summary, "report": str(self.cfg.stage_dir("bench") / "report.md")}
-
-    def _teacher(self, d: Path, resume: bool) -> str:
-        from .compress.teacher import run_teacher
-
-        m = run_teacher(self.cfg.teacher, d, resume=resume, force=True, console=self.console)
-        return f"top-1 {m['top1']:.2f}%"
-
-    def _distill(self, d: Path, resume: bool) -> str:
-        from .compress.distill import run_distill
-
-        cfg = dataclasses.replace(self.cfg.distill, teacher_checkpoint=str(self._teacher_dir()))
-        m = run_distill(cfg, d, resume=resume, force=True, console=self.console)
-        return f"top-1 {m['top1']:.2f}% (teacher {m.get('teacher_top1', float('nan')):.2f}%)"
-
-    def _prune(self, d: Path, resume: bool) -> str:
-        from .compress.prune import run_prune
-
-        cfg = dataclasses.replace(self.cfg.prune, checkpoint=str(self.cfg.stage_dir("distill")),
-                                  teacher_checkpoint=str(self._teacher_dir()))
-        m = run_prune(cfg, d, resume=resume, force=True, console=self.console)
-        return (f"top-1 {m['top1']:.2f}% (unpruned {m['top1_unpruned']:.2f}%), "
-                f"{m['gflops']:.2f} GFLOPs (unpruned {m['gflops_unpruned']:.2f})")
-
-    def _quantize(self, d: Path, resume: bool) -> str:
-        from .compress.quantize import quantize_checkpoint
-        from .export.stage import export_checkpoint
-
-        q, student, done, skipped = self.cfg.quantize, self.student_dir(), [], []
-        calib = q.calib or self.cfg.data
-        targets = {"torch": "torchscript-lite", "onnxruntime": "onnx", "openvino": "openvino"}
-        for b in q.backends:
-            try:
-                if b == "torch":
-                    quantize_checkpoint(student, d / "torch-int8", q.max_drop, self.cfg.data)
-                    m = export_checkpoint(student, "torchscript-lite", "int8", d, data=self.cfg.data, stem="student")
-                else:
-                    m = export_checkpoint(student, targets[b], "int8", d, data=self.cfg.data, calib=calib,
-                                          calib_size=q.calib_size, max_drop=q.max_drop, stem="student")
-                done.append(f"{b} {m['validation']['top1_artifact']:.2f}%")
-            except AccuracyGateError as e:  # kept, marked failed in its manifest; the bench shows it
-                self.console.print(f"[yellow]{b}: {e.message}[/]", highlight=False)
-                done.append(f"{b} failed gate")
-            except VitcError as e:
-                self.console.print(f"[yellow]{b}: skipped: {e.message}[/]", highlight=False)
-                skipped.append({"target": targets[b], "precision": "int8", "reason": e.message})
-        ckpt.write_json(d / "skipped.json", skipped)
-        return ", ".join(done + [f"{s['target']} skipped" for s in skipped])
-
-    def _export(self, d: Path, resume: bool) -> str:
-        from . import export
-        from .export.stage import export_checkpoint
-
-        student, done, skipped = self.student_dir(), [], []
-        for name in self.cfg.export.targets:
-            t = export.get(name)
-            for p in [p for p in self.cfg.export.precisions if p in t.PRECISIONS]:
-                why = t.check()
-                if why:
-                    skipped.append({"target": name, "precision": p, "reason": why})
-                    continue
-                try:
-                    m = export_checkpoint(student, name, p, d, data=self.cfg.data, stem="student")
-                    done.append(f"{name}-{p} {m['status']}")
-                except VitcError as e:
-                    self.console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
-                    skipped.append({"target": name, "precision": p, "reason": e.message, "status": f"error: {e.message}"})
-        ckpt.write_json(d / "skipped.json", skipped)
-        return f"{len(done)} artifacts, {len(skipped)} skipped"
-
-    def _bench(self, d: Path, resume: bool) -> str:
-        from .benchmarks.bench import run_bench
-
-        c = self.cfg
-        paths = [c.stage_dir("distill"), c.stage_dir("quantize"), c.stage_dir("export")]
-        if c.prune is not None:  # the unpruned student (and its by-hand baselines) next to the pruned one
-            paths.insert(1, c.stage_dir("prune"))
-        if ckpt.is_checkpoint_dir(c.stage_dir("quantize") / "torch-int8"):  # eager PyTorch dynamic int8
-            paths.insert(1, c.stage_dir("quantize") / "torch-int8")
-        res = run_bench(paths, d, c.bench, self.console)
-        ok = sum(r["status"].startswith("ok") for r in res["rows"])
-        return f"{ok}/{len(res['rows'])} rows ok"
 
 
 def _fresh_dir(d: Path) -> None:

@@ -8,42 +8,20 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DistillConfig, PruneConfig, TeacherConfig, _check_type, from_dict
+from . import stages
+from .config import (
+    BenchConfig,
+    DistillConfig,
+    ExportConfig,
+    PruneConfig,
+    QuantizeConfig,
+    TeacherConfig,
+    _check_type,
+    from_dict,
+)
 from .errors import ConfigError
 
-STAGES = ("teacher", "distill", "prune", "quantize", "export", "bench")
-QUANT_BACKENDS = ("torch", "onnxruntime", "openvino")
-
-
-@dataclass
-class QuantizeStage:
-    backends: list = field(default_factory=lambda: list(QUANT_BACKENDS))
-    calib: str | None = None          # calibration images (train split); default: the pipeline's data
-    calib_size: int = 128
-    max_drop: float | None = 1.0      # int8 artifacts losing more top-1 points are kept but marked failed
-
-    def __post_init__(self):
-        if not isinstance(self.backends, list) or any(b not in QUANT_BACKENDS for b in self.backends):
-            raise ConfigError(f"quantize.backends: must be a list drawn from {list(QUANT_BACKENDS)}, got {self.backends!r}")
-        if self.calib_size < 1:
-            raise ConfigError("quantize.calib_size: must be >= 1")
-
-
-@dataclass
-class ExportStage:
-    targets: list = field(default_factory=lambda: ["onnx", "openvino", "torchscript-lite", "executorch", "tensorrt"])
-    precisions: list = field(default_factory=lambda: ["fp32", "fp16"])   # int8 comes from the quantize stage
-
-    def __post_init__(self):
-        from . import export
-
-        if not isinstance(self.targets, list):
-            raise ConfigError(f"export.targets: must be a list, got {self.targets!r}")
-        for t in self.targets:
-            export.get(t)  # unknown names raise with the closest match
-        if not isinstance(self.precisions, list) or any(p not in ("fp32", "fp16", "int8") for p in self.precisions):
-            raise ConfigError(f"export.precisions: must be a list drawn from fp32, fp16, int8; got {self.precisions!r}")
-
+STAGES = stages.ORDER
 
 @dataclass
 class PipelineConfig:
@@ -54,21 +32,20 @@ class PipelineConfig:
     teacher_checkpoint: str | None = None  # instead of a teacher stage: an existing vitc checkpoint dir
     distill: DistillConfig | None = None
     prune: PruneConfig | None = None      # optional: prune + re-distill the student before quantize/export/bench
-    quantize: QuantizeStage = field(default_factory=QuantizeStage)
-    export: ExportStage = field(default_factory=ExportStage)
-    bench: object = None
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
     @property
     def root(self) -> Path:
         return Path(self.runs) / self.name
 
     def stage_dir(self, stage: str) -> Path:
-        return self.root / stage
+        """<runs>/<name>/<folder>: the stage table's folder name, the same as the CLI's runs/<folder>."""
+        return self.root / stages.get(stage).folder
 
 
 def _sections(raw: dict) -> PipelineConfig:
-    from .benchmarks.bench import BenchConfig
-
     top = {k: raw[k] for k in ("name", "data", "runs", "teacher_checkpoint") if k in raw}
     for k, v in top.items():
         _check_type(v, "str | None" if k == "teacher_checkpoint" else "str", k)
@@ -103,9 +80,12 @@ def _sections(raw: dict) -> PipelineConfig:
                 raise ConfigError(f"prune.{k}: set by the pipeline", "the prune stage reads the distill stage's student, its teacher and the top-level data")
         # the student and teacher paths are filled in by the pipeline
         prune = _prefixed("prune", lambda: from_dict(PruneConfig, {**raw["prune"], "checkpoint": "<pipeline>", "data": data}, "prune"))
+    for sec in ("quantize", "export", "bench"):
+        if isinstance(raw.get(sec), dict) and "data" in raw[sec]:
+            raise ConfigError(f"{sec}.data: set by the pipeline", "every stage uses the top-level `data`")
     return PipelineConfig(**top, teacher=teacher, distill=distill, prune=prune,
-                          quantize=_prefixed("quantize", lambda: from_dict(QuantizeStage, raw.get("quantize") or {}, "quantize")),
-                          export=_prefixed("export", lambda: from_dict(ExportStage, raw.get("export") or {}, "export")),
+                          quantize=_prefixed("quantize", lambda: from_dict(QuantizeConfig, raw.get("quantize") or {}, "quantize")),
+                          export=_prefixed("export", lambda: from_dict(ExportConfig, raw.get("export") or {}, "export")),
                           bench=_prefixed("bench", lambda: from_dict(BenchConfig, _tuples(raw.get("bench") or {}), "bench")))
 
 

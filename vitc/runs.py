@@ -14,14 +14,13 @@ from pathlib import Path
 from rich.console import Console
 
 from . import checkpoint as ckpt
+from . import stages
 from .errors import VitcError
 
 RUNS = Path("runs")
-FOLDERS = {"teacher": RUNS / "teacher", "student": RUNS / "student", "pruned": RUNS / "pruned", "int8": RUNS / "int8",
-           "exports": RUNS / "exports", "bench": RUNS / "bench"}
-MAKERS = {"teacher": "vitc teacher --model resnet18", "student": "vitc distill --teacher resnet18 --student deit_tiny",
-          "pruned": "vitc prune", "int8": "vitc quantize", "exports": "vitc export --target onnx"}
-BENCHED = ("student", "pruned", "int8", "exports")   # what `vitc bench` with no path times
+FOLDERS = {f: RUNS / f for f in stages.FOLDERS}                 # the stage table's folder names, under runs/
+MAKERS = {f: s.makes for f, s in stages.FOLDERS.items()}
+BENCHED = stages.BENCHED
 
 
 def _age(meta: dict, path: Path) -> str:
@@ -58,9 +57,14 @@ def default_out(kind: str, console: Console) -> Path:
     return p
 
 
+def benchable(root: Path) -> list[Path]:
+    """The stage folders under `root` that hold something to time, in the table's order."""
+    return [root / k for k in BENCHED if (root / k).is_dir() and any((root / k).iterdir())]
+
+
 def bench_inputs(console: Console) -> list[Path]:
     """Everything a stage left under runs/ that the bench can time, announced."""
-    found = [FOLDERS[k] for k in BENCHED if FOLDERS[k].is_dir() and any(FOLDERS[k].iterdir())]
+    found = benchable(RUNS)
     if not found:
         raise VitcError(f"nothing to bench: {RUNS}/ holds no student, pruned, int8 or exports folder",
                         f"make them with `{MAKERS['student']}`, then `vitc quantize` and `vitc export`; "

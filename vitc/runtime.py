@@ -118,6 +118,24 @@ def package_versions(names) -> dict:
     return out
 
 
+def cpu_id() -> dict:
+    """CPU family, model and stepping from /proc/cpuinfo: hosts that print the same model name (Zen 4 and
+    Zen 5 both say "AMD EPYC") differ here, and so do their peaks: reports and caches key on it."""
+    out = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                k, _, v = ln.partition(":")
+                k = k.strip()
+                if k in ("cpu family", "model", "stepping") and k not in out:
+                    out[k] = v.strip()
+                if not ln.strip() and out:
+                    break
+    except OSError:
+        pass
+    return {"family": out.get("cpu family"), "model": out.get("model"), "stepping": out.get("stepping")}
+
+
 def machine_info() -> dict:
     """What a reader needs to reproduce a figure: CPU, cores, relevant ISA flags, versions."""
     import platform
@@ -131,5 +149,5 @@ def machine_info() -> dict:
     except OSError:
         pass
     isa = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni"})
-    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "isa": isa,
+    return {"cpu": model or platform.processor(), "cpu_id": cpu_id(), "cores": os.cpu_count(), "isa": isa,
             "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}

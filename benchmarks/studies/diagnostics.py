@@ -3,8 +3,8 @@ encode? For one run folder (digits or 224): attention PNGs of 4 val images and t
 table (student fp32 vs each compressed model), the position-embedding grid, and the probe table
 (fp32 student, int8 student, teacher, the student at random init).
 
-    python -m vitc.benchmarks.studies.diagnostics --run runs/digits --out results/diagnostics-digits
-    python -m vitc.benchmarks.studies.diagnostics --run runs/deit_tiny-224 --teacher runs/digits/teacher \\
+    python -m benchmarks.studies.diagnostics --run runs/digits --out results/diagnostics-digits
+    python -m benchmarks.studies.diagnostics --run runs/deit_tiny-224 --teacher runs/digits/teacher \\
         --out results/diagnostics-224
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     student, q, work = a.run / "distill", a.run / "quantize", a.run / "diagnostics"
     teacher = a.teacher or a.run / "teacher"
     a.out.mkdir(parents=True, exist_ok=True)
-    log: dict = {"command": " ".join(["python -m vitc.benchmarks.studies.diagnostics", *(argv or sys.argv[1:])]), "steps": []}
+    log: dict = {"command": " ".join(["python -m benchmarks.studies.diagnostics", *(argv or sys.argv[1:])]), "steps": []}
 
     def step(*args):
         log["steps"].append({"command": shlex.join(["vitc", *map(str, args)]), "seconds": round(vitc(*args), 1)})
@@ -81,7 +81,7 @@ def render(a, names: list[str], log: dict) -> str:
         if c.get("js_per_layer"):
             L.append(f"- {c['compared']}: " + ", ".join(f"{v:.4f}" for v in c["js_per_layer"]))
     L += ["", "PNGs (first 4 val images): " + ", ".join(f"[{p.name}](attention/{p.name})" for p in sorted((a.out / "attention").glob("*.png"))), "",
-          "## Position embeddings", "", f"![posembed](posembed/posembed.png)", "",
+          "## Position embeddings", "", "![posembed](posembed/posembed.png)", "",
           f"{pe['model']}, {pe['grid'][0]}x{pe['grid'][1]} patches: mean cosine similarity with the 4 nearest neighbours "
           f"{pe['neighbours']:.3f}, same row {pe['same_row']:.3f}, same column {pe['same_column']:.3f}, elsewhere {pe['other']:.3f}.", "",
           "## Linear and k-NN probes on frozen features (val top-1 %)", "",

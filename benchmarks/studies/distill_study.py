@@ -4,7 +4,7 @@
 Drives the real CLI in subprocesses and reads each run's vitc.json. Finished runs (final epoch
 present) are reused, so an interrupted study continues where it stopped.
 
-    python -m vitc.benchmarks.studies.distill_study --out results/distill-digits --work runs/study
+    python -m benchmarks.studies.distill_study --out results/distill-digits --work runs/study
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     for name, rs in runs.items():
         summary[name] = {k: mean_std([r[k] for r in rs]) for k in ("top1_avg", "top1_cls", "top1_dist", "images_per_s")}
     disagreement = teacher_label_disagreement(tdir)
-    report = {"machine": machine_info(), "teacher_label_disagreement_pct": disagreement, "command": "python -m vitc.benchmarks.studies.distill_study " + shlex.join(argv or sys.argv[1:]),
+    report = {"machine": machine_info(), "teacher_label_disagreement_pct": disagreement, "command": "python -m benchmarks.studies.distill_study " + shlex.join(argv or sys.argv[1:]),
               "teacher": {"name": a.teacher, "top1": tmeta["metrics"]["top1"], "epochs": a.teacher_epochs, "wall_s": tsecs},
               "student": {"name": "deit_tiny_distilled_patch16_224", "img_size": 32, "patch_size": a.patch_size,
                           "epochs": a.epochs, "lr": a.lr, "extra": a.extra},

@@ -2,7 +2,7 @@
 loaded back and validated on the real val split (size, top-1, agreement with fp32, max diff).
 One failing artifact never stops the others.
 
-    python -m vitc.benchmarks.studies.export_table runs/study/hard-s0 --out results/exports-digits
+    python -m benchmarks.studies.export_table runs/study/hard-s0 --out results/exports-digits
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def main(argv=None) -> None:
     rs = rows(a.checkpoint, a.work, a.threads, a.calib_size)
     fp32 = next((x["top1_fp32_pytorch"] for x in rs if "top1_fp32_pytorch" in x), float("nan"))
     report = {"checkpoint": str(a.checkpoint), "fp32_top1": fp32, "machine": machine_info(), "rows": rs,
-              "command": "python -m vitc.benchmarks.studies.export_table " + shlex.join(argv or sys.argv[1:])}
+              "command": "python -m benchmarks.studies.export_table " + shlex.join(argv or sys.argv[1:])}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "exports.json").write_text(json.dumps(report, indent=2) + "\n")
     (a.out / "exports.md").write_text(render(report))

@@ -5,7 +5,7 @@ times the same IR at batch 1 in `--inner` rounds exactly as the old bench did (t
 throughput batch timed between rounds where the variant says so). Variants run in alternating
 order over `--rounds` outer rounds, so this VM's drift lands on all of them alike.
 
-    python -m vitc.benchmarks.studies.isolation_ab runs/digits/quantize/student-openvino-int8.xml \
+    python -m benchmarks.studies.isolation_ab runs/digits/quantize/student-openvino-int8.xml \
         --others runs/digits/export --checkpoint runs/digits/distill --out results/latency-ab/7-isolation
 
 Variants (each adds one thing to `alone`):
@@ -51,11 +51,11 @@ def child(a) -> dict:
             model.eval()(torch.from_numpy(X))
     keep = []
     if "others" in has:
-        from vitc.benchmarks.bench import _load, discover
+        from vitc.benchmarks.bench import discover, load_item
 
         for it in discover([Path(a.others)]):
             if it.kind == "artifact" and it.path != Path(a.ir):
-                fn = _load(it, a.threads)[0]
+                fn = load_item(it, a.threads)[0]
                 fn(X[:1])
                 keep.append(fn)
     from vitc.export.openvino import load
@@ -96,11 +96,9 @@ def main(argv=None):
     if a.bench_ab:
         return bench_ab(a)
     from vitc import checkpoint as ckpt
-    from vitc.data import eval_tensors, load_source
-    from vitc.export.stage import read_manifest
+    from vitc.handoff import Checkpoint
 
-    pre = read_manifest(Path(a.ir))["preprocess"]
-    X = eval_tensors(load_source(ckpt.load_meta(a.checkpoint)["config"].get("data", "digits"), pre["input_size"][-1]).val, pre)[0].numpy()
+    X = Checkpoint.open(a.checkpoint).val()[0].numpy()
     a.out.mkdir(parents=True, exist_ok=True)
     xp = a.out / "val.npy"
     np.save(xp, X)
@@ -109,7 +107,7 @@ def main(argv=None):
     t0 = time.time()
     for r in range(a.rounds):
         for v in (variants if r % 2 == 0 else variants[::-1]):
-            cmd = [sys.executable, "-m", "vitc.benchmarks.studies.isolation_ab", a.ir, "--variant", v, "--x", str(xp),
+            cmd = [sys.executable, "-m", "benchmarks.studies.isolation_ab", a.ir, "--variant", v, "--x", str(xp),
                    "--inner", str(a.inner), "--seconds", str(a.seconds), "--threads", str(a.threads)]
             cmd += ["--others", a.others] if a.others else []
             cmd += ["--checkpoint", a.checkpoint] if a.checkpoint else []
@@ -129,7 +127,7 @@ def main(argv=None):
                      "spread": max(allp) / min(allp), "slow_rounds": slow, "rounds": len(allp), "per_process": res[v]})
     from vitc.runtime import machine_info, package_versions
 
-    out = {"command": "python -m vitc.benchmarks.studies.isolation_ab " + " ".join(sys.argv[1:] if argv is None else argv),
+    out = {"command": "python -m benchmarks.studies.isolation_ab " + " ".join(sys.argv[1:] if argv is None else argv),
            "date": time.strftime("%Y-%m-%d %H:%M"), "wall_s": time.time() - t0, "machine": machine_info(),
            "versions": package_versions(("torch", "openvino", "onnxruntime")), "alone_median_ms": ref, "rows": rows}
     ckpt.write_json(a.out / "variants.json", out)
@@ -163,7 +161,7 @@ def bench_ab(a) -> None:
             print(name, {n: round(v["p50"], 3) for n, v in runs[name][-1].items()}, flush=True)
     from vitc import checkpoint as ckpt
 
-    cmd = "python -m vitc.benchmarks.studies.isolation_ab " + " ".join(sys.argv[1:])
+    cmd = "python -m benchmarks.studies.isolation_ab " + " ".join(sys.argv[1:])
     ckpt.write_json(a.out / "bench-ab.json", {"command": cmd, "date": time.strftime("%Y-%m-%d %H:%M"), "wall_s": time.time() - t0, "runs": runs})
     md = [f"# vitc bench: in-process (old) vs isolated (new), same two IRs, alternating\n\n`{cmd}`  \n{time.strftime('%Y-%m-%d %H:%M')}\n",
           "Each run: `vitc bench IR BASELINE --repeats 3`; benchmark_app cross-check in the same rounds.\n",

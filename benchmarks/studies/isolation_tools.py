@@ -1,7 +1,7 @@
 """Issue 14's second study: vitc's timing worker vs a bare OpenVINO script vs benchmark_app on one IR,
 each a fresh process per round, variants alternating. Separates the worker from the runtime and the VM.
 
-    python -m vitc.benchmarks.studies.isolation_tools IR ROUNDS worker,bare,share,copyout,async,nopin,benchmark_app ['[1,3,32,32]']
+    python -m benchmarks.studies.isolation_tools IR ROUNDS worker,bare,share,copyout,async,nopin,benchmark_app ['[1,3,32,32]']
 
 Variants: worker = vitc.benchmarks.worker with vitc's OpenVINO loader; bare = read, reshape, compile
 {LATENCY, 2 threads}, `infer({0: x})`; share = + share_inputs=True; copyout = + copying the output as

@@ -6,7 +6,7 @@ OpenVINO candidates are timed by OpenVINO's own `benchmark_app` (one process per
 alternating); ONNX Runtime candidates by vitc's timing loop with one session alive at a time
 (two idle-spinning ORT pools would fight for the 2 cores). Accuracy is measured on all val images.
 
-    python -m vitc.benchmarks.studies.latency_ab runs/deit_tiny-224/distill \
+    python -m benchmarks.studies.latency_ab runs/deit_tiny-224/distill \
         --int8-ir runs/deit_tiny-224/quantize/student-openvino-int8.xml --out results/latency-ab
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..crosscheck import benchmark_app
+from vitc.benchmarks.crosscheck import benchmark_app
 
 
 class FoldedHeads(torch.nn.Module):
@@ -59,9 +59,8 @@ def _ab(va: list, vb: list, metric: str, **extra) -> dict:
 
 
 def _ab_ort(a: Path, b: Path, x: np.ndarray, threads: int, rounds: int, seconds: float) -> dict:
+    from vitc.benchmarks.timing import time_calls
     from vitc.export import onnx as onnx_target
-
-    from ..timing import time_calls
 
     ta, tb = [], []
     for _ in range(rounds):
@@ -113,19 +112,17 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
         nncf_variants: tuple[str, ...] | None = None) -> dict:
     import openvino as ov
 
-    from vitc.data import eval_tensors, load_source
     from vitc.export import onnx as onnx_target
     from vitc.export import openvino as ov_target
     from vitc.export.stage import calibration_images
-    from vitc.models import load_checkpoint_model
+    from vitc.handoff import Checkpoint
     from vitc.runtime import machine_info, package_versions
-    from vitc.validate import reference_logits
 
     torch.set_num_threads(threads)
-    model, meta = load_checkpoint_model(ckpt_dir)
-    pre = meta["preprocess"]
-    X, Y = eval_tensors(load_source(meta.get("config", {}).get("data", "digits"), pre["input_size"][-1]).val, pre)
-    ref = reference_logits(model, X)
+    c = Checkpoint.open(ckpt_dir)
+    model = c.model
+    X, Y = c.val()
+    ref = c.reference()
     shape1 = [1, *X.shape[1:]]
     res: dict = {"checkpoint": str(ckpt_dir), "int8_ir": str(int8_ir), "threads": threads, "rounds": rounds, "seconds": seconds,
                  "machine": machine_info(), "versions": package_versions(("torch", "timm", "onnxruntime", "openvino", "nncf")),
@@ -135,7 +132,7 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ex, x1 = X[:2], np.ascontiguousarray(X[:1].numpy())
-        calib = calibration_images(meta.get("config", {}).get("data", "digits"), pre, 128)
+        calib = calibration_images(c, None, 128)
         if "precision" in only:
             # int8 IR: non-quantized ops (softmax, LayerNorm, GELU, adds) in f32 vs the CPU plugin's default (bf16 here)
             ab = _ab_benchmark_app(int8_ir, int8_ir, shape1, threads, rounds, seconds, "f32", None)
@@ -236,7 +233,7 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# Latency candidates, before -> after (issue 6)", "",
-             f"`python -m vitc.benchmarks.studies.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds {res['rounds']} --seconds {res['seconds']:g} "
+             f"`python -m benchmarks.studies.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds {res['rounds']} --seconds {res['seconds']:g} "
              f"--only {','.join(res.get('only', []))}" + (f" --nncf-variants '{';'.join(res['nncf_variants'])}'" if res.get("nncf_variants") else "") + "`  ",
              f"{res['date']}; {m.get('cpu')}, {m.get('cores')} cores, {res['threads']} threads; "
              + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v), "",

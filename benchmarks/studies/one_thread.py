@@ -6,7 +6,7 @@ N times, so runs with 1 and 2 threads alternate seconds apart and see the same m
 (artifact, threads): median, min, max of the runs' p50s and the runs slower than 1.25x the
 fastest (a slow spell).
 
-    python -m vitc.benchmarks.studies.one_thread runs/digits/export/student-openvino-fp32.xml ... \
+    python -m benchmarks.studies.one_thread runs/digits/export/student-openvino-fp32.xml ... \
         --runs 8 --threads 2,1 --out results/latency-ab/10-one-thread/study.json
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.studies.spells import cpu_between, cpu_sample, summarize
 from vitc.benchmarks import launcher
 from vitc.benchmarks.bench import discover
-from vitc.benchmarks.studies.spells import _cpu, cpu_between, summarize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(a.runs):
             for it in items:
                 for t in threads:
-                    c0, t0 = _cpu(), time.time()
+                    c0, t0 = cpu_sample(), time.time()
                     r = launcher.run_worker(launcher.loader_for(it.kind, it.target), str(it.path), t, inputs[it.name], timing)
                     rows.append({"run": i + 1, "artifact": it.name, "threads": t, "p50_ms": r["batches"][0]["p50_ms"],
-                                 "start": time.strftime("%H:%M:%S", time.gmtime(t0)), **cpu_between(c0, _cpu())})
+                                 "start": time.strftime("%H:%M:%S", time.gmtime(t0)), **cpu_between(c0, cpu_sample())})
                     print(json.dumps(rows[-1]), flush=True)
     summary = {f"{it.name} @{t}": summarize([r["p50_ms"] for r in rows if r["artifact"] == it.name and r["threads"] == t])
                for it in items for t in threads}

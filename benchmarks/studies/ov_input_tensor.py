@@ -13,7 +13,7 @@ request (`time_paired`), so both halves of a pair see the same machine:
 and, on the bare calls, perf_counter around `infer()` against `request.latency` (OpenVINO's own
 clock, what benchmark_app's Median is over).
 
-    python -m vitc.benchmarks.studies.ov_input_tensor IR.xml [IR2.xml ...] --batch 1,16 --rounds 3 \
+    python -m benchmarks.studies.ov_input_tensor IR.xml [IR2.xml ...] --batch 1,16 --rounds 3 \
         --out results/latency-ab/9-ov-input-tensor/study.json
 """
 from __future__ import annotations
@@ -35,13 +35,13 @@ def one(xml: str, batch: int, threads: int, rounds: int, seconds: float) -> dict
     import openvino as ov
 
     from vitc.benchmarks.timing import time_paired
-    from vitc.export.openvino import _config, runtime_precision
+    from vitc.export.openvino import compile_config, runtime_precision
 
     core = ov.Core()
     m = core.read_model(xml)
     shape = [batch, *list(m.input(0).get_partial_shape().get_min_shape())[1:]]
     m.reshape({m.input(0).get_any_name(): ov.PartialShape(shape)})
-    cm = core.compile_model(m, "CPU", _config("LATENCY", threads, runtime_precision(core.read_model(xml))))
+    cm = core.compile_model(m, "CPU", compile_config("LATENCY", threads, runtime_precision(core.read_model(xml))))
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     reqs = {k: cm.create_infer_request() for k in (*PATHS, "bare")}
     reqs["bare"].set_input_tensor(ov.Tensor(x, shared_memory=True))

@@ -3,7 +3,7 @@ numbers `benchmark_app -report_type detailed_counters` prints), medians over man
 node type and kernel; FullyConnected and Convolution nodes also get GFLOP/s against the measured
 matmul peak. Issue 6 asks for this before and after each latency change.
 
-    python -m vitc.benchmarks.studies.ov_profile runs/deit_tiny-224/export/student-openvino-fp32.xml \
+    python -m benchmarks.studies.ov_profile runs/deit_tiny-224/export/student-openvino-fp32.xml \
         --out results/latency-ab/6-profile-openvino-fp32
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _flops(op) -> float | None:
 def profile(xml: Path, threads: int, calls: int, precision: str | None) -> dict:
     import openvino as ov
 
-    from vitc.export.openvino import _config, runtime_precision
+    from vitc.export.openvino import compile_config, runtime_precision
 
     core = ov.Core()
     model = core.read_model(str(xml))
@@ -39,7 +39,7 @@ def profile(xml: Path, threads: int, calls: int, precision: str | None) -> dict:
     model.reshape({model.input(0).get_any_name(): ov.PartialShape(shape)})
     precision = precision or runtime_precision(model)
     # the settings vitc's loader runs the IR with, plus the plugin's per-node counters
-    compiled = core.compile_model(model, "CPU", {**_config("LATENCY", threads, precision), "PERF_COUNT": True})
+    compiled = core.compile_model(model, "CPU", {**compile_config("LATENCY", threads, precision), "PERF_COUNT": True})
     flops = {op.get_friendly_name(): _flops(op) for op in compiled.get_runtime_model().get_ordered_ops()}
     req = compiled.create_infer_request()
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
@@ -101,9 +101,8 @@ def ceiling(res: dict, peak: float, gflop_model: float, gflop_graph: float) -> l
 
 
 def main() -> None:
+    from vitc.benchmarks import peak as peak_mod
     from vitc.runtime import machine_info, package_versions
-
-    from .. import peak as peak_mod
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ir", type=Path)
@@ -125,7 +124,7 @@ def main() -> None:
     res.update(peak_gflops=peak, date=stamp)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "profile.json").write_text(json.dumps(res, indent=2))
-    md = markdown(res, peak, "python -m vitc.benchmarks.studies.ov_profile " + " ".join(
+    md = markdown(res, peak, "python -m benchmarks.studies.ov_profile " + " ".join(
         [str(a.ir), "--out", str(a.out), "--calls", str(a.calls)] + (["--precision", a.precision] if a.precision else [])), stamp)
     (a.out / "profile.md").write_text(md)
     print(md)

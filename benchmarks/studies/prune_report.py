@@ -23,7 +23,7 @@ def _paired(row: dict, ref: dict) -> float:
 
 
 def collect(work: Path, settings: list[tuple[float, int]], rts: list[int], rt_ratio: float) -> dict:
-    from .prune_sweep import tag
+    from benchmarks.studies.prune_sweep import tag
 
     bench = json.loads((work / "bench" / "bench.json").read_text())
     rows = {r["artifact"]: r for r in bench["rows"]}
@@ -148,7 +148,7 @@ def render(c: dict, epochs: int, lr: float, command: str) -> str:
     b, un, hand = c["bench"], c["unpruned"], c["byhand"]
     env = b["environment"]
     L = ["# `vitc prune` on the 224 student: structured pruning + re-distillation, then OpenVINO int8", "",
-         f"Command: `{command}` (then `python -m vitc.benchmarks.studies.prune_report` via its `report` phase).  ",
+         f"Command: `{command}` (then `python -m benchmarks.studies.prune_report` via its `report` phase).  ",
          f"Machine: {env.get('cpu', 'AMD EPYC (Zen 5)')}, 2 cores, no GPU; versions: "
          + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()) + ".  ",
          f"Bench: one isolated `vitc bench` run ({b['config']['repeats']} interleaved rounds, wall {b['wall_s']:.0f} s): "

@@ -4,14 +4,13 @@ all in ONE isolated `vitc bench` run next to the unpruned student's int8 IR and 
 A round-to study (ratio 0.4 at round-to 8/16/32/64, pruned but not re-trained: latency only) is timed
 in the same run.
 
-    python -m vitc.benchmarks.studies.prune_sweep --settings 0.3,0.4,0.5,0.6,0.5@20 --epochs 10 \\
+    python -m benchmarks.studies.prune_sweep --settings 0.3,0.4,0.5,0.6,0.5@20 --epochs 10 \\
         --out results/prune-224-cpu            # phases: train, roundto, export, bench, report
     (a setting is RATIO or RATIO@EPOCHS; --epochs is the default)
 """
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
@@ -121,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     if "bench" in phases:
         ckpt.write_json(WORK / "bench_wall.json", {"wall_s": bench(arts, a.repeats, a.min_seconds)})
     if "report" in phases:
-        from .prune_report import write
+        from benchmarks.studies.prune_report import write
 
-        write(WORK, a.out, settings, rts, a.roundto_ratio, a.epochs, a.lr, " ".join(["python -m vitc.benchmarks.studies.prune_sweep", *(argv or sys.argv[1:])]))
+        write(WORK, a.out, settings, rts, a.roundto_ratio, a.epochs, a.lr, " ".join(["python -m benchmarks.studies.prune_sweep", *(argv or sys.argv[1:])]))
 
 
 if __name__ == "__main__":

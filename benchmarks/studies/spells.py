@@ -6,7 +6,7 @@ two vCPUs did meanwhile (busy %, steal ticks). A spell shows as a run ~1.9x slow
 fastest; whether the guest saw idle time or steal during it tells whether the guest could have
 detected it.
 
-    python -m vitc.benchmarks.studies.spells IR.xml [IR2.xml ...] --runs 10 --threads 2,1 --out results/latency-ab/8-split-pairs/spells.json
+    python -m benchmarks.studies.spells IR.xml [IR2.xml ...] --runs 10 --threads 2,1 --out results/latency-ab/8-split-pairs/spells.json
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 from vitc.benchmarks.crosscheck import benchmark_app
 
 
-def _cpu() -> dict:
+def cpu_sample() -> dict:
     """Per-CPU ticks from /proc/stat: busy (user+nice+system+irq+softirq), idle (idle+iowait), steal."""
     out = {}
     for ln in open("/proc/stat"):
@@ -32,7 +32,7 @@ def _cpu() -> dict:
 
 
 def cpu_between(c0: dict, c1: dict) -> dict:
-    """What the vCPUs did between two _cpu() samples: busy % per CPU, steal ticks in all."""
+    """What the vCPUs did between two cpu_sample() samples: busy % per CPU, steal ticks in all."""
     d = {c: tuple(b - a for a, b in zip(c0[c], c1[c])) for c in c0}
     return {"busy_pct": {c: round(100 * v[0] / max(1, v[0] + v[1])) for c, v in d.items()},
             "steal_ticks": sum(v[2] for v in d.values())}
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         for ir in a.irs:
             for t in threads:
                 shape = [1, 3, *hw]
-                c0, t0 = _cpu(), time.time()
+                c0, t0 = cpu_sample(), time.time()
                 r = benchmark_app(ir, shape, t, 1.0, precision=None)
                 rows.append({"run": i + 1, "ir": ir.name, "threads": t, "p50_ms": r.get("p50_ms"), "error": r.get("error"),
                              "start": time.strftime("%H:%M:%S", time.gmtime(t0)), "seconds": round(time.time() - t0, 2),
-                             **cpu_between(c0, _cpu())})
+                             **cpu_between(c0, cpu_sample())})
                 print(json.dumps(rows[-1]), flush=True)
     summary = {}
     for ir in a.irs:

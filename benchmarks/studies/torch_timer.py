@@ -2,8 +2,8 @@
 torch.utils.benchmark.Timer (PyTorch's own benchmark tool) on the same model, 2 threads, batch 1,
 random input of the model's shape, in this process only (run it once per model, fresh each time).
 
-    python -m vitc.benchmarks.studies.torch_timer runs/student          # a checkpoint dir (its int8 recipe applied)
-    python -m vitc.benchmarks.studies.torch_timer runs/int8/model-torchscript-lite-int8.ptl
+    python -m benchmarks.studies.torch_timer runs/student          # a checkpoint dir (its int8 recipe applied)
+    python -m benchmarks.studies.torch_timer runs/int8/model-torchscript-lite-int8.ptl
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model, pre = _load_for_lite_interpreter(str(path)), json.loads(Path(f"{path}.json").read_text())["preprocess"]
     else:
-        from vitc.compress.quantize import apply_recipe
+        from vitc.int8_recipe import apply_recipe
         from vitc.models import load_checkpoint_model
 
         model, meta = load_checkpoint_model(path)

@@ -5,7 +5,7 @@ Same student architecture and initial weights, same teacher, same pre-augmented 
 loops are timed in alternating rounds and the median round is quoted, so machine noise hits
 both alike. timm's task is run as shipped (fp32) and, for fairness, also under bf16 autocast.
 
-    python -m vitc.benchmarks.studies.train_throughput --teacher-checkpoint runs/study/teacher --out results/distill-digits
+    python -m benchmarks.studies.train_throughput --teacher-checkpoint runs/study/teacher --out results/distill-digits
 """
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def main(argv=None) -> None:
     if a.big_teacher:
         big, _ = create_model(a.big_teacher, 10, a.img_size)
         teachers[f"{a.big_teacher} (random init)"] = (big.eval(), data_config(big, a.img_size, 1.0))
-    report = {"command": "python -m vitc.benchmarks.studies.train_throughput " + " ".join(argv or __import__("sys").argv[1:]),
+    report = {"command": "python -m benchmarks.studies.train_throughput " + " ".join(argv or __import__("sys").argv[1:]),
               "torch": torch.__version__, "results": {}}
     for name, (model, tpre) in teachers.items():
         r = run(model, tpre, a.student, a.img_size, a.patch_size, a.batch, a.threads, a.rounds, a.steps)

@@ -7,16 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import checkpoint as ckpt
 from ..errors import VitcError
-
-
-def gflops(model: torch.nn.Module, input_size: list[int]) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model.eval()(torch.zeros(1, *input_size))
-    return fc.get_total_flops() / 1e9
+from ..handoff import Artifact, Checkpoint
+from ..models import gflops  # noqa: F401  (re-exported: `vitc.inspect.gflops`)
 
 
 def _layer_type(m: torch.nn.Module) -> str:
@@ -35,66 +28,64 @@ def _is_layer(m: torch.nn.Module) -> bool:
 
 
 def describe(path: Path) -> dict:
-    from ..compress.quantize import apply_recipe
-    from ..models import count_params, load_checkpoint_model
+    from ..models import count_params
 
-    if ckpt.is_checkpoint_dir(path):
-        model, meta = load_checkpoint_model(path)
-        flops = gflops(model, meta["preprocess"]["input_size"])
-        model = apply_recipe(model, meta.get("quantization"))
-        leaves = Counter(_layer_type(m) for m in model.modules() if _is_layer(m))
+    if Checkpoint.is_one(path):
+        c = Checkpoint.open(path)
+        flops = c.gflops
+        leaves = Counter(_layer_type(m) for m in c.runnable.modules() if _is_layer(m))
         pruned = {}
-        if meta["model"].get("structure"):
+        if c.spec.get("structure"):
             from ..structure import summary
 
-            pruned = {"structure": meta["model"]["structure"], "widths": summary(meta["model"]["structure"]),
-                      "pruning": meta.get("pruning")}
-        return {"kind": "checkpoint", "path": str(path), "stage": meta.get("stage"), "model": meta["model"],
-                "params": count_params(model), "gflops_per_image": flops, **pruned, "layers": dict(leaves.most_common()),
-                "input": meta["preprocess"], "classes": meta["classes"], "quantization": meta.get("quantization"),
-                "metrics": {k: v for k, v in meta.get("metrics", {}).items() if k.startswith(("top1", "teacher", "status"))}}
-    from ..export.stage import read_manifest
+            pruned = {"structure": c.spec["structure"], "widths": summary(c.spec["structure"]), "pruning": c.meta.get("pruning")}
+        return {"kind": "checkpoint", "path": str(path), "stage": c.stage, "model": c.spec, "params": count_params(c.runnable),
+                "gflops_per_image": flops, **pruned, "layers": dict(leaves.most_common()), "input": c.pre.to_json(),
+                "classes": c.classes, "data": c.recorded_data, "lineage": c.lineage, "quantization": c.quantization,
+                "metrics": {k: v for k, v in c.metrics.items() if k.startswith(("top1", "teacher", "status"))}}
+    m = Artifact.open(path).manifest.raw
+    return {"kind": "artifact", "path": str(path), **{k: m.get(k) for k in ("target", "precision", "size_bytes", "status", "data",
+                                                                              "validation", "notes", "source", "preprocess", "classes")}}
 
-    m = read_manifest(path)
-    return {"kind": "artifact", "path": str(path), **{k: m[k] for k in ("target", "precision", "size_bytes", "status",
-                                                                          "validation", "notes", "source", "preprocess", "classes")}}
+
+def open_model(path: Path) -> Checkpoint | Artifact:
+    """A checkpoint dir or an artifact with its manifest; one sentence when it is neither."""
+    from .. import export
+
+    path = Path(path)
+    if not path.exists():
+        raise VitcError(f"{path} does not exist", "pass a checkpoint dir or an artifact written by `vitc export`")
+    if Checkpoint.is_one(path):
+        return Checkpoint.open(path)
+    by_suffix = export.by_suffix()
+    if path.suffix not in by_suffix:
+        raise VitcError(f"{path.name}: unknown artifact type {path.suffix!r}", f"known: {', '.join(by_suffix)} or a checkpoint dir")
+    return Artifact.open(path)
+
+
+def load_artifact(a: Artifact, threads: int | None):
+    """The artifact's runtime callable, or one sentence on why it cannot run here."""
+    from .. import export
+
+    target = export.get(a.target)
+    why = target.check()
+    if why:
+        raise VitcError(f"cannot run {a.path.name}: {why}")
+    try:
+        return target.load(a.path, threads)
+    except VitcError:
+        raise
+    except Exception as e:
+        raise VitcError(f"{a.path.name} is not a loadable {target.NAME} artifact ({type(e).__name__}: {str(e)[:120]})",
+                        "re-export it with `vitc export`") from e
 
 
 def runner(path: Path, threads: int | None = None):
     """-> (fn(np.ndarray) -> logits, preprocess, classes) for a checkpoint dir or any artifact."""
-    from .. import export
-
-    if not path.exists():
-        raise VitcError(f"{path} does not exist", "pass a checkpoint dir or an artifact written by `vitc export`")
-    if ckpt.is_checkpoint_dir(path):
-        from ..compress.quantize import apply_recipe
-        from ..models import load_checkpoint_model
-
-        model, meta = load_checkpoint_model(path)
-        model = apply_recipe(model, meta.get("quantization"))
-
-        def fn(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return model(torch.from_numpy(x)).numpy()
-        return fn, meta["preprocess"], meta["classes"]
-    from ..export.stage import read_manifest
-
-    by_suffix = export.by_suffix()
-    target = by_suffix.get(path.suffix)
-    if target is None:
-        raise VitcError(f"{path.name}: unknown artifact type {path.suffix!r}", f"known: {', '.join(by_suffix)} or a checkpoint dir")
-    why = target.check()
-    if why:
-        raise VitcError(f"cannot run {path.name}: {why}")
-    m = read_manifest(path)
-    try:
-        fn = target.load(path, threads)
-    except VitcError:
-        raise
-    except Exception as e:
-        raise VitcError(f"{path.name} is not a loadable {target.NAME} artifact ({type(e).__name__}: {str(e)[:120]})",
-                        "re-export it with `vitc export`") from e
-    return fn, m["preprocess"], m["classes"]
+    h = open_model(path)
+    if isinstance(h, Checkpoint):
+        return h.runner(), h.pre.to_json(), h.classes
+    return load_artifact(h, threads), h.pre.to_json(), h.classes
 
 
 def predict(path: Path, images: list[Path], topk: int = 5, threads: int | None = None) -> list[dict]:

@@ -100,7 +100,7 @@ def from_onnx(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
 def from_openvino(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
     import openvino as ov
 
-    from ..export.openvino import _config, runtime_precision
+    from ..export.openvino import compile_config, runtime_precision
 
     core = ov.Core()
     m = core.read_model(str(path))
@@ -121,7 +121,7 @@ def from_openvino(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
         raise VitcError(f"{path.name} has neither a Softmax nor a ScaledDotProductAttention op to tap", REEXPORT["openvino"])
     m.add_outputs(taps)
     m.reshape({m.input(0).get_any_name(): ov.PartialShape(list(x.shape))})
-    c = core.compile_model(m, "CPU", _config("LATENCY", None, runtime_precision(m)))
+    c = core.compile_model(m, "CPU", compile_config("LATENCY", None, runtime_precision(m)))
     res = c(np.ascontiguousarray(x, dtype=np.float32))
     outs = [np.asarray(res[o], dtype=np.float64) for o in c.outputs]
     size = x.shape[-1] // patch

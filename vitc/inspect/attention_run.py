@@ -3,7 +3,6 @@ same for each compared model with its difference) and attention.json (per-layer 
 Jensen-Shannon distance, rollout Pearson r, top-10% IoU, predictions) over the images or a whole val split."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,9 @@ import numpy as np
 
 from .. import checkpoint as ckpt
 from ..errors import VitcError
+from ..handoff import Artifact, Checkpoint, Preprocess
 from . import attention as A
+from . import open_model
 
 BATCH = 24  # attention arrays are blocks x heads x tokens^2 per image: 5.6 MB each for deit_tiny at 224
 
@@ -24,38 +25,29 @@ class Source:
     get: Callable[[np.ndarray], A.Attn]
     pre: dict
     classes: list
+    handoff: Checkpoint | Artifact
 
 
 def open_source(path: Path) -> Source:
-    from ..export.stage import read_manifest
-
-    path = Path(path)
-    if not path.exists():
-        raise VitcError(f"{path} does not exist", "pass a checkpoint dir or an ONNX/OpenVINO artifact")
-    if ckpt.is_checkpoint_dir(path):
-        from ..compress.quantize import apply_recipe
-        from ..models import load_checkpoint_model
-
-        model, meta = load_checkpoint_model(path)
-        A.require_attention(model, f"{path} ({meta['model']['name']})")
-        model = apply_recipe(model, meta.get("quantization"))
-        name = f"{path.name} (PyTorch {'dynamic int8' if meta.get('quantization') else 'fp32'})"
-        return Source(name, lambda x: A.from_torch(model, x, name), meta["preprocess"], meta["classes"])
-    m = read_manifest(path)
-    src = m.get("source", {}).get("checkpoint")
-    smeta = ckpt.load_meta(src) if src and ckpt.is_checkpoint_dir(src) else None
-    if smeta is None:
-        raise VitcError(f"{path.name}: its source checkpoint {src} is gone, so its patch grid is unknown",
+    h = open_model(path)
+    if isinstance(h, Checkpoint):
+        A.require_attention(h.model, f"{path} ({h.name})")
+        model = h.runnable
+        name = f"{Path(path).name} (PyTorch {'dynamic int8' if h.quantization else 'fp32'})"
+        return Source(name, lambda x: A.from_torch(model, x, name), h.pre.to_json(), h.classes, h)
+    src = h.checkpoint()
+    if src is None:
+        raise VitcError(f"{h.path.name}: its source checkpoint {h.manifest.source_checkpoint} is gone, so its patch grid is unknown",
                         "keep the checkpoint the artifact was exported from")
-    from ..models import build_from_spec
-
-    A.require_attention(build_from_spec(smeta["model"]), f"{path.name} (exported from {smeta['model']['name']})")
-    patch, prefix = A._io_meta(m["preprocess"], smeta)
-    if path.suffix == ".onnx":
-        return Source(path.name, lambda x: A.from_onnx(path, x, patch, prefix), m["preprocess"], m["classes"])
-    if path.suffix == ".xml":
-        return Source(path.name, lambda x: A.from_openvino(path, x, patch, prefix), m["preprocess"], m["classes"])
-    raise VitcError(f"{path.name}: attention can be read from checkpoints, ONNX and OpenVINO artifacts, not {path.suffix}",
+    A.require_attention(src.model, f"{h.path.name} (exported from {src.name})")
+    pre = h.pre.to_json()
+    patch, prefix = A._io_meta(pre, src.meta)
+    p = h.path
+    if p.suffix == ".onnx":
+        return Source(p.name, lambda x: A.from_onnx(p, x, patch, prefix), pre, h.classes, h)
+    if p.suffix == ".xml":
+        return Source(p.name, lambda x: A.from_openvino(p, x, patch, prefix), pre, h.classes, h)
+    raise VitcError(f"{p.name}: attention can be read from checkpoints, ONNX and OpenVINO artifacts, not {p.suffix}",
                     "pass the checkpoint it was exported from, or an ONNX/OpenVINO export of it")
 
 
@@ -67,7 +59,7 @@ def _inputs(src: Source, images: list[Path] | None, data: str | None) -> tuple[n
     if images:
         tf = build_transform(src.pre, train=False)
         return torch.stack([tf(load_image(p)) for p in images]).numpy(), None, [Path(p).name for p in images]
-    s = load_source(data or "digits", src.pre["input_size"][-1])
+    s = load_source(src.handoff.data_name(data), Preprocess.from_json(src.pre).size)
     X, Y = eval_tensors(s.val, src.pre)
     return X.numpy(), Y.numpy(), [f"val[{i}]" for i in range(len(Y))]
 
@@ -94,7 +86,7 @@ def run(model: Path, compare: list[Path], out: Path, images: list[Path] | None =
             _png(out / f"attention-{shown:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '', Path(labels[shown]).stem)}.png", ins[0][0][shown], ref, a_ref, others, a_oth, j, t,
                  labels[shown], None if y is None else ref.classes[int(y[shown])])
             shown += 1
-    res = {"model": ref.name, "token": token, "images": n, "source": "images" if images else f"val split of {data or 'digits'}",
+    res = {"model": ref.name, "token": token, "images": n, "source": "images" if images else f"val split of {ref.handoff.data_name(data)}",
            "compared": [_merge(parts, ref, y[:n] if y is not None else None) for parts in acc]}
     ckpt.write_json(out / "attention.json", res)
     return res

@@ -12,42 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from .. import checkpoint as ckpt
 from ..errors import ConfigError, VitcError
+from ..feature_tokens import FeatureTokens, PooledFeatures, compare_features  # noqa: F401  (public here too)
+from ..handoff import Checkpoint, Preprocess
+from . import load_artifact, open_model
 
 TOKENS = ("cls", "dist", "avg")
-# features of an artifact vs PyTorch's: minimum cosine per image, and max |diff| for fp32
-FEATURE_TOLERANCE = {"fp32": (1e-3, 0.9999), "fp16": (5e-2, 0.999), "int8": (None, 0.9)}
-
-
-class FeatureTokens(nn.Module):
-    """A ViT's prefix tokens after the final norm: (batch, tokens, width). What `--features` exports."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        if not hasattr(model, "forward_features") or not hasattr(model, "num_prefix_tokens"):
-            raise ConfigError(f"{type(model).__name__} has no class token: features export supports ViT students",
-                              "use `vitc features` with the checkpoint itself")
-        self.model, self.n = model, int(model.num_prefix_tokens)
-        self.token_names = ["cls", "dist"][: self.n] if hasattr(model, "dist_token") else ["cls"] + [f"reg{i}" for i in range(self.n - 1)]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)[:, : self.n]
-
-
-class PooledFeatures(nn.Module):
-    """A CNN's pre-logits features (timm's forward_head(pre_logits=True): the global pool), as one token."""
-
-    token_names = ["pooled"]
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)[:, None]
 
 
 def pick(tokens: np.ndarray, names: list[str], token: str) -> np.ndarray:
@@ -60,49 +32,31 @@ def pick(tokens: np.ndarray, names: list[str], token: str) -> np.ndarray:
     return tokens[:, names.index(token)]
 
 
-def compare_features(ref: np.ndarray, got: np.ndarray, precision: str) -> dict:
-    if ref.shape != got.shape:
-        raise VitcError(f"features export output shape {got.shape} differs from PyTorch's {ref.shape}")
-    r, g = ref.reshape(-1, ref.shape[-1]).astype(np.float64), got.reshape(-1, got.shape[-1]).astype(np.float64)
-    cos = (r * g).sum(1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(g, axis=1) + 1e-12)
-    atol, min_cos = FEATURE_TOLERANCE[precision]
-    d = np.abs(r - g)
-    v = {"n": int(ref.shape[0]), "max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "cosine_min": float(cos.min()),
-         "cosine_mean": float(cos.mean()), "atol": atol, "min_cosine": min_cos}
-    v["passed"] = bool(cos.min() >= min_cos and (atol is None or d.max() <= atol))
-    return v
-
-
 def _extractor(path: Path, random_init: bool, threads: int | None):
-    """-> (fn(x) -> (B, T, D) tokens, token names, preprocess, classes, description)."""
-    from ..export.stage import read_manifest
+    """-> (fn(x) -> (B, T, D) tokens, token names, preprocess, classes, description, the handoff)."""
+    h = open_model(path)
+    if isinstance(h, Checkpoint):
+        from ..int8_recipe import apply_recipe
+        from ..models import build_from_spec
 
-    if ckpt.is_checkpoint_dir(path):
-        from ..compress.quantize import apply_recipe
-        from ..models import build_from_spec, load_checkpoint_model
-
-        model, meta = load_checkpoint_model(path)
+        model = h.runnable
         if random_init:
             torch.manual_seed(0)
-            model = build_from_spec(meta["model"]).eval()  # the same architecture, timm's initialisation
-        model = apply_recipe(model, meta.get("quantization"))
+            model = apply_recipe(build_from_spec(h.spec).eval(), h.quantization)  # the same architecture, timm's initialisation
         ft = (FeatureTokens(model) if hasattr(model, "num_prefix_tokens") else PooledFeatures(model)).eval()
 
         def fn(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 return ft(torch.from_numpy(x)).numpy()
-        kind = "random init (seed 0)" if random_init else ("PyTorch dynamic int8" if meta.get("quantization") else "PyTorch fp32")
-        return fn, ft.token_names, meta["preprocess"], meta["classes"], f"{path} ({kind})"
+        kind = "random init (seed 0)" if random_init else ("PyTorch dynamic int8" if h.quantization else "PyTorch fp32")
+        return fn, ft.token_names, h.pre.to_json(), h.classes, f"{path} ({kind})", h
     if random_init:
         raise ConfigError("--random-init needs a checkpoint dir (it rebuilds the architecture untrained)")
-    from .. import export
-
-    m = read_manifest(path)
-    if m.get("output") != "features":
+    m = h.manifest
+    if m.output != "features":
         raise VitcError(f"{path.name} outputs logits, not features",
-                        f"export a features artifact: vitc export CKPT --target {m['target']} --precision {m['precision']} --features")
-    target = export.by_suffix()[path.suffix]
-    return target.load(path, threads), m["tokens"], m["preprocess"], m["classes"], f"{path.name} ({m['target']} {m['precision']})"
+                        f"export a features artifact: vitc export CKPT --target {m.target} --precision {m.precision} --features")
+    return load_artifact(h, threads), m.raw["tokens"], h.pre.to_json(), h.classes, f"{path.name} ({m.target} {m.precision})", h
 
 
 def extract(data: str, model: Path, token: str, out: Path, random_init: bool = False, threads: int | None = None,
@@ -112,8 +66,9 @@ def extract(data: str, model: Path, token: str, out: Path, random_init: bool = F
 
     if token not in TOKENS:
         raise ConfigError(f"--token {token!r} is not one of {', '.join(TOKENS)}")
-    fn, names, pre, classes, desc = _extractor(Path(model), random_init, threads)
-    src = load_source(data, pre["input_size"][-1])
+    fn, names, pre, classes, desc, h = _extractor(Path(model), random_init, threads)
+    data = h.data_name(data)
+    src = load_source(data, Preprocess.from_json(pre).size)
     if src.classes != list(classes):
         raise ConfigError(f"{data} has classes {src.classes[:5]}... but the model has {list(classes)[:5]}...",
                           "extract features of the dataset the model was trained on")

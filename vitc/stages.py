@@ -1,0 +1,93 @@
+"""The stage table: every stage once, with its config dataclass (the one source of its defaults), its
+`run(config, inputs, out)` and its run folder. `vitc <stage>` and `vitc pipeline` both run a stage through
+`run()` below, so they get the same folder names, file stems, accuracy gates and defaults.
+
+    stage     folder    reads      config            run
+    teacher   teacher   -          TeacherConfig     vitc.compress.teacher:run
+    distill   student   teacher    DistillConfig     vitc.compress.distill:run
+    prune     pruned    student    PruneConfig       vitc.compress.prune:run
+    quantize  int8      student    QuantizeConfig    vitc.compress.quantize_stage:run
+    export    exports   student    ExportConfig      vitc.export.stage:run
+    bench     bench     *          BenchConfig       vitc.benchmarks.bench:run
+
+From the CLI a stage writes `runs/<folder>`; from a pipeline `<runs>/<name>/<folder>`. Adding a stage is one
+entry here plus its module. The runners are named, not imported, so that reading the table (validating a
+YAML file, `vitc --help`) loads no torch.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .config import BenchConfig, DistillConfig, ExportConfig, PruneConfig, QuantizeConfig, TeacherConfig, check_policies
+from .errors import ConfigError
+
+
+@dataclass
+class Inputs:
+    """What a stage reads besides its config: resolved by the CLI (from runs/ or the arguments) or by the pipeline
+    (from its earlier stages' folders)."""
+    checkpoint: Path | None = None     # the model the stage compresses (prune, quantize, export)
+    teacher: str | None = None         # the teacher checkpoint (distill, prune)
+    paths: list[Path] = field(default_factory=list)   # what the bench times
+    resume: bool = False
+    force: bool = False
+    console: Console | None = None
+    default_batch_size: bool = False   # the user set no batch size: the trainer caps the default at the data
+    # a stage that writes several artifacts: one that fails is listed in skipped.json and the others go on (the
+    # pipeline); False raises at once and writes nothing more (a CLI command asked for that one artifact)
+    keep_going: bool = False
+
+
+@dataclass
+class Result:
+    summary: str                                         # one line: the pipeline's table, the CLI's last line
+    metrics: dict = field(default_factory=dict)
+    artifacts: list[dict] = field(default_factory=list)  # manifests of what it wrote (quantize, export)
+    failed: list[str] = field(default_factory=list)      # kept on disk but marked failed (an accuracy gate), one line each
+    skipped: list[dict] = field(default_factory=list)    # {"target", "precision", "reason"}: could not run here
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str          # the CLI command and the pipeline's stage name
+    folder: str        # its run folder
+    config: type
+    runner: str        # "module:function", imported when the stage runs
+    reads: str | None  # the folder it takes its model from when given none
+    makes: str         # the command that makes its folder, for hints
+
+    def run(self, config: Any, inputs: Inputs, out: Path) -> Result:
+        if not isinstance(config, self.config):
+            raise TypeError(f"stage {self.name} takes a {self.config.__name__}, not {type(config).__name__}")
+        check_policies(config)
+        module, fn = self.runner.split(":")
+        return getattr(importlib.import_module(module), fn)(config, inputs, Path(out))
+
+
+TABLE: dict[str, Stage] = {s.name: s for s in (
+    Stage("teacher", "teacher", TeacherConfig, "vitc.compress.teacher:run", None, "vitc teacher --model resnet18"),
+    Stage("distill", "student", DistillConfig, "vitc.compress.distill:run", "teacher",
+          "vitc distill --teacher resnet18 --student deit_tiny"),
+    Stage("prune", "pruned", PruneConfig, "vitc.compress.prune:run", "student", "vitc prune"),
+    Stage("quantize", "int8", QuantizeConfig, "vitc.compress.quantize_stage:run", "student", "vitc quantize"),
+    Stage("export", "exports", ExportConfig, "vitc.export.stage:run", "student", "vitc export --target onnx"),
+    Stage("bench", "bench", BenchConfig, "vitc.benchmarks.bench:run", None, "vitc bench"),
+)}
+ORDER = tuple(TABLE)
+FOLDERS = {s.folder: s for s in TABLE.values()}
+BENCHED = ("student", "pruned", "int8", "exports")   # the folders a bench with no path times, in this order
+
+
+def get(name: str) -> Stage:
+    if name not in TABLE:
+        raise ConfigError(f"unknown stage {name!r}", f"stages: {', '.join(ORDER)}")
+    return TABLE[name]
+
+
+def run(name: str, config: Any, inputs: Inputs, out: Path) -> Result:
+    return get(name).run(config, inputs, out)
