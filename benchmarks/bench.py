@@ -7,6 +7,7 @@ by a fresh worker process (vitc.benchmarks.worker) that loads only that artifact
 compiles only the shapes it times, the way benchmark_app does; rounds go over all artifacts in turn,
 each row reports the spread of its round p50s, and the cross-check tools run in the same rounds.
 """
+
 from __future__ import annotations
 
 import gc
@@ -39,17 +40,19 @@ from .timing import AGREE, SPREAD_LIMIT, _summary_ms, over_rounds, paired_ratio
 from .worker import LATER_WARMUP_S, time_artifact
 
 # what in-process timing got wrong (measured: results/latency-ab/7-isolation.md); quoted in every report's method line
-ISOLATION_WHY = ("Why: this VM's speed comes in spells of seconds that often last a whole process (the same IR, timed in fresh "
-                 "processes, 0.50-0.59 ms in most and 0.70-1.9 ms in some; results/latency-ab/7-isolation); the old bench gave each "
-                 "artifact one slot of time inside one long-lived process and ran the cross-check tools in a separate phase, so a spell "
-                 "on one artifact's slot made it look up to 1.8x slower than an identical neighbour, checked against a tool number taken "
-                 "at another time. Now a spell shows as one round's outlier, on vitc's number and the tool's alike, and the median "
-                 "discards it.")
+ISOLATION_WHY = (
+    "Why: this VM's speed comes in spells of seconds that often last a whole process (the same IR, timed in fresh "
+    "processes, 0.50-0.59 ms in most and 0.70-1.9 ms in some; results/latency-ab/7-isolation); the old bench gave each "
+    "artifact one slot of time inside one long-lived process and ran the cross-check tools in a separate phase, so a spell "
+    "on one artifact's slot made it look up to 1.8x slower than an identical neighbour, checked against a tool number taken "
+    "at another time. Now a spell shows as one round's outlier, on vitc's number and the tool's alike, and the median "
+    "discards it."
+)
 
 
 @dataclass
 class Item:
-    kind: str                  # artifact | checkpoint | skipped
+    kind: str  # artifact | checkpoint | skipped
     path: Path | None
     target: str
     precision: str
@@ -68,13 +71,18 @@ def discover(paths: list[Path]) -> list[Item]:
             raise VitcError(f"{p} does not exist", "pass export dirs, artifacts or checkpoint dirs")
         if p.is_file():
             if p.suffix not in suffixes:
-                raise VitcError(f"{p.name} is not an artifact vitc knows ({', '.join(suffixes)})", "pass an artifact written by `vitc export`")
+                raise VitcError(
+                    f"{p.name} is not an artifact vitc knows ({', '.join(suffixes)})",
+                    "pass an artifact written by `vitc export`",
+                )
             items.append(_artifact(p))
             continue
         if ckpt.is_checkpoint_dir(p):
             meta = ckpt.load_meta(p)
             q = meta.get("quantization")
-            items.append(Item("checkpoint", p, "pytorch", "int8" if q else "fp32", f"{p.name}-pytorch-{'int8' if q else 'fp32'}"))
+            items.append(
+                Item("checkpoint", p, "pytorch", "int8" if q else "fp32", f"{p.name}-pytorch-{'int8' if q else 'fp32'}")
+            )
         for m in sorted(p.glob("*.json")):
             art = m.with_suffix("")
             if art.suffix in suffixes and art.exists():
@@ -82,10 +90,21 @@ def discover(paths: list[Path]) -> list[Item]:
         sk = p / SKIPPED_FILE
         if sk.is_file():
             for s in json.loads(sk.read_text()):
-                items.append(Item("skipped", None, s["target"], s["precision"], f"{s['target']}-{s['precision']}", reason=s["reason"]))
+                items.append(
+                    Item(
+                        "skipped",
+                        None,
+                        s["target"],
+                        s["precision"],
+                        f"{s['target']}-{s['precision']}",
+                        reason=s["reason"],
+                    )
+                )
     if not items:
-        raise VitcError(f"no artifacts or checkpoints found in {', '.join(map(str, paths))}",
-                        "export some first: vitc export CHECKPOINT --target onnx --out DIR")
+        raise VitcError(
+            f"no artifacts or checkpoints found in {', '.join(map(str, paths))}",
+            "export some first: vitc export CHECKPOINT --target onnx --out DIR",
+        )
     return items
 
 
@@ -113,8 +132,10 @@ class _Sources:
         else:
             src = load_source(data, pre.size)
             if len(src.classes) != len(handoff.classes):
-                raise VitcError(f"--data {data} has other classes than {handoff.path.name}",
-                                "pass the dataset it was trained on with --data")
+                raise VitcError(
+                    f"--data {data} has other classes than {handoff.path.name}",
+                    "pass the dataset it was trained on with --data",
+                )
             X, Y = eval_tensors(src.val, pre.to_json())
             ref, flops = None, None
         s = {"X": X.numpy(), "Y": Y.numpy(), "data": data, "ref": ref, "gflops": flops}
@@ -143,15 +164,16 @@ def _size(item: Item) -> float | None:
 @dataclass
 class _Live:
     """An artifact loaded and checked for accuracy, waiting for its timing rounds."""
+
     row: BenchRow
-    fn: object                                        # the parent's loaded artifact (accuracy; in-process timing)
+    fn: object  # the parent's loaded artifact (accuracy; in-process timing)
     item: Item
     X: np.ndarray
     gflops: float | None
-    inputs: list = field(default_factory=list)        # [[batch, .npy path]] handed to the workers
-    rounds: list = field(default_factory=list)        # per round: the worker's result (batches, runtimes)
-    tool: list = field(default_factory=list)          # per round: the cross-check tool's result
-    split: list = field(default_factory=list)         # pairs (vitc, tool) re-timed: the machine changed between them
+    inputs: list = field(default_factory=list)  # [[batch, .npy path]] handed to the workers
+    rounds: list = field(default_factory=list)  # per round: the worker's result (batches, runtimes)
+    tool: list = field(default_factory=list)  # per round: the cross-check tool's result
+    split: list = field(default_factory=list)  # pairs (vitc, tool) re-timed: the machine changed between them
 
 
 def _row(item: Item, cfg: BenchConfig) -> BenchRow:
@@ -211,7 +233,9 @@ def _with_baselines(items: list[Item], out: Path, console: Console) -> list[Item
 
 
 def _timing(cfg: BenchConfig) -> dict:
-    return dict(warmup=cfg.warmup, warmup_seconds=cfg.warmup_seconds, min_runs=cfg.min_runs, min_seconds=cfg.min_seconds)
+    return dict(
+        warmup=cfg.warmup, warmup_seconds=cfg.warmup_seconds, min_runs=cfg.min_runs, min_seconds=cfg.min_seconds
+    )
 
 
 def _loader(item: Item) -> str:
@@ -223,18 +247,25 @@ def time_round(live: _Live, cfg: BenchConfig, r: int) -> None:
     real val images prepared outside the timed region. A row with a cross-check tool runs the tool
     right before its worker, so the tool's run and vitc's latency batch are seconds apart and see
     the same state of this VM."""
+
     def run() -> dict:
         if cfg.isolate:
             return launcher.run_worker(_loader(live.item), str(live.item.path), cfg.threads, live.inputs, _timing(cfg))
         xs = [(b, np.load(p)) for b, p in live.inputs]
-        return {"batches": time_artifact(live.fn, xs, _timing(cfg)), "in_process": True, "torch_imported": "torch" in sys.modules}
+        return {
+            "batches": time_artifact(live.fn, xs, _timing(cfg)),
+            "in_process": True,
+            "torch_imported": "torch" in sys.modules,
+        }
 
     with_tool = cfg.crosscheck and live.item.kind == "artifact" and live.item.target in crosscheck.TOOLS
     if not with_tool:
         live.rounds.append(run())
         return
     while True:
-        tool = crosscheck.tool_round(live.item.target, live.item.path, live.inputs, cfg.threads, cfg.min_seconds, _timing(cfg))
+        tool = crosscheck.tool_round(
+            live.item.target, live.item.path, live.inputs, cfg.threads, cfg.min_seconds, _timing(cfg)
+        )
         ours = run()
         a, b = ours["batches"][0]["p50_ms"], (tool or {}).get("p50_ms")
         # Timed back to back, vitc's worker and the tool see the same machine unless its state changed
@@ -261,9 +292,19 @@ def _crosscheck(tool: list[dict], p50s: list[float], split: list[dict]) -> dict 
     # per-round ratios, each pair timed seconds apart) is reported beside it: on this VM a noisy spell
     # can hit the vitc rounds and the tool rounds unevenly and move one median but not the other
     paired = paired_ratio(p50s, t)
-    return {"tool": tool[0]["tool"], **({"command": tool[0]["command"]} if "command" in tool[0] else {}),
-            "p50_ms": float(np.median(t)), "vitc_p50_ms": o, "ratio": ratio, "paired_ratio": paired, "rounds": len(t), "tool_p50s_ms": t,
-            "vitc_p50s_ms": p50s, "agrees": AGREE[0] <= ratio <= AGREE[1], "split_pairs": split}
+    return {
+        "tool": tool[0]["tool"],
+        **({"command": tool[0]["command"]} if "command" in tool[0] else {}),
+        "p50_ms": float(np.median(t)),
+        "vitc_p50_ms": o,
+        "ratio": ratio,
+        "paired_ratio": paired,
+        "rounds": len(t),
+        "tool_p50s_ms": t,
+        "vitc_p50s_ms": p50s,
+        "agrees": AGREE[0] <= ratio <= AGREE[1],
+        "split_pairs": split,
+    }
 
 
 def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> BenchRow:
@@ -273,12 +314,18 @@ def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> BenchRow:
     lat["spread"] = max(p50s) / min(p50s)
     row.latency = {"batch": lat_b, **lat}
     row.p50_ms = lat["p50_ms"]
-    row.throughput = {str(b["batch"]): float(np.median([r["batches"][k]["batch"] / (r["batches"][k]["p50_ms"] / 1e3)
-                                                           for r in live.rounds]))
-                         for k, b in enumerate(live.rounds[0]["batches"])}
-    row.worker = {"isolated": cfg.isolate, "torch_imported": any(r["torch_imported"] for r in live.rounds),
-                     "runtimes": sorted({m for r in live.rounds for m in r.get("runtimes", [])}),
-                     "load_s": float(np.median([r["load_s"] for r in live.rounds])) if cfg.isolate else None}
+    row.throughput = {
+        str(b["batch"]): float(
+            np.median([r["batches"][k]["batch"] / (r["batches"][k]["p50_ms"] / 1e3) for r in live.rounds])
+        )
+        for k, b in enumerate(live.rounds[0]["batches"])
+    }
+    row.worker = {
+        "isolated": cfg.isolate,
+        "torch_imported": any(r["torch_imported"] for r in live.rounds),
+        "runtimes": sorted({m for r in live.rounds for m in r.get("runtimes", [])}),
+        "load_s": float(np.median([r["load_s"] for r in live.rounds])) if cfg.isolate else None,
+    }
     flags = []
     if len(p50s) > 1 and lat["spread"] > SPREAD_LIMIT:
         flags.append("unstable")
@@ -286,7 +333,10 @@ def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> BenchRow:
         kind = peak.PEAK_FOR.get(live.item.precision, "fp32")
         achieved = live.gflops * lat_b / (row.p50_ms / 1e3)  # GFLOP/s at the latency batch
         row.gflops_per_image, row.peak_kind, row.peak_gflops = live.gflops, kind, peaks["gflops"][kind]
-        row.floor_ms, row.efficiency = 1e3 * live.gflops * lat_b / peaks["gflops"][kind], achieved / peaks["gflops"][kind]
+        row.floor_ms, row.efficiency = (
+            1e3 * live.gflops * lat_b / peaks["gflops"][kind],
+            achieved / peaks["gflops"][kind],
+        )
     c = _crosscheck(live.tool, p50s, live.split)
     if c:
         row.crosscheck = c
@@ -304,25 +354,41 @@ def _error_row(item: Item, cfg: BenchConfig, e: Exception) -> BenchRow:
 
 
 def environment(cfg: BenchConfig) -> dict:
-    vers = package_versions(("torch", "torchvision", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf", "executorch", "tensorrt"))
-    return {**machine_info(), "threads": cfg.threads, "versions": vers, "command": " ".join(["vitc"] + sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "isolated": cfg.isolate,
-            "method": (("each (artifact, round) timed in a fresh worker process that loads only that artifact's runtime (no torch beside "
-                        "OpenVINO or ONNX Runtime) and compiles only the shapes it times, the latency batch first and alone, as benchmark_app does; "
-                        "accuracy is measured in the bench process. " + ISOLATION_WHY + " "
-                        if cfg.isolate else "every artifact timed inside the bench process (--no-isolate); ")
-                       + f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s (a throughput batch, timed in the "
-                       f"same warm process after the latency batch: >= {min(cfg.warmup_seconds, LATER_WARMUP_S):g} s), then >= {cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "
-                       f"each call timed alone (perf_counter_ns); p50 quoted; inputs are pre-processed val images prepared "
-                       f"before timing, so pre-processing is excluded; {cfg.threads} threads for every runtime; "
-                       f"throughput = batch / p50 of that batch (one request; OpenVINO's THROUGHPUT hint measured no better here: "
-                       f"results/latency-ab); {cfg.repeats} timing round(s) over all artifacts in turn, "
-                       f"p50 and throughput = median of the rounds, p90/p99/mean/std over all rounds' calls; a row whose round p50s "
-                       f"spread more than {SPREAD_LIMIT}x (max/min) is marked unstable; cross-check tools run in the same rounds, "
-                       f"right before vitc's worker; a pair more than {SPREAD_LIMIT}x apart (the machine changed "
-                       f"state between the two) is re-timed, at most {cfg.repeats} times per row, and counted in the reading; a row whose p50 is outside {AGREE[0]}-{AGREE[1]}x the tool's "
-                       f"median is marked as disagreeing")}
+    vers = package_versions(
+        ("torch", "torchvision", "timm", "numpy", "onnx", "onnxruntime", "openvino", "nncf", "executorch", "tensorrt")
+    )
+    return {
+        **machine_info(),
+        "threads": cfg.threads,
+        "versions": vers,
+        "command": " ".join(["vitc"] + sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "isolated": cfg.isolate,
+        "method": (
+            (
+                "each (artifact, round) timed in a fresh worker process that loads only that artifact's runtime (no torch beside "
+                "OpenVINO or ONNX Runtime) and compiles only the shapes it times, the latency batch first and "
+                "alone, as benchmark_app does; "
+                "accuracy is measured in the bench process. " + ISOLATION_WHY + " "
+                if cfg.isolate
+                else "every artifact timed inside the bench process (--no-isolate); "
+            )
+            + f"per artifact and batch: >= {cfg.warmup} warm-up calls and >= {cfg.warmup_seconds:g} s "
+            "(a throughput batch, timed in the "
+            f"same warm process after the latency batch: >= {min(cfg.warmup_seconds, LATER_WARMUP_S):g} s), then >= "
+            f"{cfg.min_runs} timed calls and >= {cfg.min_seconds:g} s; "
+            f"each call timed alone (perf_counter_ns); p50 quoted; inputs are pre-processed val images prepared "
+            f"before timing, so pre-processing is excluded; {cfg.threads} threads for every runtime; "
+            f"throughput = batch / p50 of that batch (one request; OpenVINO's THROUGHPUT hint measured no better here: "
+            f"results/latency-ab); {cfg.repeats} timing round(s) over all artifacts in turn, "
+            f"p50 and throughput = median of the rounds, p90/p99/mean/std over all rounds' calls; a row whose round p50s "
+            f"spread more than {SPREAD_LIMIT}x (max/min) is marked unstable; cross-check tools run in the same rounds, "
+            f"right before vitc's worker; a pair more than {SPREAD_LIMIT}x apart (the machine changed "
+            f"state between the two) is re-timed, at most {cfg.repeats} times per row, and counted in the reading; a "
+            f"row whose p50 is outside {AGREE[0]}-{AGREE[1]}x the tool's "
+            f"median is marked as disagreeing"
+        ),
+    }
 
 
 def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console | None = None) -> dict:
@@ -334,10 +400,13 @@ def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console |
         items = _with_baselines(items, out / "baselines", console)
     torch.set_num_threads(cfg.threads)
     pk = peak.peaks(cfg.threads, cfg.remeasure_peak)
-    console.print(f"peaks ({cfg.threads} threads{', cached' if pk.get('cached') else ''}): "
-                  + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in pk["gflops"].items()), highlight=False)
+    console.print(
+        f"peaks ({cfg.threads} threads{', cached' if pk.get('cached') else ''}): "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in pk["gflops"].items()),
+        highlight=False,
+    )
     sources = _Sources(cfg.data, cfg.eval_batch)
-    rows: list = []   # a finished row or a _Live per item, in discovery order
+    rows: list = []  # a finished row or a _Live per item, in discovery order
     spent = [0.0] * len(items)
 
     def step(i: int, item: Item, fn):
@@ -377,8 +446,14 @@ def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console |
         rows[i].bench_s = spent[i]
     rows = [r.to_json() for r in rows]  # the rows' one serialization (benchmarks/row.py)
     gc.collect()
-    result = {"schema": 2, "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
-              "environment": environment(cfg), "peaks": pk, "rows": rows, "wall_s": time.perf_counter() - t_start}
+    result = {
+        "schema": 2,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+        "environment": environment(cfg),
+        "peaks": pk,
+        "rows": rows,
+        "wall_s": time.perf_counter() - t_start,
+    }
     report.write_all(result, out)
     console.print(report.rich_table(rows))
     return result
@@ -390,5 +465,4 @@ def run(cfg: BenchConfig, inputs: Inputs, out: Path) -> Result:
     rows = res["rows"]
     ok = sum(r["status"].startswith("ok") for r in rows)
     bad = [r for r in rows if r["status"].startswith("error")]
-    return Result(f"{ok}/{len(rows)} rows ok", {"rows": rows},
-                  failed=[f"{r['artifact']}: {r['status']}" for r in bad])
+    return Result(f"{ok}/{len(rows)} rows ok", {"rows": rows}, failed=[f"{r['artifact']}: {r['status']}" for r in bad])

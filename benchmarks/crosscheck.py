@@ -6,6 +6,7 @@ inference precision, median latency parsed from its report. ONNX Runtime: a bare
 `InferenceSession.run` loop with the same session options, no vitc wrapper in between. A row's
 p50 far from these means vitc's harness, not the model, is being measured.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ _MEDIAN = re.compile(r"Median:\s+([0-9.]+)\s*(ms|us)")
 _FPS = re.compile(r"Throughput:\s+([0-9.]+)\s*FPS")
 
 
-def benchmark_app(xml: Path, shape: list[int], threads: int, seconds: float, precision: str | None = "f32",
-                  hint: str = "latency") -> dict:
+def benchmark_app(
+    xml: Path, shape: list[int], threads: int, seconds: float, precision: str | None = "f32", hint: str = "latency"
+) -> dict:
     """One benchmark_app run; precision None (or "default") leaves the CPU plugin's own default."""
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).with_name("benchmark_app"))
     if not Path(exe).exists():
@@ -35,8 +37,21 @@ def benchmark_app(xml: Path, shape: list[int], threads: int, seconds: float, pre
         if precision and precision != "default":
             conf["INFERENCE_PRECISION_HINT"] = precision
         cfg.write_text(json.dumps({"CPU": conf}))
-        cmd = [exe, "-m", str(xml), "-d", "CPU", "-hint", hint, "-load_config", str(cfg),
-               "-shape", "[" + ",".join(map(str, shape)) + "]", "-t", str(max(1, round(seconds)))]
+        cmd = [
+            exe,
+            "-m",
+            str(xml),
+            "-d",
+            "CPU",
+            "-hint",
+            hint,
+            "-load_config",
+            str(cfg),
+            "-shape",
+            "[" + ",".join(map(str, shape)) + "]",
+            "-t",
+            str(max(1, round(seconds))),
+        ]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=120 + seconds)
         except subprocess.TimeoutExpired:
@@ -77,7 +92,11 @@ def tool_round(target: str, path: Path, inputs: list[list], threads: int, second
 
         res = run_worker("vitc.benchmarks.worker:bare_onnxruntime", str(path), threads, inputs[:1], timing)
         b = res["batches"][0]
-        return {"tool": TOOLS["onnx"] + " (own process, ONNX Runtime's API only)", "p50_ms": b["p50_ms"], "runs": b["runs"],
-                "torch_imported": res["torch_imported"]}
+        return {
+            "tool": TOOLS["onnx"] + " (own process, ONNX Runtime's API only)",
+            "p50_ms": b["p50_ms"],
+            "runs": b["runs"],
+            "torch_imported": res["torch_imported"],
+        }
     except Exception as e:  # a broken cross-check is reported on its row, never fatal to the bench
         return {"tool": TOOLS[target], "error": f"{type(e).__name__}: {str(e)[:200]}"}

@@ -3,6 +3,7 @@
 Written by hand: optimum-benchmark's process launcher does this job, but it brings its own config
 system and backends; what vitc needs is one `subprocess.run` with a JSON spec in and out.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,18 +42,34 @@ def write_inputs(X: np.ndarray, batches: tuple[int, ...], folder: Path, stem: st
 
 def run_worker(loader: str, path: str, threads: int, inputs: list[list], timing: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="vitc-worker-") as tmp:
-        spec = {"loader": loader, "path": str(path), "threads": threads, "inputs": inputs, "timing": timing,
-                "out": str(Path(tmp) / "result.json")}
+        spec = {
+            "loader": loader,
+            "path": str(path),
+            "threads": threads,
+            "inputs": inputs,
+            "timing": timing,
+            "out": str(Path(tmp) / "result.json"),
+        }
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))
         try:
-            p = subprocess.run([sys.executable, "-m", "vitc.benchmarks.worker", str(Path(tmp) / "spec.json")],
-                               capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+            p = subprocess.run(
+                [sys.executable, "-m", "vitc.benchmarks.worker", str(Path(tmp) / "spec.json")],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
-            raise VitcError(f"the timing worker for {Path(path).name} ran past {TIMEOUT_S} s",
-                            "lower --min-seconds / --batch, or bench this artifact alone") from None
+            raise VitcError(
+                f"the timing worker for {Path(path).name} ran past {TIMEOUT_S} s",
+                "lower --min-seconds / --batch, or bench this artifact alone",
+            ) from None
         res = Path(spec["out"])
         if p.returncode != 0 or not res.is_file():
             lines = [ln for ln in (p.stderr or p.stdout or "").strip().splitlines() if ln.strip()]
-            raise VitcError(f"the timing worker for {Path(path).name} failed (exit {p.returncode}): "
-                            f"{lines[-1][:200] if lines else 'no output'}", "run vitc bench with --no-isolate --debug to see it in-process")
+            raise VitcError(
+                f"the timing worker for {Path(path).name} failed (exit {p.returncode}): "
+                f"{lines[-1][:200] if lines else 'no output'}",
+                "run vitc bench with --no-isolate --debug to see it in-process",
+            )
         return json.loads(res.read_text())

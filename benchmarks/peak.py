@@ -7,6 +7,7 @@ MatMulInteger with uint8 activations x int8 weights (MLAS's VNNI path; torch._in
 slower here, so it is only the fallback when onnxruntime is missing). A FLOP is a multiply or an
 add (2 per MAC), the same convention as torch's FlopCounterMode.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,7 @@ def _best_gflops(run, n: int, reps: int) -> float:
         t0 = time.perf_counter()
         run()
         best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def _torch_mm(dtype: torch.dtype, n: int, reps: int) -> float:
@@ -56,9 +57,13 @@ def _ort_mm(kind: str, n: int, reps: int, threads: int) -> float | None:
     else:
         op, a_t, w_t, y_t = "MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
         w, a = rng.integers(-128, 127, (n, n), dtype=np.int8), rng.integers(0, 255, (n, n), dtype=np.uint8)
-    g = helper.make_graph([helper.make_node(op, ["A", "B"], ["Y"])], "peak",
-                          [helper.make_tensor_value_info("A", a_t, [n, n])], [helper.make_tensor_value_info("Y", y_t, [n, n])],
-                          [helper.make_tensor("B", w_t, [n, n], w.tobytes(), raw=True)])
+    g = helper.make_graph(
+        [helper.make_node(op, ["A", "B"], ["Y"])],
+        "peak",
+        [helper.make_tensor_value_info("A", a_t, [n, n])],
+        [helper.make_tensor_value_info("Y", y_t, [n, n])],
+        [helper.make_tensor("B", w_t, [n, n], w.tobytes(), raw=True)],
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
     onnx.checker.check_model(model)
     so = ort.SessionOptions()
@@ -86,9 +91,11 @@ def measure(threads: int, reps: int = 8, warmup_seconds: float = 2.0) -> dict:
         end = time.perf_counter() + warmup_seconds
         while time.perf_counter() < end:
             torch.mm(a, a)
-        got = {"fp32": {"torch.mm float32 (MKL)": max(_torch_mm(torch.float32, n, reps) for n in SIZES)},
-               "bf16": {"torch.mm bfloat16 (oneDNN)": max(_torch_mm(torch.bfloat16, n, reps) for n in SIZES)},
-               "int8": {}}
+        got = {
+            "fp32": {"torch.mm float32 (MKL)": max(_torch_mm(torch.float32, n, reps) for n in SIZES)},
+            "bf16": {"torch.mm bfloat16 (oneDNN)": max(_torch_mm(torch.bfloat16, n, reps) for n in SIZES)},
+            "int8": {},
+        }
         ort32 = [_ort_mm("fp32", n, reps, threads) for n in SIZES]
         if None not in ort32:
             got["fp32"]["onnxruntime MatMul float32 (MLAS)"] = max(ort32)
@@ -100,17 +107,26 @@ def measure(threads: int, reps: int = 8, warmup_seconds: float = 2.0) -> dict:
     finally:
         torch.set_num_threads(prev)
     best = {k: max(v.items(), key=lambda kv: kv[1]) for k, v in got.items()}
-    return {"threads": threads, "gflops": {k: v[1] for k, v in best.items()},
-            "method": {**{k: v[0] for k, v in best.items()}, "sizes": list(SIZES), "all": got,
-                       "statistic": f"best of {reps} (square matmuls, 2 FLOPs per MAC)"},
-            "machine": machine_info(), "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "threads": threads,
+        "gflops": {k: v[1] for k, v in best.items()},
+        "method": {
+            **{k: v[0] for k, v in best.items()},
+            "sizes": list(SIZES),
+            "all": got,
+            "statistic": f"best of {reps} (square matmuls, 2 FLOPs per MAC)",
+        },
+        "machine": machine_info(),
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def cache_path(threads: int) -> Path:
     info = machine_info()
     cid = info.get("cpu_id") or {}
-    key = hashlib.sha256(f"{info['cpu']}|{cid.get('family')}/{cid.get('model')}/{cid.get('stepping')}|{info['isa']}|{threads}"
-                         .encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        f"{info['cpu']}|{cid.get('family')}/{cid.get('model')}/{cid.get('stepping')}|{info['isa']}|{threads}".encode()
+    ).hexdigest()[:12]
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitc"
     return base / f"peak-{key}-t{threads}.json"
 
@@ -121,8 +137,11 @@ def peaks(threads: int, remeasure: bool = False) -> dict:
     if not remeasure and p.is_file():
         try:
             got = json.loads(p.read_text())
-            if got.get("threads") == threads and set(got.get("gflops", {})) >= {"fp32", "bf16", "int8"} \
-                    and "all" in got.get("method", {}):  # caches from before fp32 took the max over kernels are stale
+            if (
+                got.get("threads") == threads
+                and set(got.get("gflops", {})) >= {"fp32", "bf16", "int8"}
+                and "all" in got.get("method", {})
+            ):  # caches from before fp32 took the max over kernels are stale
                 return {**got, "cached": str(p)}
         except (OSError, ValueError):
             pass  # a broken cache is re-measured, never trusted

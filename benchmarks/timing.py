@@ -3,6 +3,7 @@
 Inputs are prepared by the caller outside the timed region; each call is timed on its own with
 perf_counter_ns so the percentiles are real per-inference latencies, not a mean in disguise.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-SPREAD_LIMIT = 1.25            # max/min of a row's round p50s above this marks the row unstable
-AGREE = (0.9, 1.1)             # a row's p50 / its cross-check tool's median outside this: the row disagrees
+SPREAD_LIMIT = 1.25  # max/min of a row's round p50s above this marks the row unstable
+AGREE = (0.9, 1.1)  # a row's p50 / its cross-check tool's median outside this: the row disagrees
 
 
 @dataclass
@@ -32,8 +33,16 @@ class Timing:
 
 def _summary_ms(ms: np.ndarray) -> Timing:
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return Timing(len(ms), float(p50), float(p90), float(p99), float(ms.mean()),
-                  float(ms.std(ddof=1) if len(ms) > 1 else 0.0), float(ms.min()), ms)
+    return Timing(
+        len(ms),
+        float(p50),
+        float(p90),
+        float(p99),
+        float(ms.mean()),
+        float(ms.std(ddof=1) if len(ms) > 1 else 0.0),
+        float(ms.min()),
+        ms,
+    )
 
 
 def _summary(samples_ns: list[int]) -> Timing:
@@ -65,8 +74,16 @@ def _warm_up(step: Callable[[], None], warmup: int, warmup_seconds: float, min_r
         n += 1
 
 
-def time_calls(fn: Callable[[np.ndarray], object], x: np.ndarray, *, warmup: int = 10, warmup_seconds: float = 1.0,
-               min_runs: int = 50, min_seconds: float = 2.0, max_runs: int = 100_000) -> Timing:
+def time_calls(
+    fn: Callable[[np.ndarray], object],
+    x: np.ndarray,
+    *,
+    warmup: int = 10,
+    warmup_seconds: float = 1.0,
+    min_runs: int = 50,
+    min_seconds: float = 2.0,
+    max_runs: int = 100_000,
+) -> Timing:
     _warm_up(lambda: fn(x), warmup, warmup_seconds, min_runs, min_seconds)
     samples: list[int] = []
     deadline = time.perf_counter_ns() + int(min_seconds * 1e9)
@@ -77,14 +94,24 @@ def time_calls(fn: Callable[[np.ndarray], object], x: np.ndarray, *, warmup: int
     return _summary(samples)
 
 
-def time_paired(fa: Callable[[np.ndarray], object], fb: Callable[[np.ndarray], object], x: np.ndarray, *,
-                warmup: int = 10, warmup_seconds: float = 1.0, min_runs: int = 50, min_seconds: float = 2.0) -> tuple[Timing, Timing]:
+def time_paired(
+    fa: Callable[[np.ndarray], object],
+    fb: Callable[[np.ndarray], object],
+    x: np.ndarray,
+    *,
+    warmup: int = 10,
+    warmup_seconds: float = 1.0,
+    min_runs: int = 50,
+    min_seconds: float = 2.0,
+) -> tuple[Timing, Timing]:
     """Two implementations of one thing timed call by call in alternation (a, b, a, b, ...) so both
     see the same machine: this VM's speed drifts up to 2x within seconds, and two separate loops,
     even interleaved in rounds, then compare the drift rather than the code."""
+
     def both():
         fa(x)
         fb(x)
+
     _warm_up(both, warmup, warmup_seconds, min_runs, min_seconds)
     ta: list[int] = []
     tb: list[int] = []

@@ -11,6 +11,7 @@ SPEC: {"loader": "module:function" -> fn(path, threads) -> callable(np.ndarray),
 "inputs": [[batch, "x.npy"], ...] (latency batch first), "timing": time_calls kwargs (warmup_seconds included),
 "out": "res.json"}
 """
+
 from __future__ import annotations
 
 import importlib
@@ -74,8 +75,13 @@ def run(spec: dict) -> dict:
     load_s = time.perf_counter() - t0
     inputs = [(int(b), np.load(p)) for b, p in spec["inputs"]]
     batches = time_artifact(fn, inputs, spec["timing"])
-    return {"batches": batches, "load_s": load_s, "pid": os.getpid(),
-            "torch_imported": "torch" in sys.modules, "runtimes": [m for m in RUNTIMES if m in sys.modules]}
+    return {
+        "batches": batches,
+        "load_s": load_s,
+        "pid": os.getpid(),
+        "torch_imported": "torch" in sys.modules,
+        "runtimes": [m for m in RUNTIMES if m in sys.modules],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

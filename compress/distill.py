@@ -1,4 +1,5 @@
 """`vitc distill`: DeiT token distillation of a frozen teacher into a `*_distilled_*` student."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,15 +35,26 @@ def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple
     if path is not None and path.is_dir():
         model, meta = load_checkpoint_model(path)
         if cfg.teacher and resolve_name(cfg.teacher)[0] != meta["model"]["name"]:
-            raise CheckpointError(f"--teacher {cfg.teacher} does not match the checkpoint in {path}, "
-                                  f"which holds a {meta['model']['name']}", "drop --teacher or pass the matching checkpoint")
+            raise CheckpointError(
+                f"--teacher {cfg.teacher} does not match the checkpoint in {path}, "
+                f"which holds a {meta['model']['name']}",
+                "drop --teacher or pass the matching checkpoint",
+            )
         if len(meta["classes"]) != len(classes):
-            raise CheckpointError(f"teacher {path} predicts {len(meta['classes'])} classes but the data has {len(classes)}",
-                                  "train a teacher on this dataset with `vitc teacher`")
-        return model, meta["preprocess"], {"path": str(path), "sha256": meta["weights_sha256"], "name": meta["model"]["name"]}
+            raise CheckpointError(
+                f"teacher {path} predicts {len(meta['classes'])} classes but the data has {len(classes)}",
+                "train a teacher on this dataset with `vitc teacher`",
+            )
+        return (
+            model,
+            meta["preprocess"],
+            {"path": str(path), "sha256": meta["weights_sha256"], "name": meta["model"]["name"]},
+        )
     if not cfg.teacher:
-        raise ModelError("--teacher NAME is needed to build the architecture for this teacher checkpoint",
-                         "pass --teacher (e.g. regnety_16gf), or a vitc checkpoint dir as --teacher-checkpoint")
+        raise ModelError(
+            "--teacher NAME is needed to build the architecture for this teacher checkpoint",
+            "pass --teacher (e.g. regnety_16gf), or a vitc checkpoint dir as --teacher-checkpoint",
+        )
     if path is not None:
         model, spec = create_model(cfg.teacher, len(classes), img_size)
         ckpt.load_into(model, ckpt.load_weights(path), str(path))
@@ -50,9 +62,11 @@ def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple
     else:
         model, spec = create_model(cfg.teacher, 1000, img_size, pretrained=True)
         if len(classes) != 1000:
-            raise ModelError(f"the hub teacher {spec.name} predicts 1000 ImageNet classes, the data has {len(classes)}",
-                             f"fine-tune it first: `vitc teacher --model {cfg.teacher} --pretrained --data ...`, "
-                             "then pass --teacher-checkpoint")
+            raise ModelError(
+                f"the hub teacher {spec.name} predicts 1000 ImageNet classes, the data has {len(classes)}",
+                f"fine-tune it first: `vitc teacher --model {cfg.teacher} --pretrained --data ...`, "
+                "then pass --teacher-checkpoint",
+            )
         prov = {"hub": f"{spec.name}.{spec.pretrained_tag or 'default'}", "name": spec.name}
     return model.eval(), data_config(model, img_size), prov
 
@@ -61,16 +75,28 @@ def run(cfg: DistillConfig, inputs: Inputs, out: Path) -> Result:
     """The stage table's entry: the teacher checkpoint comes from the inputs when they name one."""
     if inputs.teacher:
         cfg = dataclasses.replace(cfg, teacher_checkpoint=str(inputs.teacher))
-    m = run_distill(cfg, out, resume=inputs.resume, force=inputs.force, console=inputs.console,
-                    default_batch_size=inputs.default_batch_size)
+    m = run_distill(
+        cfg,
+        out,
+        resume=inputs.resume,
+        force=inputs.force,
+        console=inputs.console,
+        default_batch_size=inputs.default_batch_size,
+    )
     if not m:
         return Result("", m)
     teacher = f" (teacher {m['teacher_top1']:.2f}%)" if "teacher_top1" in m else ""
     return Result(f"top-1 {m['top1']:.2f}%{teacher}", m)
 
 
-def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool = False,
-                console: Console | None = None, default_batch_size: bool = False) -> dict:
+def run_distill(
+    cfg: DistillConfig,
+    out: Path,
+    resume: bool = False,
+    force: bool = False,
+    console: Console | None = None,
+    default_batch_size: bool = False,
+) -> dict:
     console = console or Console()
     with training_run(out, cfg.train.threads) as d:
         s = cfg.student
@@ -78,25 +104,53 @@ def run_distill(cfg: DistillConfig, out: Path, resume: bool = False, force: bool
             prepare_out(out, resume, force)
         src = load_source(cfg.data, s.img_size)
         runtime.seed_all(cfg.train.seed)  # the initial weights are a function of the seed
-        student, spec = create_model(s.name, len(src.classes), s.img_size, s.patch_size, s.pretrained,
-                                     drop_path_rate=cfg.train.drop_path)
+        student, spec = create_model(
+            s.name, len(src.classes), s.img_size, s.patch_size, s.pretrained, drop_path_rate=cfg.train.drop_path
+        )
         if not is_distilled(student):
             if cfg.distillation != "none":
-                raise ModelError(f"student {spec.name} has no distillation token, so --distillation {cfg.distillation} cannot train it",
-                                 "use a *_distilled_* student (deit_tiny, deit_small) or --distillation none")
+                raise ModelError(
+                    f"student {spec.name} has no distillation token, so --distillation {cfg.distillation} cannot train it",
+                    "use a *_distilled_* student (deit_tiny, deit_small) or --distillation none",
+                )
         else:
             student.set_distilled_training(True)  # two heads in training, their average in eval
         init = init_from_checkpoint(student, cfg.init_checkpoint) if cfg.init_checkpoint else None
         pre = data_config(student, s.img_size, default_crop_pct(cfg.data, s.crop_pct))
 
         inputs = {"data": src.provenance, **({"init": init} if init else {})}
-        return train_student(student, spec, cfg, src, pre, out, inputs, stage="distill", resume=resume, d=d,
-                             console=console, default_batch_size=default_batch_size)
+        return train_student(
+            student,
+            spec,
+            cfg,
+            src,
+            pre,
+            out,
+            inputs,
+            stage="distill",
+            resume=resume,
+            d=d,
+            console=console,
+            default_batch_size=default_batch_size,
+        )
 
 
-def train_student(student: torch.nn.Module, spec, cfg: DistillConfig, src, pre: dict, out: Path, inputs: dict, *,
-                  stage: str, resume: bool, d, console: Console, default_batch_size: bool = False,
-                  extra_meta: dict | None = None) -> dict:
+def train_student(
+    student: torch.nn.Module,
+    spec,
+    cfg: DistillConfig,
+    src,
+    pre: dict,
+    out: Path,
+    inputs: dict,
+    *,
+    stage: str,
+    resume: bool,
+    d,
+    console: Console,
+    default_batch_size: bool = False,
+    extra_meta: dict | None = None,
+) -> dict:
     """DeiT distillation of `student` (fresh, or pruned by `vitc prune`) from cfg's teacher into `out`:
     the loss, the training loop, checkpoints, best/ and --resume that `vitc distill` and `vitc prune` share."""
     Xv, Yv = eval_tensors(src.val, pre)
@@ -110,10 +164,13 @@ def train_student(student: torch.nn.Module, spec, cfg: DistillConfig, src, pre: 
             teacher_top1 = 100.0 * (adapter(Xv.to(d.device)).argmax(1).cpu() == Yv).float().mean().item()
         adapter.seconds = 0.0
         if d.main:
-            console.print(f"teacher {inputs['teacher'].get('name')}: top-1 {teacher_top1:.2f}% on val "
-                          f"({'bf16' if adapter.bf16 else 'fp32'}, inference mode)")
-    crit = DistillationLoss(base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing), adapter,
-                            cfg.distillation, cfg.alpha, cfg.tau)
+            console.print(
+                f"teacher {inputs['teacher'].get('name')}: top-1 {teacher_top1:.2f}% on val "
+                f"({'bf16' if adapter.bf16 else 'fp32'}, inference mode)"
+            )
+    crit = DistillationLoss(
+        base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing), adapter, cfg.distillation, cfg.alpha, cfg.tau
+    )
     config = to_dict(cfg)
     if d.main:
         ckpt.write_json(out / "config.json", {"stage": stage, **config, **(extra_meta or {})})
@@ -125,11 +182,27 @@ def train_student(student: torch.nn.Module, spec, cfg: DistillConfig, src, pre: 
         return r
 
     def meta(row: dict) -> dict:
-        return {**checkpoint_meta(stage=stage, spec=spec, classes=src.classes, pre=pre, config=config,
-                                  metrics=row, inputs=inputs), **(extra_meta or {})}
+        return {
+            **checkpoint_meta(
+                stage=stage, spec=spec, classes=src.classes, pre=pre, config=config, metrics=row, inputs=inputs
+            ),
+            **(extra_meta or {}),
+        }
 
-    res = fit(model=student, criterion=crit, train=src.train, pre=pre, num_classes=len(src.classes), cfg=cfg.train,
-              evaluate_fn=eval_fn, out=out, meta_fn=meta, resume=resume, d=d, console=console,
-              teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
-              default_batch_size=default_batch_size)
+    res = fit(
+        model=student,
+        criterion=crit,
+        train=src.train,
+        pre=pre,
+        num_classes=len(src.classes),
+        cfg=cfg.train,
+        evaluate_fn=eval_fn,
+        out=out,
+        meta_fn=meta,
+        resume=resume,
+        d=d,
+        console=console,
+        teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
+        default_batch_size=default_batch_size,
+    )
     return res.metrics

@@ -9,6 +9,7 @@ The base criterion carries label smoothing / mixup soft targets, so smoothing on
 true-label term. The teacher is frozen, in eval mode, runs under inference_mode (optionally in
 bf16 autocast) and sees the same, already augmented and mixed, batch as the student.
 """
+
 from __future__ import annotations
 
 import time
@@ -79,8 +80,11 @@ class DistillationLoss(nn.Module):
             kd = F.cross_entropy(dist, t.argmax(dim=1))
         else:
             T = self.tau
-            kd = F.kl_div(F.log_softmax(dist / T, dim=1), F.log_softmax(t / T, dim=1),
-                          reduction="sum", log_target=True) * (T * T) / dist.numel()
+            kd = (
+                F.kl_div(F.log_softmax(dist / T, dim=1), F.log_softmax(t / T, dim=1), reduction="sum", log_target=True)
+                * (T * T)
+                / dist.numel()
+            )
         return base_loss * (1 - self.alpha) + kd * self.alpha
 
 

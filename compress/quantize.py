@@ -14,6 +14,7 @@
   hurt ViT accuracy stay float (measured). U8 activations measured no faster (results/latency-ab).
 - OpenVINO: NNCF post-training quantization; which NNCF settings, and why: nncf_int8.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,15 +39,17 @@ ORT_OPS = ["MatMul", "Gemm", "Conv"]
 
 def check_calibration(calib: torch.Tensor, batch: int) -> None:
     if len(calib) < batch:
-        raise ConfigError(f"calibration set has {len(calib)} images, fewer than the calibration batch {batch}",
-                          f"pass --calib-size {batch} or more")
+        raise ConfigError(
+            f"calibration set has {len(calib)} images, fewer than the calibration batch {batch}",
+            f"pass --calib-size {batch} or more",
+        )
 
 
 class _Reader:
     """onnxruntime CalibrationDataReader over real, preprocessed images."""
 
     def __init__(self, calib: torch.Tensor, input_name: str, batch: int):
-        self.batches = [calib[i:i + batch].numpy() for i in range(0, len(calib), batch)]
+        self.batches = [calib[i : i + batch].numpy() for i in range(0, len(calib), batch)]
         self.name, self.i = input_name, 0
 
     def get_next(self):
@@ -59,8 +62,14 @@ class _Reader:
         self.i = 0
 
 
-def ort_static_int8(fp32_onnx: Path, out: Path, calib: torch.Tensor, batch: int = 16,
-                    op_types: list[str] | None = None, activation: str = "s8") -> Path:
+def ort_static_int8(
+    fp32_onnx: Path,
+    out: Path,
+    calib: torch.Tensor,
+    batch: int = 16,
+    op_types: list[str] | None = None,
+    activation: str = "s8",
+) -> Path:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -70,11 +79,18 @@ def ort_static_int8(fp32_onnx: Path, out: Path, calib: torch.Tensor, batch: int 
     try:
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=False)
         name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
-        quantize_static(str(pre), str(out), _Reader(calib, name, batch), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8 if activation == "s8" else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=True,
-                        op_types_to_quantize=op_types or ORT_OPS, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": activation == "s8"})
+        quantize_static(
+            str(pre),
+            str(out),
+            _Reader(calib, name, batch),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8 if activation == "s8" else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=op_types or ORT_OPS,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": activation == "s8"},
+        )
     finally:
         pre.unlink(missing_ok=True)
         Path(str(pre) + ".data").unlink(missing_ok=True)
@@ -98,8 +114,9 @@ def ort_dynamic_int8(fp32_onnx: Path, out: Path) -> Path:
 NNCF_MIN_AGREEMENT = 0.99
 
 
-def nncf_int8(ov_model, calib: torch.Tensor, scheme: str = "auto", batch: int = 1,
-              min_agreement: float = NNCF_MIN_AGREEMENT) -> tuple[object, dict]:
+def nncf_int8(
+    ov_model, calib: torch.Tensor, scheme: str = "auto", batch: int = 1, min_agreement: float = NNCF_MIN_AGREEMENT
+) -> tuple[object, dict]:
     """NNCF post-training int8 of an OpenVINO model; returns (quantized model, what was done).
 
     defaults: nncf.quantize's defaults also quantize the residual Adds, the GELU output and the
@@ -116,7 +133,7 @@ def nncf_int8(ov_model, calib: torch.Tensor, scheme: str = "auto", batch: int = 
     if scheme not in NNCF_SCHEMES:
         raise ConfigError(f"nncf scheme {scheme!r} is not one of {NNCF_SCHEMES}")
     check_calibration(calib, batch)
-    data = nncf.Dataset([calib[i:i + batch].numpy() for i in range(0, len(calib), batch)])
+    data = nncf.Dataset([calib[i : i + batch].numpy() for i in range(0, len(calib), batch)])
 
     def run(kind: str):
         kw = {"model_type": nncf.ModelType.TRANSFORMER} if kind == "transformer" else {}
@@ -145,8 +162,9 @@ def _agreement(float_model, int8_model, calib: torch.Tensor) -> float:
     return float((a.argmax(1) == b.argmax(1)).mean())
 
 
-def quantize_checkpoint(source: Path | str | Checkpoint, out: Path, max_drop: float | None, data: str | None = None,
-                        force: bool = False) -> dict:
+def quantize_checkpoint(
+    source: Path | str | Checkpoint, out: Path, max_drop: float | None, data: str | None = None, force: bool = False
+) -> dict:
     """PyTorch dynamic int8: a checkpoint dir = the fp32 safetensors + the recipe, evaluated on the val split
     of the checkpoint's data (or `data`) against the fp32 model: the accuracy gate (status in its metrics)."""
     c = source if isinstance(source, Checkpoint) else Checkpoint.open(source)
@@ -161,9 +179,24 @@ def quantize_checkpoint(source: Path | str | Checkpoint, out: Path, max_drop: fl
     status = "ok" if max_drop is None or drop <= max_drop else "failed: accuracy gate"
     with ckpt.atomic_path(out / ckpt.WEIGHTS) as tmp:
         shutil.copyfile(c.path / ckpt.WEIGHTS, tmp)
-    new = {**{k: v for k, v in c.meta.items() if k not in ("weights_sha256", "format")}, "stage": "quantize", "data": data,
-           "quantization": DYNAMIC_INT8, "inputs": {"checkpoint": {"path": str(c.path), "sha256": c.sha256}},
-           "metrics": {**c.metrics, "top1_fp32": fp32, "top1": int8, "top1_drop": drop, "data": data, "split": VAL_SPLIT,
-                       "max_drop": max_drop, "status": status}}
-    ckpt.write_json(out / ckpt.META, {"format": ckpt.FORMAT, **new, "weights_sha256": ckpt.sha256_file(out / ckpt.WEIGHTS)})
+    new = {
+        **{k: v for k, v in c.meta.items() if k not in ("weights_sha256", "format")},
+        "stage": "quantize",
+        "data": data,
+        "quantization": DYNAMIC_INT8,
+        "inputs": {"checkpoint": {"path": str(c.path), "sha256": c.sha256}},
+        "metrics": {
+            **c.metrics,
+            "top1_fp32": fp32,
+            "top1": int8,
+            "top1_drop": drop,
+            "data": data,
+            "split": VAL_SPLIT,
+            "max_drop": max_drop,
+            "status": status,
+        },
+    }
+    ckpt.write_json(
+        out / ckpt.META, {"format": ckpt.FORMAT, **new, "weights_sha256": ckpt.sha256_file(out / ckpt.WEIGHTS)}
+    )
     return new["metrics"]

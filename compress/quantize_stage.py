@@ -2,6 +2,7 @@
 accuracy gate for all of them. A model that drops more than `max_drop` top-1 points is kept on disk and marked
 failed in its record (the torch checkpoint's metrics, an artifact's manifest); the CLI then exits 3, the
 pipeline shows it in its summary and goes on."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,13 +32,28 @@ def run(cfg: QuantizeConfig, inputs: Inputs, out: Path) -> Result:
         try:
             if b == "torch":
                 m = quantize_checkpoint(c, out, cfg.max_drop, cfg.data, inputs.force)
-                console.print(f"dynamic int8 checkpoint {out}: top-1 {m['top1']:.2f}% (fp32 {m['top1_fp32']:.2f}%)", highlight=False)
+                console.print(
+                    f"dynamic int8 checkpoint {out}: top-1 {m['top1']:.2f}% (fp32 {m['top1_fp32']:.2f}%)",
+                    highlight=False,
+                )
                 if m["status"] != "ok":
-                    res.failed.append(f"{out} (dynamic int8): top-1 {m['top1']:.2f}% vs fp32 {m['top1_fp32']:.2f}% "
-                                      f"(drop {m['top1_drop']:.2f} > max_drop {cfg.max_drop})")
+                    res.failed.append(
+                        f"{out} (dynamic int8): top-1 {m['top1']:.2f}% vs fp32 {m['top1_fp32']:.2f}% "
+                        f"(drop {m['top1_drop']:.2f} > max_drop {cfg.max_drop})"
+                    )
             opts = {"onnxruntime": {"int8_mode": cfg.ort_mode}, "openvino": {"nncf": cfg.nncf}}.get(b)
-            man = export_checkpoint(c, target, "int8", out, data=cfg.data, calib=cfg.calib, calib_size=cfg.calib_size,
-                                    threads=cfg.threads, max_drop=cfg.max_drop, opts=opts)
+            man = export_checkpoint(
+                c,
+                target,
+                "int8",
+                out,
+                data=cfg.data,
+                calib=cfg.calib,
+                calib_size=cfg.calib_size,
+                threads=cfg.threads,
+                max_drop=cfg.max_drop,
+                opts=opts,
+            )
             res.artifacts.append(man)
             done.append(f"{b} {man['validation']['top1_artifact']:.2f}%")
         except AccuracyGateError as e:  # the artifact is kept, marked failed in its manifest

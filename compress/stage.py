@@ -1,4 +1,5 @@
 """What the training stages share: the output dir contract and the checkpoint metadata."""
+
 from __future__ import annotations
 
 import platform
@@ -21,13 +22,17 @@ def check_out(out: Path, resume: bool, force: bool) -> None:
     dir or --force. Writes nothing."""
     if resume:
         if not (out / ckpt.TRAIN_STATE).is_file():
-            raise OutputError(f"--resume: {out} holds no {ckpt.TRAIN_STATE} to resume from", "run without --resume to start fresh")
+            raise OutputError(
+                f"--resume: {out} holds no {ckpt.TRAIN_STATE} to resume from", "run without --resume to start fresh"
+            )
         return
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file, not a directory", "pass a directory path")
     if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(f"--out {out} already holds files (another run?)",
-                          "pass --resume to continue it, --force to replace it, or another --out")
+        raise OutputError(
+            f"--out {out} already holds files (another run?)",
+            "pass --resume to continue it, --force to replace it, or another --out",
+        )
 
 
 def prepare_out(out: Path, resume: bool, force: bool) -> None:
@@ -86,8 +91,13 @@ def versions() -> dict:
     import timm
     import torch
 
-    return {"vitc": __version__, "torch": torch.__version__, "timm": timm.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform()}
+    return {
+        "vitc": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
 
 
 def default_crop_pct(data: str, crop_pct: float | None) -> float | None:
@@ -98,6 +108,15 @@ def default_crop_pct(data: str, crop_pct: float | None) -> float | None:
 def checkpoint_meta(*, stage: str, spec, classes, pre, config: dict, metrics: dict, inputs: dict) -> dict:
     """vitc.json of a trained checkpoint. `data` names the dataset it was trained on (the val split is what its
     metrics come from): later stages take it from here (vitc.handoff.Checkpoint.data_name)."""
-    return {"stage": stage, "model": spec.to_json(), "data": config.get("data"), "classes": list(classes), "preprocess": pre,
-            "metrics": metrics, "config": config, "inputs": inputs, "versions": versions(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "stage": stage,
+        "model": spec.to_json(),
+        "data": config.get("data"),
+        "classes": list(classes),
+        "preprocess": pre,
+        "metrics": metrics,
+        "config": config,
+        "inputs": inputs,
+        "versions": versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

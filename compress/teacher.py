@@ -1,4 +1,5 @@
 """`vitc teacher`: train or fine-tune a classifier (any timm model) to serve as the teacher."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,14 @@ from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
 from .trainer import evaluate, fit
 
 
-def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool = False,
-                console: Console | None = None, default_batch_size: bool = False) -> dict:
+def run_teacher(
+    cfg: TeacherConfig,
+    out: Path,
+    resume: bool = False,
+    force: bool = False,
+    console: Console | None = None,
+    default_batch_size: bool = False,
+) -> dict:
     console = console or Console()
     with training_run(out, cfg.train.threads) as d:
         if d.main:
@@ -26,8 +33,9 @@ def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool
         src = load_source(cfg.data, cfg.model.img_size)
         m = cfg.model
         runtime.seed_all(cfg.train.seed)  # the initial weights are a function of the seed
-        model, spec = create_model(m.name, len(src.classes), m.img_size, m.patch_size, m.pretrained,
-                                   drop_path_rate=cfg.train.drop_path)
+        model, spec = create_model(
+            m.name, len(src.classes), m.img_size, m.patch_size, m.pretrained, drop_path_rate=cfg.train.drop_path
+        )
         pre = data_config(model, m.img_size, default_crop_pct(cfg.data, m.crop_pct))
         Xv, Yv = eval_tensors(src.val, pre)
         config = to_dict(cfg)
@@ -35,18 +43,43 @@ def run_teacher(cfg: TeacherConfig, out: Path, resume: bool = False, force: bool
             ckpt.write_json(out / "config.json", {"stage": "teacher", **config})
 
         def meta(row: dict) -> dict:
-            return checkpoint_meta(stage="teacher", spec=spec, classes=src.classes, pre=pre, config=config,
-                                   metrics=row, inputs={"data": src.provenance})
+            return checkpoint_meta(
+                stage="teacher",
+                spec=spec,
+                classes=src.classes,
+                pre=pre,
+                config=config,
+                metrics=row,
+                inputs={"data": src.provenance},
+            )
 
         crit = base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing)
-        res = fit(model=model, criterion=lambda x, outputs, y: crit(outputs, y), train=src.train, pre=pre,
-                  num_classes=len(src.classes), cfg=cfg.train, evaluate_fn=lambda mdl: evaluate(mdl, Xv, Yv),
-                  out=out, meta_fn=meta, resume=resume, d=d, console=console, default_batch_size=default_batch_size)
+        res = fit(
+            model=model,
+            criterion=lambda x, outputs, y: crit(outputs, y),
+            train=src.train,
+            pre=pre,
+            num_classes=len(src.classes),
+            cfg=cfg.train,
+            evaluate_fn=lambda mdl: evaluate(mdl, Xv, Yv),
+            out=out,
+            meta_fn=meta,
+            resume=resume,
+            d=d,
+            console=console,
+            default_batch_size=default_batch_size,
+        )
         return res.metrics
 
 
 def run(cfg: TeacherConfig, inputs: Inputs, out: Path) -> Result:
     """The stage table's entry."""
-    m = run_teacher(cfg, out, resume=inputs.resume, force=inputs.force, console=inputs.console,
-                    default_batch_size=inputs.default_batch_size)
+    m = run_teacher(
+        cfg,
+        out,
+        resume=inputs.resume,
+        force=inputs.force,
+        console=inputs.console,
+        default_batch_size=inputs.default_batch_size,
+    )
     return Result(f"top-1 {m['top1']:.2f}%" if m else "", m)

@@ -6,6 +6,7 @@ with linear warm-up, stepped per iteration; optional EMA; bf16 autocast; DDP und
 is saved atomically at each epoch end, so `--resume` after any interruption repeats exactly the
 epochs an uninterrupted run would have done.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,8 +48,8 @@ def evaluate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch: int = 25
     model.eval()
     correct: dict[str, list[int]] = {}
     for i in track(range(0, len(X), batch), "evaluate", -(-len(X) // batch), unit="batch"):
-        y = Y[i:i + batch]
-        for k, logits in head_logits(model, X[i:i + batch]).items():
+        y = Y[i : i + batch]
+        for k, logits in head_logits(model, X[i : i + batch]).items():
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
             c = correct.setdefault(k, [0, 0])
             c[0] += (top[:, 0] == y).sum().item()
@@ -62,8 +63,9 @@ def evaluate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch: int = 25
     return out
 
 
-def train_step(net: nn.Module, criterion: Callable, opt: torch.optim.Optimizer, x: torch.Tensor,
-               target: torch.Tensor, bf16: bool) -> torch.Tensor:
+def train_step(
+    net: nn.Module, criterion: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor, bf16: bool
+) -> torch.Tensor:
     """One optimisation step: student forward under bf16 autocast (weights and optimiser stay
     fp32), loss in fp32, backward, AdamW step. Returns the (detached) loss."""
     with runtime.autocast(x.device, bf16):
@@ -90,14 +92,33 @@ def _loader(split: Split, transform, cfg: TrainConfig, d: runtime.Dist, epoch: i
     else:
         g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
         sampler = torch.utils.data.RandomSampler(ds, generator=g)
-    return torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                                       num_workers=cfg.workers, persistent_workers=False)
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.workers,
+        persistent_workers=False,
+    )
 
 
-def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_classes: int, cfg: TrainConfig,
-        evaluate_fn: Callable[[nn.Module], dict], out: Path, meta_fn: Callable[[dict], dict], resume: bool,
-        d: runtime.Dist, console: Console, teacher_clock: Callable[[], float] | None = None,
-        default_batch_size: bool = False) -> FitResult:
+def fit(
+    *,
+    model: nn.Module,
+    criterion: Callable,
+    train: Split,
+    pre: dict,
+    num_classes: int,
+    cfg: TrainConfig,
+    evaluate_fn: Callable[[nn.Module], dict],
+    out: Path,
+    meta_fn: Callable[[dict], dict],
+    resume: bool,
+    d: runtime.Dist,
+    console: Console,
+    teacher_clock: Callable[[], float] | None = None,
+    default_batch_size: bool = False,
+) -> FitResult:
     """Train `model`; write `out/` (last), `out/best/`, `out/train_state.pt`, `out/metrics.jsonl`."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
@@ -118,13 +139,23 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
     lr = cfg.scaled_lr(global_batch)
     steps = n_train // cfg.batch_size
     if steps == 0:
-        raise ConfigError(f"batch_size: {cfg.batch_size} per process is larger than the {n_train} training images each process sees",
-                          "lower --batch-size")
+        raise ConfigError(
+            f"batch_size: {cfg.batch_size} per process is larger than the {n_train} training images each process sees",
+            "lower --batch-size",
+        )
     if cfg.aug.mixing and cfg.batch_size % 2:
-        raise ConfigError("batch_size: mixup/cutmix need an even batch size", "use an even --batch-size or turn mixing off")
+        raise ConfigError(
+            "batch_size: mixup/cutmix need an even batch size", "use an even --batch-size or turn mixing off"
+        )
     opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=cfg.weight_decay)
-    sched = CosineLRScheduler(opt, t_initial=cfg.epochs * steps, lr_min=cfg.min_lr, warmup_t=int(cfg.warmup_epochs * steps),
-                              warmup_lr_init=cfg.warmup_lr, t_in_epochs=False)
+    sched = CosineLRScheduler(
+        opt,
+        t_initial=cfg.epochs * steps,
+        lr_min=cfg.min_lr,
+        warmup_t=int(cfg.warmup_epochs * steps),
+        warmup_lr_init=cfg.warmup_lr,
+        t_in_epochs=False,
+    )
     ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema > 0 else None
     cfg_json = json.dumps(to_dict(cfg), sort_keys=True)
 
@@ -133,8 +164,10 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
     if resume:
         st = ckpt.load_train_state(state_path)
         if st.get("config") != cfg_json:
-            raise CheckpointError(f"--resume: {state_path} was made with another training config",
-                                  "resume with the same options, or start fresh without --resume")
+            raise CheckpointError(
+                f"--resume: {state_path} was made with another training config",
+                "resume with the same options, or start fresh without --resume",
+            )
         ckpt.load_into(model, st["model"], str(state_path))
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
@@ -147,7 +180,9 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
 
     net = model
     if d.enabled:  # the teacher stays outside DDP: frozen, nothing to synchronise
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.local_rank] if device.type == "cuda" else None
+        )
     train_tf = build_transform(pre, train=True, aug=cfg.aug)
     mix = mixup_fn(cfg.aug, num_classes)
     result = history[-1] if history else {}
@@ -164,18 +199,29 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
                     x, target = mix(x, y)
                 loss = train_step(net, criterion, opt, x, target, bf16)
                 if not torch.isfinite(loss):
-                    raise ConfigError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {i + 1}",
-                                      "lower --lr/--base-lr or turn --amp off")
+                    raise ConfigError(
+                        f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {i + 1}",
+                        "lower --lr/--base-lr or turn --amp off",
+                    )
                 sched.step_update(epoch * steps + i + 1)
                 if ema is not None:
                     ema.update(model)
                 seen += x.shape[0]
                 loss_sum += loss.item() * x.shape[0]
-                prog.advance(1, info=f"loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                                     f"{seen * d.world / (time.perf_counter() - t0):.0f} img/s")
+                prog.advance(
+                    1,
+                    info=f"loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
+                    f"{seen * d.world / (time.perf_counter() - t0):.0f} img/s",
+                )
         secs = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "batch_size": cfg.batch_size, "train_loss": loss_sum / max(seen, 1), "lr": opt.param_groups[0]["lr"],
-               "images_per_s": seen * d.world / secs, "epoch_s": secs}
+        row = {
+            "epoch": epoch + 1,
+            "batch_size": cfg.batch_size,
+            "train_loss": loss_sum / max(seen, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "images_per_s": seen * d.world / secs,
+            "epoch_s": secs,
+        }
         if teacher_clock:
             row["teacher_s"] = teacher_clock() - t_teacher0
             row["teacher_share"] = row["teacher_s"] / secs
@@ -187,19 +233,31 @@ def fit(*, model: nn.Module, criterion: Callable, train: Split, pre: dict, num_c
             best_now = row["top1"] > best
             best = max(best, row["top1"])
             _save(out, model, ema, opt, sched, epoch + 1, best, history, cfg_json, meta_fn(row), best_now)
-            console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  top1 {row['top1']:.2f}"
-                          f"  {row['images_per_s']:.0f} img/s" + (f"  teacher {100 * row['teacher_share']:.0f}% of time" if teacher_clock else ""))
+            console.print(
+                f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  top1 {row['top1']:.2f}"
+                f"  {row['images_per_s']:.0f} img/s"
+                + (f"  teacher {100 * row['teacher_share']:.0f}% of time" if teacher_clock else "")
+            )
             result = row
         d.barrier()
     return FitResult(result, history)
 
 
-def _save(out: Path, model, ema, opt, sched, epoch: int, best: float, history: list, cfg_json: str, meta: dict,
-          best_now: bool) -> None:
+def _save(
+    out: Path, model, ema, opt, sched, epoch: int, best: float, history: list, cfg_json: str, meta: dict, best_now: bool
+) -> None:
     deploy = ema.module if ema is not None else model
-    state = {"epoch": epoch, "best": best, "history": history, "config": cfg_json,
-             "model": ckpt.state_dict_for_save(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "ema": ckpt.state_dict_for_save(ema.module) if ema is not None else None, "rng": runtime.rng_state()}
+    state = {
+        "epoch": epoch,
+        "best": best,
+        "history": history,
+        "config": cfg_json,
+        "model": ckpt.state_dict_for_save(model),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "ema": ckpt.state_dict_for_save(ema.module) if ema is not None else None,
+        "rng": runtime.rng_state(),
+    }
     ckpt.save_train_state(out / ckpt.TRAIN_STATE, state)
     ckpt.save_checkpoint(out, deploy, meta)
     # one JSON object per epoch, rewritten from the saved history so it always matches train_state

@@ -5,6 +5,7 @@ Each target module exposes NAME, SUFFIX, PRECISIONS, an `Options` dataclass, `ch
 `load(path, threads) -> callable(np.ndarray) -> np.ndarray`. The README's capability table and
 `vitc export --list` are generated from this registry, never from a second list.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -39,8 +40,10 @@ def get(name: str) -> ModuleType:
     _load_all()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1, cutoff=0.3)
-        raise ConfigError(f"unknown export target {name!r}; valid: {', '.join(_REGISTRY)}",
-                          f"did you mean {close[0]!r}?" if close else None)
+        raise ConfigError(
+            f"unknown export target {name!r}; valid: {', '.join(_REGISTRY)}",
+            f"did you mean {close[0]!r}?" if close else None,
+        )
     return _REGISTRY[name]
 
 
@@ -53,14 +56,25 @@ def by_suffix() -> dict[str, ModuleType]:
 def table() -> list[dict]:
     """One row per target: name, suffix, precisions, extra to install, and why it is unavailable here."""
     _load_all()
-    return [{"target": m.NAME, "suffix": m.SUFFIX, "precisions": list(m.PRECISIONS), "extra": m.EXTRA,
-             "unavailable": m.check()} for m in _REGISTRY.values()]
+    return [
+        {
+            "target": m.NAME,
+            "suffix": m.SUFFIX,
+            "precisions": list(m.PRECISIONS),
+            "extra": m.EXTRA,
+            "unavailable": m.check(),
+        }
+        for m in _REGISTRY.values()
+    ]
 
 
 def markdown_table() -> str:
     """The README's capability table, generated from the registry (test_readme keeps them equal)."""
     _load_all()
     head = "| target | artifact | precisions | install |\n|---|---|---|---|\n"
-    return head + "".join(f"| `{m.NAME}` | `{m.SUFFIX}` | {', '.join(m.PRECISIONS)} | "
-                          f"{f'`vitc[{m.EXTRA}]`' if m.EXTRA else 'ships with torch'}"
-                          f"{' + NVIDIA GPU' if m.NAME == 'tensorrt' else ''} |\n" for m in _REGISTRY.values())
+    return head + "".join(
+        f"| `{m.NAME}` | `{m.SUFFIX}` | {', '.join(m.PRECISIONS)} | "
+        f"{f'`vitc[{m.EXTRA}]`' if m.EXTRA else 'ships with torch'}"
+        f"{' + NVIDIA GPU' if m.NAME == 'tensorrt' else ''} |\n"
+        for m in _REGISTRY.values()
+    )

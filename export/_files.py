@@ -1,4 +1,5 @@
 """Atomic multi-file artifact writes, shared by the targets."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 through the executorch runtime. The maintained successor of TorchScript-lite for phones.
 int8: the XNNPACK quantizer (torchao PT2E flow, symmetric per-channel int8 on nn.Linear, real
 calibration images)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ EXTRA = "mobile"
 @dataclass
 class Options:
     precision: str = "fp32"
-    max_batch: int = 64                         # upper bound of the dynamic batch dimension
-    calibration: torch.Tensor | None = None     # real images for int8
+    max_batch: int = 64  # upper bound of the dynamic batch dimension
+    calibration: torch.Tensor | None = None  # real images for int8
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -49,6 +50,7 @@ def check() -> str | None:
 
 def _dynamic(max_batch: int):
     import torch
+
     return ({0: torch.export.Dim("batch", min=1, max=max_batch)},)
 
 
@@ -67,7 +69,7 @@ def _quantize(model: torch.nn.Module, example: torch.Tensor, calib: torch.Tensor
     prepared = prepare_pt2e(gm, q)
     with torch.no_grad():
         for i in range(0, len(calib), 16):
-            prepared(calib[i:i + 16])
+            prepared(calib[i : i + 16])
     return convert_pt2e(prepared)
 
 
@@ -88,6 +90,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
 
 def load(path: Path, threads: int | None = None):
     import torch
+
     try:
         # The pybindings' compiled module: the same functions `portable_lib` (and executorch.runtime,
         # built on it) re-export, without portable_lib's import of executorch.exir (the whole export
@@ -103,4 +106,5 @@ def load(path: Path, threads: int | None = None):
 
     def run(x: np.ndarray) -> np.ndarray:
         return module.forward([torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))])[0].numpy()
+
     return run

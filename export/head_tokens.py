@@ -9,6 +9,7 @@ full-size matmuls there), so vitc does this in PyTorch, before any exporter, and
 it. Written by hand because no exporter or timm option does it; the export stage then validates
 the artifact against the *unrewritten* model's logits, so the rewrite is checked on every export.
 """
+
 from __future__ import annotations
 
 import copy

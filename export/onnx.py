@@ -1,6 +1,7 @@
 """ONNX: torch.onnx's dynamo exporter (torch.export + onnxscript), dynamic batch axis, metadata,
 checked with onnx.checker, run with ONNX Runtime. torch is imported inside export() only: `load` runs
 in the bench's timing worker, which must not load torch beside ONNX Runtime."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,9 @@ class Options:
     # quantizer cannot process it. TensorRT's opset guide: parser backward compatible to 9, 11.x up to 25.
     opset: int = 20
     dynamic_batch: bool = True
-    precision: str = "fp32"          # int8: ONNX Runtime static QDQ quantization (compress/quantize.py)
-    metadata: dict | None = None     # class names, preprocessing, source hash -> metadata_props
-    calibration: torch.Tensor | None = None   # real images for int8 (static)
+    precision: str = "fp32"  # int8: ONNX Runtime static QDQ quantization (compress/quantize.py)
+    metadata: dict | None = None  # class names, preprocessing, source hash -> metadata_props
+    calibration: torch.Tensor | None = None  # real images for int8 (static)
     # int8: static (QDQ, calibrated on real images) | dynamic (int8 weights, activations quantized
     # per call) | auto: dynamic for models with attention, static otherwise. ONNX Runtime's own
     # advice (dynamic for transformers, static for CNNs) and measured on deit_tiny 224: static QDQ
@@ -70,8 +71,17 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
     dyn = ({0: torch.export.Dim("batch", min=1, max=4096)},) if opts.dynamic_batch else None
     with staged(out) as tmp:
         path = tmp / out.name
-        torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=opts.opset,
-                          dynamic_shapes=dyn, input_names=[INPUT], output_names=[OUTPUT], verbose=False)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=True,
+            opset_version=opts.opset,
+            dynamic_shapes=dyn,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            verbose=False,
+        )
         m = onnx.load(str(path))  # also pulls external data (written for models > 2 GB) into memory
         if opts.precision == "fp16":
             # ONNX Runtime's own converter; inputs/outputs stay fp32 so callers need not change
@@ -83,14 +93,17 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
         for p in tmp.iterdir():
             p.unlink()
         big = m.ByteSize() > 1_800_000_000
-        onnx.save_model(m, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
-                        location=out.name + ".data")
+        onnx.save_model(
+            m, str(path), save_as_external_data=big, all_tensors_to_one_file=True, location=out.name + ".data"
+        )
         onnx.checker.check_model(str(path), full_check=True)
         if opts.precision == "int8":
             from vitc.compress.quantize import ort_dynamic_int8, ort_static_int8
 
             if opts.int8_mode == "auto":
-                opts.int8_mode = "dynamic" if any(type(m).__name__.endswith("Attention") for m in model.modules()) else "static"
+                opts.int8_mode = (
+                    "dynamic" if any(type(m).__name__.endswith("Attention") for m in model.modules()) else "static"
+                )
             fp32 = path.rename(tmp / ("fp32-" + out.name))
             if opts.int8_mode == "static":
                 ort_static_int8(fp32, path, opts.calibration)
@@ -121,16 +134,19 @@ def check_external_data(path: Path) -> None:
     try:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable ONNX model ({type(e).__name__})",
-                              "pass a .onnx file written by `vitc export`") from e
+        raise CheckpointError(
+            f"{path} is not a readable ONNX model ({type(e).__name__})", "pass a .onnx file written by `vitc export`"
+        ) from e
     root = path.parent.resolve()
     for t in _get_all_tensors(m):
         if uses_external_data(t):
             loc = ExternalDataInfo(t).location
             target = (root / loc).resolve()
             if Path(loc).is_absolute() or root not in target.parents:
-                raise CheckpointError(f"{path}: tensor {t.name} points its data outside the model folder ({loc})",
-                                      "refusing to read it; re-export the model")
+                raise CheckpointError(
+                    f"{path}: tensor {t.name} points its data outside the model folder ({loc})",
+                    "refusing to read it; re-export the model",
+                )
 
 
 def load(path: Path, threads: int | None = None):
@@ -147,6 +163,7 @@ def load(path: Path, threads: int | None = None):
 
     def run(x: np.ndarray) -> np.ndarray:
         return sess.run(None, {name: x.astype(np.float32, copy=False)})[0]
+
     run.session, run.input_name = sess, name  # for the bench's bare-loop cross-check on this very session
     return run
 

@@ -1,6 +1,7 @@
 """OpenVINO IR (.xml + .bin) through `openvino.convert_model`; fp32, fp16-compressed weights, and
 int8 through NNCF post-training quantization (`vitc quantize --backend openvino`). No torch at import:
 `load` runs in the bench's timing worker, which must not load torch beside OpenVINO."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,14 +23,14 @@ PRECISIONS = ("fp32", "fp16", "int8")
 EXTRA = "openvino"
 INFERENCE_PRECISIONS = ("f32", "bf16", "f16", "default")
 _RT_KEY = ["vitc", "inference_precision"]
-_NNCF_KEY = ["vitc", "nncf"]   # which NNCF settings made an int8 IR (compress.quantize.nncf_int8)
+_NNCF_KEY = ["vitc", "nncf"]  # which NNCF settings made an int8 IR (compress.quantize.nncf_int8)
 
 
 @dataclass
 class Options:
-    precision: str = "fp32"               # fp32 | fp16 (weights stored fp16) | int8 (needs calibration)
+    precision: str = "fp32"  # fp32 | fp16 (weights stored fp16) | int8 (needs calibration)
     dynamic_batch: bool = True
-    calibration: torch.Tensor | None = None   # real, preprocessed images for int8
+    calibration: torch.Tensor | None = None  # real, preprocessed images for int8
     # Precision of the ops the IR leaves in float. The CPU plugin's default is bf16 on CPUs with
     # BF16 (this one). None = f32 for fp32/fp16 IRs (so an fp32 artifact really computes in fp32)
     # and the plugin's default for int8 (its matmuls are int8 either way; measured on deit_tiny 224:

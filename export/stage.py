@@ -1,5 +1,6 @@
 """`vitc export` / `vitc quantize --backend X`: checkpoint -> artifact -> load back -> validate
 on real val images against the PyTorch model -> manifest JSON beside the artifact."""
+
 from __future__ import annotations
 
 import copy
@@ -26,7 +27,9 @@ from .head_tokens import rewrite
 # (atol on logits, minimum top-1 agreement with fp32 PyTorch) per precision
 TOLERANCE = {"fp32": (1e-3, 0.999), "fp16": (5e-2, 0.99), "int8": (1.5, 0.97)}
 CALIB_SEED = 0
-SKIPPED_FILE = "skipped.json"  # beside a stage's artifacts: the (target, precision) pairs that could not run here, and why
+SKIPPED_FILE = (
+    "skipped.json"  # beside a stage's artifacts: the (target, precision) pairs that could not run here, and why
+)
 
 
 def calibration_images(data: str | Checkpoint, pre: dict | None, n: int, calib: str | None = None) -> torch.Tensor:
@@ -46,10 +49,21 @@ def artifact_path(out_dir: Path, stem: str, target, precision: str) -> Path:
     return out_dir / f"{stem}-{target.NAME}-{precision}{target.SUFFIX}"
 
 
-def export_checkpoint(source: Path | str | Checkpoint, target_name: str, precision: str, out_dir: Path, *,
-                      data: str | None = None, calib: str | None = None, calib_size: int = 128, threads: int | None = None,
-                      max_drop: float | None = None, stem: str | None = None, opts: dict | None = None,
-                      features: bool = False) -> dict:
+def export_checkpoint(
+    source: Path | str | Checkpoint,
+    target_name: str,
+    precision: str,
+    out_dir: Path,
+    *,
+    data: str | None = None,
+    calib: str | None = None,
+    calib_size: int = 128,
+    threads: int | None = None,
+    max_drop: float | None = None,
+    stem: str | None = None,
+    opts: dict | None = None,
+    features: bool = False,
+) -> dict:
     """Export one (target, precision) of a checkpoint and validate it on the val split of its data (or
     `data`). Pass a `Checkpoint` to export several artifacts from one load: its model, val tensors and
     fp32 reference are computed once. The artifact is named `<stem>-<target>-<precision><suffix>`, the
@@ -65,8 +79,10 @@ def export_checkpoint(source: Path | str | Checkpoint, target_name: str, precisi
     c = source if isinstance(source, Checkpoint) else Checkpoint.open(source)
     if c.quantization:
         if target.NAME != "torchscript-lite":
-            raise ConfigError(f"{c.path} holds a PyTorch dynamic-int8 recipe, which {target.NAME} cannot load",
-                              f"export the fp32 checkpoint with --target {target.NAME} --precision int8")
+            raise ConfigError(
+                f"{c.path} holds a PyTorch dynamic-int8 recipe, which {target.NAME} cannot load",
+                f"export the fp32 checkpoint with --target {target.NAME} --precision int8",
+            )
         precision = "int8"  # the target applies the same dynamic-int8 recipe: name the artifact for what it is
     pre = c.pre.to_json()
     data = c.data_name(data)
@@ -76,8 +92,13 @@ def export_checkpoint(source: Path | str | Checkpoint, target_name: str, precisi
     if precision == "int8" and "calibration" in target.Options.__dataclass_fields__:
         kw["calibration"] = calibration_images(c, None, calib_size, calib or data)
     if "metadata" in target.Options.__dataclass_fields__:
-        kw["metadata"] = {"vitc.classes": c.classes, "vitc.preprocess": pre, "vitc.source_sha256": c.sha256,
-                          "vitc.model": c.name, "vitc.data": data}
+        kw["metadata"] = {
+            "vitc.classes": c.classes,
+            "vitc.preprocess": pre,
+            "vitc.source_sha256": c.sha256,
+            "vitc.model": c.name,
+            "vitc.data": data,
+        }
     o = target.Options(**kw)
     out = artifact_path(Path(out_dir), (stem or c.path.name) + ("-features" if features else ""), target, precision)
     model = copy.deepcopy(c.model)  # the exporters may trace or transform it; the loaded checkpoint stays as it is
@@ -92,31 +113,56 @@ def export_checkpoint(source: Path | str | Checkpoint, target_name: str, precisi
     export_s = time.perf_counter() - t0
     atol, agree = TOLERANCE[precision]
     got = run_artifact(target.load(out, threads), X, 32)
-    common = {"artifact": out.name, "target": target.NAME, "precision": precision, "size_bytes": _size(out),
-              "source": {"checkpoint": str(c.path), "weights_sha256": c.sha256, "quantization": c.quantization},
-              "data": {"name": data, "split": VAL_SPLIT, "images": int(len(Y))},
-              "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"}, "export_s": export_s,
-              "classes": c.classes, "preprocess": pre, "notes": dict(getattr(target, "notes", {})),
-              "versions": target_versions(target.NAME)}
+    common = {
+        "artifact": out.name,
+        "target": target.NAME,
+        "precision": precision,
+        "size_bytes": _size(out),
+        "source": {"checkpoint": str(c.path), "weights_sha256": c.sha256, "quantization": c.quantization},
+        "data": {"name": data, "split": VAL_SPLIT, "images": int(len(Y))},
+        "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"},
+        "export_s": export_s,
+        "classes": c.classes,
+        "preprocess": pre,
+        "notes": dict(getattr(target, "notes", {})),
+        "versions": target_versions(target.NAME),
+    }
     if features:
         v = compare_features(ref, got, precision)
-        manifest = {**common, "output": "features", "tokens": model.token_names,
-                    "status": "ok" if v["passed"] else "failed: validation", "validation": v}
+        manifest = {
+            **common,
+            "output": "features",
+            "tokens": model.token_names,
+            "status": "ok" if v["passed"] else "failed: validation",
+            "validation": v,
+        }
         ckpt.write_json(Artifact.manifest_path(out), manifest)
         return manifest
     v = compare(ref, got, Y.numpy(), atol, agree)
     drop = v.top1_reference - v.top1_artifact
     gate_failed = max_drop is not None and drop > max_drop
-    manifest = {**common,
-                "status": "ok" if v.passed and not gate_failed else ("failed: accuracy gate" if gate_failed else "failed: validation"),
-                "calibration": ({"data": calib or data, "split": "train", "images": calib_size}
-                                if getattr(o, "calibration", None) is not None else None),  # None: the target used none
-                "graph": {**graph, **graph_flops(model, graph_model, pre)},  # export/head_tokens.py: what ran on the model
-                "validation": v.to_json(), "top1_drop": drop, "max_drop": max_drop}
+    manifest = {
+        **common,
+        "status": "ok"
+        if v.passed and not gate_failed
+        else ("failed: accuracy gate" if gate_failed else "failed: validation"),
+        "calibration": (
+            {"data": calib or data, "split": "train", "images": calib_size}
+            if getattr(o, "calibration", None) is not None
+            else None
+        ),  # None: the target used none
+        "graph": {**graph, **graph_flops(model, graph_model, pre)},  # export/head_tokens.py: what ran on the model
+        "validation": v.to_json(),
+        "top1_drop": drop,
+        "max_drop": max_drop,
+    }
     ckpt.write_json(Artifact.manifest_path(out), manifest)
     if gate_failed:
-        raise AccuracyGateError(f"{out.name}: top-1 {v.top1_artifact:.2f}% vs fp32 {v.top1_reference:.2f}% "
-                                f"(drop {drop:.2f} > --max-drop {max_drop})", "artifact kept and marked failed in its manifest")
+        raise AccuracyGateError(
+            f"{out.name}: top-1 {v.top1_artifact:.2f}% vs fp32 {v.top1_reference:.2f}% "
+            f"(drop {drop:.2f} > --max-drop {max_drop})",
+            "artifact kept and marked failed in its manifest",
+        )
     return manifest
 
 
@@ -128,14 +174,26 @@ def _size(out: Path) -> int:
 
 def graph_flops(model: torch.nn.Module, graph_model: torch.nn.Module, pre: dict) -> dict:
     full = gflops(model, pre["input_size"])
-    return {"gflops_model": full, "gflops_exported": full if graph_model is model else gflops(graph_model, pre["input_size"])}
+    return {
+        "gflops_model": full,
+        "gflops_exported": full if graph_model is model else gflops(graph_model, pre["input_size"]),
+    }
 
 
 def target_versions(target: str) -> dict:
     from vitc.runtime import package_versions
 
-    return {"torch": torch.__version__, **package_versions({"onnx": ["onnx", "onnxruntime"], "openvino": ["openvino", "nncf"],
-                                                            "executorch": ["executorch"], "tensorrt": ["tensorrt"]}.get(target, []))}
+    return {
+        "torch": torch.__version__,
+        **package_versions(
+            {
+                "onnx": ["onnx", "onnxruntime"],
+                "openvino": ["openvino", "nncf"],
+                "executorch": ["executorch"],
+                "tensorrt": ["tensorrt"],
+            }.get(target, [])
+        ),
+    }
 
 
 def read_manifest(artifact: Path) -> dict:
@@ -159,8 +217,20 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
                 res.skipped.append({"target": t.NAME, "precision": p, "reason": why})
                 continue
             try:
-                res.artifacts.append(export_checkpoint(c, name, p, out, data=cfg.data, calib=cfg.calib, calib_size=cfg.calib_size,
-                                                       threads=cfg.threads, max_drop=cfg.max_drop, features=cfg.features))
+                res.artifacts.append(
+                    export_checkpoint(
+                        c,
+                        name,
+                        p,
+                        out,
+                        data=cfg.data,
+                        calib=cfg.calib,
+                        calib_size=cfg.calib_size,
+                        threads=cfg.threads,
+                        max_drop=cfg.max_drop,
+                        features=cfg.features,
+                    )
+                )
             except AccuracyGateError as e:
                 console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
                 res.failed.append(e.message)
@@ -168,7 +238,9 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
                 if not inputs.keep_going:
                     raise
                 console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
-                res.skipped.append({"target": t.NAME, "precision": p, "reason": e.message, "status": f"error: {e.message}"})
+                res.skipped.append(
+                    {"target": t.NAME, "precision": p, "reason": e.message, "status": f"error: {e.message}"}
+                )
     if res.skipped:
         ckpt.write_json(out / SKIPPED_FILE, res.skipped)
     ok = sum(m["status"] == "ok" for m in res.artifacts)

@@ -8,6 +8,7 @@
 TensorRT installs from NVIDIA's index and needs a CUDA GPU; `check()` says which is missing.
 Nothing here pretends an engine was built.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,14 +41,15 @@ class Options:
     min_batch: int = 1
     opt_batch: int = 1
     max_batch: int = 32
-    calibration: torch.Tensor | None = None   # real images, for the Q/DQ ONNX of int8
+    calibration: torch.Tensor | None = None  # real images, for the Q/DQ ONNX of int8
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: {self.precision!r} is not one of {PRECISIONS}")
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
-            raise ConfigError(f"batch profile: need 1 <= min ({self.min_batch}) <= opt ({self.opt_batch}) "
-                              f"<= max ({self.max_batch})")
+            raise ConfigError(
+                f"batch profile: need 1 <= min ({self.min_batch}) <= opt ({self.opt_batch}) <= max ({self.max_batch})"
+            )
         if self.workspace_gb <= 0:
             raise ConfigError("workspace_gb: must be > 0")
         if self.precision == "int8" and self.calibration is None:
@@ -56,12 +58,15 @@ class Options:
 
 def check() -> str | None:
     import torch
+
     missing = []
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        missing.append("the tensorrt package is not installed (it downloads its libraries from NVIDIA's index: "
-                       "pip install --extra-index-url https://pypi.nvidia.com 'vitc[tensorrt]')")
+        missing.append(
+            "the tensorrt package is not installed (it downloads its libraries from NVIDIA's index: "
+            "pip install --extra-index-url https://pypi.nvidia.com 'vitc[tensorrt]')"
+        )
     if not torch.cuda.is_available():
         missing.append("no CUDA GPU is visible to torch (TensorRT builds and runs engines on NVIDIA GPUs only)")
     return "; ".join(missing) or None
@@ -115,7 +120,7 @@ def build_engine(onnx_path: Path, opts: Options, chw: tuple[int, int, int]) -> b
     if major == 10 and opts.precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
     if major == 10 and opts.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)   # with Q/DQ nodes: explicit quantization, no calibrator
+        config.set_flag(trt.BuilderFlag.INT8)  # with Q/DQ nodes: explicit quantization, no calibrator
     profile = builder.create_optimization_profile()
     lo, opt, hi = profile_shapes(opts, chw)
     profile.set_shape(network.get_input(0).name, lo, opt, hi)
@@ -129,7 +134,9 @@ def build_engine(onnx_path: Path, opts: Options, chw: tuple[int, int, int]) -> b
 def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Options) -> Path:
     why = check()
     if why:
-        raise VitcError(f"tensorrt target unavailable: {why}", "export --target onnx here and build the engine on a GPU machine")
+        raise VitcError(
+            f"tensorrt target unavailable: {why}", "export --target onnx here and build the engine on a GPU machine"
+        )
     import tensorrt as trt
 
     with staged(out) as tmp:
@@ -166,4 +173,5 @@ def load(path: Path, threads: int | None = None):
         ctx.execute_async_v3(stream.cuda_stream)
         stream.synchronize()
         return y.cpu().numpy()
+
     return run

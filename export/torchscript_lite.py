@@ -5,6 +5,7 @@ optimize_for_mobile needs XNNPACK, which the PyPI torch build lacks: vitc detect
 frozen module without the mobile passes and says so (manifest + CLI). ExecuTorch (.pte) is the
 maintained successor for phones.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,12 +25,12 @@ NAME = "torchscript-lite"
 SUFFIX = ".ptl"
 PRECISIONS = ("fp32", "int8")
 EXTRA = None
-notes: dict = {}   # what the last export did or skipped, for the manifest
+notes: dict = {}  # what the last export did or skipped, for the manifest
 
 
 @dataclass
 class Options:
-    precision: str = "fp32"      # int8: torch dynamic quantization of nn.Linear before tracing
+    precision: str = "fp32"  # int8: torch dynamic quantization of nn.Linear before tracing
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -42,6 +43,7 @@ def check() -> str | None:
 
 def has_xnnpack() -> bool:
     import torch
+
     return bool(getattr(torch.backends, "xnnpack", None) and torch.backends.xnnpack.enabled)
 
 
@@ -57,7 +59,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
 
         model = dynamic_int8(model)
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # tracer warnings about python control flow on constants
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow on constants
         traced = torch.jit.trace(model, example, check_trace=False)
     notes.clear()
     if has_xnnpack():
@@ -65,7 +67,9 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
         notes["mobile_passes"] = "applied"
     else:
         mobile = torch.jit.freeze(traced)
-        notes["mobile_passes"] = "skipped: this torch build has no XNNPACK, so optimize_for_mobile cannot run; saved the frozen module"
+        notes["mobile_passes"] = (
+            "skipped: this torch build has no XNNPACK, so optimize_for_mobile cannot run; saved the frozen module"
+        )
     with staged(out) as tmp:
         mobile._save_for_lite_interpreter(str(tmp / out.name))
     return out
@@ -82,4 +86,5 @@ def load(path: Path, threads: int | None = None):
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return m(torch.from_numpy(x)).numpy()
+
     return run

@@ -14,22 +14,44 @@ from PIL import Image
 # (-m "not slow") runs the rest in under 3 minutes; `make test` and CI run everything.
 SLOW = {
     "test_pipeline.py": {"test_pipeline_end_to_end_skips_and_from", "test_from_needs_the_earlier_stages"},
-    "test_prune.py": {"test_pipeline_reruns_from_prune_when_its_ratio_changes", "test_prune_resume_rebuilds_the_pruned_shape",
-                      "test_pruned_student_exports_and_validates", "test_cli_prune_writes_a_pruned_student",
-                      "test_info_shows_the_pruned_widths", "test_pruned_student_quantizes_with_torch_and_predicts"},
-    "test_front_door.py": {"test_card_commands_in_an_empty_folder", "test_a_small_dataset_is_valid_with_the_default_batch",
-                           "test_teacher_one_epoch_with_the_default_warmup", "test_default_inputs_that_are_missing_name_the_command"},
+    "test_prune.py": {
+        "test_pipeline_reruns_from_prune_when_its_ratio_changes",
+        "test_prune_resume_rebuilds_the_pruned_shape",
+        "test_pruned_student_exports_and_validates",
+        "test_cli_prune_writes_a_pruned_student",
+        "test_info_shows_the_pruned_widths",
+        "test_pruned_student_quantizes_with_torch_and_predicts",
+    },
+    "test_front_door.py": {
+        "test_card_commands_in_an_empty_folder",
+        "test_a_small_dataset_is_valid_with_the_default_batch",
+        "test_teacher_one_epoch_with_the_default_warmup",
+        "test_default_inputs_that_are_missing_name_the_command",
+    },
     "test_cli_train.py": "*",
     "test_cli_export.py": "*",
     "test_bad_input.py": "*",
-    "test_diagnostics.py": {"test_probe_beats_chance_and_falls_to_chance_on_shuffled_labels",
-                            "test_features_from_an_exported_artifact_equal_pytorchs"},
-    "test_bench.py": {"test_bench_repeats_and_by_hand_baselines", "test_bench_rows_statuses_and_report_files",
-                      "test_timing_workers_load_only_their_runtime", "test_a_failing_worker_becomes_an_error_row",
-                      "test_bench_reports_validation_failure"},
-    "test_export.py": {"test_nncf_auto_keeps_the_defaults_only_when_they_agree_with_fp32", "test_openvino_ir_carries_its_runtime_precision",
-                       "test_onnx_int8_mode_auto_is_dynamic_for_vits_and_static_on_request", "test_onnx_external_data_outside_folder_is_refused"},
-    "test_stages.py": {"test_cli_and_pipeline_name_a_stage_folder_and_files_alike", "test_the_int8_gate_fails_alike_in_the_cli_and_the_pipeline"},
+    "test_diagnostics.py": {
+        "test_probe_beats_chance_and_falls_to_chance_on_shuffled_labels",
+        "test_features_from_an_exported_artifact_equal_pytorchs",
+    },
+    "test_bench.py": {
+        "test_bench_repeats_and_by_hand_baselines",
+        "test_bench_rows_statuses_and_report_files",
+        "test_timing_workers_load_only_their_runtime",
+        "test_a_failing_worker_becomes_an_error_row",
+        "test_bench_reports_validation_failure",
+    },
+    "test_export.py": {
+        "test_nncf_auto_keeps_the_defaults_only_when_they_agree_with_fp32",
+        "test_openvino_ir_carries_its_runtime_precision",
+        "test_onnx_int8_mode_auto_is_dynamic_for_vits_and_static_on_request",
+        "test_onnx_external_data_outside_folder_is_refused",
+    },
+    "test_stages.py": {
+        "test_cli_and_pipeline_name_a_stage_folder_and_files_alike",
+        "test_the_int8_gate_fails_alike_in_the_cli_and_the_pipeline",
+    },
 }
 
 
@@ -97,8 +119,18 @@ def tiny_ckpt(tmp_path_factory):
         loss.backward()
         opt.step()
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
-    ckpt.save_checkpoint(out, m.eval(), {"stage": "distill", "model": spec.to_json(), "classes": src.classes,
-                                         "preprocess": pre, "config": {"data": "digits"}, "metrics": {}})
+    ckpt.save_checkpoint(
+        out,
+        m.eval(),
+        {
+            "stage": "distill",
+            "model": spec.to_json(),
+            "classes": src.classes,
+            "preprocess": pre,
+            "config": {"data": "digits"},
+            "metrics": {},
+        },
+    )
     return out
 
 

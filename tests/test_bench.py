@@ -1,5 +1,6 @@
 """vitc bench on a tiny model with few runs: statuses, one failure never stops the others, the JSON
 schema, report files. No speed is asserted here: speed targets live in benchmarks/ and results/."""
+
 import csv
 import json
 import shutil
@@ -16,8 +17,11 @@ from vitc.benchmarks.timing import time_calls, time_paired
 from vitc.errors import ConfigError, VitcError
 
 QUICK = dict(threads=1, batch=(1, 4), warmup=1, warmup_seconds=0.0, min_runs=3, min_seconds=0.0, repeats=2)
-FAKE_PEAKS = {"threads": 1, "gflops": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0},
-              "method": {"int8": "fake", "statistic": "fake", "all": {}}}
+FAKE_PEAKS = {
+    "threads": 1,
+    "gflops": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0},
+    "method": {"int8": "fake", "statistic": "fake", "all": {}},
+}
 
 
 def test_time_calls_measures_each_call():
@@ -49,8 +53,15 @@ def test_only_the_latency_batch_gets_the_process_warm_up(monkeypatch):
 
 
 def test_time_paired_keeps_the_two_apart():
-    ta, tb = time_paired(lambda x: time.sleep(0.004), lambda x: time.sleep(0.001), None,
-                         warmup=1, warmup_seconds=0, min_runs=5, min_seconds=0)
+    ta, tb = time_paired(
+        lambda x: time.sleep(0.004),
+        lambda x: time.sleep(0.001),
+        None,
+        warmup=1,
+        warmup_seconds=0,
+        min_runs=5,
+        min_seconds=0,
+    )
     assert ta.runs == tb.runs >= 5
     assert ta.min_ms >= 4.0 and 1.0 <= tb.min_ms < ta.p50_ms  # each sample timed its own function
 
@@ -115,7 +126,9 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
         assert r["worker"]["isolated"] and r["worker"]["torch_imported"] == (name == "tiny-pytorch-fp32")
         assert set(r["throughput"]) == {"1", "4"} and r["threads"] == 1
         assert 0 < r["top1"] <= 100 and r["peak_kind"] == ("int8" if "int8" in name else "fp32")
-        assert r["efficiency"] == pytest.approx(r["gflops_per_image"] / (r["p50_ms"] / 1e3) / FAKE_PEAKS["gflops"][r["peak_kind"]])
+        assert r["efficiency"] == pytest.approx(
+            r["gflops_per_image"] / (r["p50_ms"] / 1e3) / FAKE_PEAKS["gflops"][r["peak_kind"]]
+        )
     assert rows["tiny-onnx-fp32"]["agreement"] == 100.0 and rows["tiny-onnx-fp32"]["max_abs_diff"] < 1e-3
     # exported ViTs run the head-tokens-only graph; the eager checkpoint row runs the whole model
     assert 0 < rows["tiny-onnx-fp32"]["gflops_exported"] < rows["tiny-onnx-fp32"]["gflops_per_image"]
@@ -124,17 +137,25 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
     cc = rows["tiny-onnx-fp32"]["crosscheck"]
     assert cc["tool"].startswith("bare InferenceSession.run loop") and cc["p50_ms"] > 0 and cc["rounds"] == 2
     # the ratio compares the reported p50 (median of vitc's rounds) with the tool's median of the same rounds
-    assert cc["vitc_p50_ms"] == rows["tiny-onnx-fp32"]["p50_ms"] and cc["p50_ms"] == pytest.approx(float(np.median(cc["tool_p50s_ms"])))
-    assert cc["ratio"] == pytest.approx(cc["vitc_p50_ms"] / cc["p50_ms"]) and cc["agrees"] == (0.9 <= cc["ratio"] <= 1.1)
+    assert cc["vitc_p50_ms"] == rows["tiny-onnx-fp32"]["p50_ms"] and cc["p50_ms"] == pytest.approx(
+        float(np.median(cc["tool_p50s_ms"]))
+    )
+    assert cc["ratio"] == pytest.approx(cc["vitc_p50_ms"] / cc["p50_ms"]) and cc["agrees"] == (
+        0.9 <= cc["ratio"] <= 1.1
+    )
     assert ("disagrees with bare InferenceSession.run loop" in rows["tiny-onnx-fp32"]["flags"]) == (not cc["agrees"])
     # beside it, the paired ratio: the median of the per-round ratios (each pair timed seconds apart)
-    assert cc["paired_ratio"] == pytest.approx(float(np.median(np.array(cc["vitc_p50s_ms"]) / np.array(cc["tool_p50s_ms"]))))
+    assert cc["paired_ratio"] == pytest.approx(
+        float(np.median(np.array(cc["vitc_p50s_ms"]) / np.array(cc["tool_p50s_ms"])))
+    )
     # the files, and what they hold
     out = tmp_path / "report"
     saved = json.loads((out / "bench.json").read_text())
     assert saved["schema"] == 2 and len(saved["rows"]) == 5 and saved["wall_s"] > 0
     env = saved["environment"]
-    assert {"cpu", "cores", "isa", "versions", "command", "method", "threads"} <= set(env) and "onnxruntime" in env["versions"]
+    assert {"cpu", "cores", "isa", "versions", "command", "method", "threads"} <= set(env) and "onnxruntime" in env[
+        "versions"
+    ]
     with open(out / "bench.csv") as f:
         assert [r["artifact"] for r in csv.DictReader(f)] == [r["artifact"] for r in res["rows"]]
     md = (out / "report.md").read_text()
@@ -181,7 +202,7 @@ def test_speed_comparisons_read_as_faster_or_slower():
     from vitc.benchmarks.report import speed_vs
 
     assert speed_vs(6.0, 3.0) == "2.00x faster"
-    assert speed_vs(0.621, 1.046) == "1.68x slower"   # the digits run's "is 0.59x faster" case
+    assert speed_vs(0.621, 1.046) == "1.68x slower"  # the digits run's "is 0.59x faster" case
 
 
 def test_over_rounds_takes_the_median_of_the_rounds():
@@ -199,8 +220,13 @@ def test_bench_repeats_and_by_hand_baselines(tmp_path, monkeypatch, tiny_ckpt):
     each of the --repeats rounds."""
     res = _bench(tmp_path, monkeypatch, [tiny_ckpt], crosscheck=False, repeats=2, baselines=True)
     rows = {r["artifact"]: r for r in res["rows"]}
-    assert list(rows) == ["tiny-pytorch-fp32", "baseline-openvino-nncf-default-int8", "baseline-openvino-nncf-default-int8-vitc-graph",
-                          "baseline-onnx-dynamic-int8", "baseline-onnx-fp32"]
+    assert list(rows) == [
+        "tiny-pytorch-fp32",
+        "baseline-openvino-nncf-default-int8",
+        "baseline-openvino-nncf-default-int8-vitc-graph",
+        "baseline-onnx-dynamic-int8",
+        "baseline-onnx-fp32",
+    ]
     # the same-graph control: the by-hand NNCF recipe on vitc's head-tokens graph (fewer FLOPs than the plain one)
     ctl = rows["baseline-openvino-nncf-default-int8-vitc-graph"]
     assert ctl["control"] == "same-graph" and "vitc's exported graph" in ctl["baseline"]
@@ -213,22 +239,39 @@ def test_bench_repeats_and_by_hand_baselines(tmp_path, monkeypatch, tiny_ckpt):
         assert r["baseline"] and r["latency"]["rounds"] == 2 and len(r["latency"]["p50_rounds_ms"]) == 2
         assert r["p50_ms"] == pytest.approx(float(np.median(r["latency"]["p50_rounds_ms"])))
     assert rows["baseline-onnx-fp32"]["agreement"] == 100.0
-    assert rows["baseline-onnx-dynamic-int8"]["precision"] == rows["baseline-openvino-nncf-default-int8"]["precision"] == "int8"
+    assert (
+        rows["baseline-onnx-dynamic-int8"]["precision"]
+        == rows["baseline-openvino-nncf-default-int8"]["precision"]
+        == "int8"
+    )
     ov = rows["baseline-openvino-nncf-default-int8"]
     assert ov["throughput"]["4"] > 0 and 0 < ov["agreement"] <= 100.0
     assert "nncf.quantize" in ov["baseline"]
     base = tmp_path / "report" / "baselines" / tiny_ckpt.name
-    assert {p.name for p in base.iterdir()} >= {"baseline-onnx-fp32.onnx", "baseline-onnx-fp32.onnx.json",
-                                                 "baseline-openvino-nncf-default-int8.bin"}
+    assert {p.name for p in base.iterdir()} >= {
+        "baseline-onnx-fp32.onnx",
+        "baseline-onnx-fp32.onnx.json",
+        "baseline-openvino-nncf-default-int8.bin",
+    }
     assert all(p.name.startswith("baseline-") for p in base.iterdir())  # no staging or intermediate leftovers
-    assert rows["baseline-onnx-fp32"]["size_mb"] > 0.9 * rows["tiny-pytorch-fp32"]["size_mb"]  # external weights counted
+    assert (
+        rows["baseline-onnx-fp32"]["size_mb"] > 0.9 * rows["tiny-pytorch-fp32"]["size_mb"]
+    )  # external weights counted
     md = (tmp_path / "report" / "report.md").read_text()
     assert "Baseline baseline-onnx-dynamic-int8 (" in md and "2 timing round(s)" in md
 
 
 def _timed(name: str, p50s: list[float], **kw) -> dict:
-    return {"artifact": name, "target": "openvino", "precision": "int8", "status": "ok", "source": "/s",
-            "p50_ms": float(np.median(p50s)), "latency": {"p50_rounds_ms": p50s}, **kw}
+    return {
+        "artifact": name,
+        "target": "openvino",
+        "precision": "int8",
+        "status": "ok",
+        "source": "/s",
+        "p50_ms": float(np.median(p50s)),
+        "latency": {"p50_rounds_ms": p50s},
+        **kw,
+    }
 
 
 def test_same_recipe_is_judged_against_the_same_graph():
@@ -236,12 +279,19 @@ def test_same_recipe_is_judged_against_the_same_graph():
     the plain by-hand IR's difference is reported as what the graph rewrite gains, not as a failure."""
     from vitc.benchmarks.report import _same_recipe
 
-    ours = _timed("student-openvino-int8", [3.0, 3.1, 2.9], nncf="defaults", gflops_exported=2.35, gflops_per_image=2.52)
-    control = _timed("baseline-openvino-nncf-default-int8-vitc-graph", [3.05, 3.0, 3.1], baseline="x", control="same-graph")
+    ours = _timed(
+        "student-openvino-int8", [3.0, 3.1, 2.9], nncf="defaults", gflops_exported=2.35, gflops_per_image=2.52
+    )
+    control = _timed(
+        "baseline-openvino-nncf-default-int8-vitc-graph", [3.05, 3.0, 3.1], baseline="x", control="same-graph"
+    )
     plain = _timed("baseline-openvino-nncf-default-int8", [3.4, 3.5, 3.3], baseline="y")
     (line,) = _same_recipe([ours, control, plain])
     assert "vs by-hand baseline-openvino-nncf-default-int8-vitc-graph 3.050 ms, -1.6% (within 5%)" in line, line
-    assert "The by-hand IR of the plain timm graph, baseline-openvino-nncf-default-int8, 3.400 ms: vitc's IR is -11.8%" in line, line
+    assert (
+        "The by-hand IR of the plain timm graph, baseline-openvino-nncf-default-int8, 3.400 ms: vitc's IR is -11.8%"
+        in line
+    ), line
     slow = {**control, "p50_ms": 3.5}  # the same recipe and graph timing 14% apart: the bench is not to be trusted
     assert "(OUTSIDE 5%)" in _same_recipe([ours, slow, plain])[0]
     assert _same_recipe([{**ours, "nncf": "transformer"}, control, plain]) == []  # another recipe: nothing to compare
@@ -325,9 +375,20 @@ def fake_target(tmp_path, monkeypatch, tiny_ckpt):
     pre = ckpt.load_meta(tiny_ckpt)["preprocess"]
     for name in ("flaky.fake", "steady.fake"):
         (d / name).write_bytes(b"x")
-        (d / (name + ".json")).write_text(json.dumps({
-            "artifact": name, "target": "fake", "precision": "fp32", "size_bytes": 1, "source": {"checkpoint": None},
-            "data": {"name": "digits", "split": "val"}, "classes": load_source("digits", 32).classes, "preprocess": pre}))
+        (d / (name + ".json")).write_text(
+            json.dumps(
+                {
+                    "artifact": name,
+                    "target": "fake",
+                    "precision": "fp32",
+                    "size_bytes": 1,
+                    "source": {"checkpoint": None},
+                    "data": {"name": "digits", "split": "val"},
+                    "classes": load_source("digits", 32).classes,
+                    "preprocess": pre,
+                }
+            )
+        )
     return d
 
 
@@ -357,9 +418,11 @@ def test_timing_workers_load_only_their_runtime(tmp_path, exports, tiny_ckpt):
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     inputs = write_inputs(x, (1, 2), tmp_path, "x")
     timing = dict(warmup=1, warmup_seconds=0, min_runs=3, min_seconds=0)
-    cases = [("artifact", "onnx", next(exports.glob("*-onnx-int8.onnx")), "onnxruntime"),
-             ("artifact", "openvino", tmp_path / m["artifact"], "openvino"),
-             ("checkpoint", "pytorch", tiny_ckpt, "torch")]
+    cases = [
+        ("artifact", "onnx", next(exports.glob("*-onnx-int8.onnx")), "onnxruntime"),
+        ("artifact", "openvino", tmp_path / m["artifact"], "openvino"),
+        ("checkpoint", "pytorch", tiny_ckpt, "torch"),
+    ]
     for kind, target, path, runtime in cases:
         res = run_worker(loader_for(kind, target), str(path), 1, inputs, timing)
         assert res["torch_imported"] == (runtime == "torch"), (target, res["runtimes"])
@@ -384,9 +447,12 @@ def test_a_failing_worker_becomes_an_error_row(tmp_path, monkeypatch, exports):
         if item.path == victim:
             victim.unlink()
         return live
+
     monkeypatch.setattr(bench, "prepare_item", prepare_then_delete)
     rows = {r["artifact"]: r for r in _bench(tmp_path, monkeypatch, [d], crosscheck=False)["rows"]}
-    assert rows["tiny-onnx-int8"]["status"].startswith("error: the timing worker for tiny-onnx-int8.onnx failed (exit 1)")
+    assert rows["tiny-onnx-int8"]["status"].startswith(
+        "error: the timing worker for tiny-onnx-int8.onnx failed (exit 1)"
+    )
     assert rows["tiny-onnx-fp32"]["status"] == "ok" and rows["tiny-onnx-fp32"]["p50_ms"] > 0
 
 
@@ -407,25 +473,37 @@ def test_a_pair_split_by_a_machine_change_is_retimed(monkeypatch):
 
     def worker(loader, path, threads, inputs, timing):
         s = np.full(60, 1.0)
-        return {"batches": [{"batch": b, "p50_ms": 1.0, "runs": 60, "samples_ms": s.tolist()} for b, _ in inputs],
-                "torch_imported": False, "runtimes": ["openvino"], "load_s": 0.1}
+        return {
+            "batches": [{"batch": b, "p50_ms": 1.0, "runs": 60, "samples_ms": s.tolist()} for b, _ in inputs],
+            "torch_imported": False,
+            "runtimes": ["openvino"],
+            "load_s": 0.1,
+        }
 
     def live(tools):
         it = iter(tools)
-        monkeypatch.setattr(crosscheck, "tool_round", lambda *a: {"tool": "benchmark_app -hint latency", "p50_ms": next(it)})
+        monkeypatch.setattr(
+            crosscheck, "tool_round", lambda *a: {"tool": "benchmark_app -hint latency", "p50_ms": next(it)}
+        )
         item = bench.Item("artifact", __import__("pathlib").Path("m.xml"), "openvino", "int8", "m")
-        return bench._Live(BenchRow("m", "openvino", "int8", "m.xml", 1, status="ok"), None, item, None, None,
-                           inputs=[[1, "x1.npy"]])
+        return bench._Live(
+            BenchRow("m", "openvino", "int8", "m.xml", 1, status="ok"), None, item, None, None, inputs=[[1, "x1.npy"]]
+        )
 
     monkeypatch.setattr(launcher, "run_worker", worker)
     cfg = bench.BenchConfig(repeats=3)
     lv = live([1.02, 1.95, 1.01, 0.98])  # round 2's first pair split (a slow spell on the tool's side only)
     for r in range(3):
         bench.time_round(lv, cfg, r)
-    assert [t["p50_ms"] for t in lv.tool] == [1.02, 1.01, 0.98] and lv.split == [{"round": 2, "vitc_p50_ms": 1.0, "tool_p50_ms": 1.95}]
+    assert [t["p50_ms"] for t in lv.tool] == [1.02, 1.01, 0.98] and lv.split == [
+        {"round": 2, "vitc_p50_ms": 1.0, "tool_p50_ms": 1.95}
+    ]
     row = bench.finish_item(lv, cfg, {"gflops": {}})
     assert row.crosscheck["agrees"] and row.crosscheck["split_pairs"] == lv.split
-    assert any("Re-timed: 1 vitc/tool pair(s)" in s and "m round 2 (1.000 vs 1.950 ms)" in s for s in _trust({"rows": [row.to_json()]}))
+    assert any(
+        "Re-timed: 1 vitc/tool pair(s)" in s and "m round 2 (1.000 vs 1.950 ms)" in s
+        for s in _trust({"rows": [row.to_json()]})
+    )
 
     off = live([2.0] * 20)  # vitc's harness twice as fast as the tool in every pair: not the machine
     for r in range(3):

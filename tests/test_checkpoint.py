@@ -11,7 +11,9 @@ from vitc.models import load_checkpoint_model
 def test_roundtrip_rebuilds_from_dir_alone(tmp_path, tiny_student):
     from vitc.models import ModelSpec
 
-    spec = ModelSpec("deit_tiny_distilled_patch16_224", {"num_classes": 10, "img_size": 32, "patch_size": 8, "depth": 2})
+    spec = ModelSpec(
+        "deit_tiny_distilled_patch16_224", {"num_classes": 10, "img_size": 32, "patch_size": 8, "depth": 2}
+    )
     ckpt.save_checkpoint(tmp_path / "c", tiny_student, {"model": spec.to_json(), "classes": list("0123456789")})
     m, meta = load_checkpoint_model(tmp_path / "c")
     assert meta["weights_sha256"] == ckpt.sha256_file(tmp_path / "c" / ckpt.WEIGHTS)

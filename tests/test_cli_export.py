@@ -1,4 +1,5 @@
 """quantize / export / predict / info through the real CLI."""
+
 import json
 import os
 import subprocess
@@ -12,7 +13,9 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 def vitc(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "vitc", *map(str, args)], env=ENV, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "vitc", *map(str, args)], env=ENV, capture_output=True, text=True, timeout=600
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"vitc {args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p
@@ -41,6 +44,7 @@ def test_info_reports_params_and_gflops(tiny_ckpt):
     info = json.loads(vitc("info", tiny_ckpt).stdout)
     # deit tiny, depth 2, patch 8, 10 classes: counted here independently of vitc.inspect
     import timm
+
     m = timm.create_model("deit_tiny_distilled_patch16_224", img_size=32, patch_size=8, depth=2, num_classes=10)
     assert info["params"] == sum(p.numel() for p in m.parameters())
     # 2 blocks x 18 tokens: qkv/proj/mlp matmuls 12*d^2 MACs per token, plus attention and the embedding
@@ -71,6 +75,7 @@ def test_accuracy_gate_marks_failed_and_exits_3(tmp_path, tiny_ckpt, monkeypatch
         v = real(*a, **k)
         v.top1_artifact -= 5.0
         return v
+
     monkeypatch.setattr(stage, "compare", worse)
     with pytest.raises(AccuracyGateError) as e:
         stage.export_checkpoint(tiny_ckpt, "torchscript-lite", "int8", tmp_path, max_drop=1.0, threads=1)

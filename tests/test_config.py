@@ -9,8 +9,10 @@ def test_unknown_key_is_named():
         from_dict(TrainConfig, {"epoch": 3})
 
 
-@pytest.mark.parametrize("kw,key", [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
-                                    ({"lr": 0.0}, "lr"), ({"amp": "fp8"}, "amp")])
+@pytest.mark.parametrize(
+    "kw,key",
+    [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"), ({"lr": 0.0}, "lr"), ({"amp": "fp8"}, "amp")],
+)
 def test_out_of_range_values_are_named(kw, key):
     with pytest.raises(ConfigError, match=key):
         TrainConfig(**kw)
@@ -19,8 +21,8 @@ def test_out_of_range_values_are_named(kw, key):
 def test_presets_and_explicit_values():
     a = AugConfig("deit")
     assert (a.mixup, a.cutmix, a.reprob, a.smoothing, a.hflip) == (0.8, 1.0, 0.25, 0.1, 0.5)
-    assert AugConfig("deit", mixup=0.0).mixup == 0.0          # an explicit value wins over the preset
-    assert AugConfig("digits").hflip == 0.0                    # mirrored digits are other digits
+    assert AugConfig("deit", mixup=0.0).mixup == 0.0  # an explicit value wins over the preset
+    assert AugConfig("digits").hflip == 0.0  # mirrored digits are other digits
 
 
 def test_lr_scaling_rule():
@@ -42,4 +44,4 @@ def test_the_student_trains_under_autocast_by_default_the_teacher_does_not():
     assert DistillConfig(s, distillation="none").train.amp == "auto"
     assert DistillConfig(s, distillation="none", train={"epochs": 30}).train.amp == "auto"  # a pipeline YAML's train:
     assert DistillConfig(s, distillation="none", train={"amp": "off"}).train.amp == "off"
-    assert TrainConfig().amp == "off"                                                       # vitc teacher
+    assert TrainConfig().amp == "off"  # vitc teacher

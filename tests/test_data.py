@@ -8,8 +8,14 @@ from vitc.config import AugConfig
 from vitc.data import build_transform, eval_tensors, load_source
 from vitc.errors import DataError
 
-PRE = {"input_size": [3, 32, 32], "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
-       "std": [0.229, 0.224, 0.225], "crop_pct": 1.0, "crop_mode": "center"}
+PRE = {
+    "input_size": [3, 32, 32],
+    "interpolation": "bicubic",
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "crop_pct": 1.0,
+    "crop_mode": "center",
+}
 
 
 def test_digits_split_is_fixed_and_stratified():
@@ -84,15 +90,15 @@ def test_exif_orientation_is_applied(tmp_path, tiny_ckpt):
     from vitc.data import load_image
     from vitc.inspect import predict
 
-    a = (load_digits().images[7] * (255 / 16)).astype(np.uint8)            # a 7: not symmetric
-    upright = Image.fromarray(np.kron(a, np.ones((6, 4), np.uint8))).convert("RGB")   # 48 high, 32 wide
-    stored = upright.rotate(90, expand=True)                                # what the sensor wrote: 32 high, 48 wide
+    a = (load_digits().images[7] * (255 / 16)).astype(np.uint8)  # a 7: not symmetric
+    upright = Image.fromarray(np.kron(a, np.ones((6, 4), np.uint8))).convert("RGB")  # 48 high, 32 wide
+    stored = upright.rotate(90, expand=True)  # what the sensor wrote: 32 high, 48 wide
     exif = Image.Exif()
-    exif[0x0112] = 6                                                        # Orientation: rotate 90 CW to display
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
     up, rot = tmp_path / "upright.jpg", tmp_path / "phone.jpg"
     upright.save(up, quality=95)
     stored.save(rot, quality=95, exif=exif)
-    assert Image.open(rot).size == (48, 32)                                 # on disk it lies on its side
+    assert Image.open(rot).size == (48, 32)  # on disk it lies on its side
     got = load_image(rot)
     assert got.size == (32, 48)
     assert np.abs(np.asarray(got, np.float32) - np.asarray(load_image(up), np.float32)).mean() < 4.0

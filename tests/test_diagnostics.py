@@ -1,5 +1,6 @@
 """vitc attention / posembed / features / probe: rollout maths, attention and features read from
 exported artifacts equal PyTorch's, and the probe's floor and ceiling."""
+
 import json
 
 import numpy as np
@@ -16,12 +17,14 @@ def test_rollout_equals_the_hand_computed_product():
     def probs(h, nq, n):
         a = rng.random((1, h, nq, n)) + 0.1
         return a / a.sum(-1, keepdims=True)
+
     l1, l2 = probs(2, 3, 3), probs(2, 3, 3)
     eye = np.eye(3)
 
     def step(a):
         m = 0.5 * a[0].mean(0) + 0.5 * eye
         return m / m.sum(-1, keepdims=True)
+
     want = (step(l2) @ step(l1))[1]  # token 1's row of A'_2 A'_1
     assert np.allclose(A.rollout([l1, l2], token=1)[0], want)
     # a last block that computed only the first two queries (head tokens only) gives the same row
@@ -78,9 +81,17 @@ def test_attention_command_writes_pngs_and_measures(tmp_path, tiny_ckpt):
 
     res = run(tiny_ckpt, [tiny_ckpt], tmp_path, data="digits", pngs=2, limit=30)
     c = res["compared"][0]
-    assert res["images"] == 30 and c["images"] == 30 and len(c["js_per_layer"]) == 2 and len(c["js_per_layer_head"][0]) == 3
+    assert (
+        res["images"] == 30
+        and c["images"] == 30
+        and len(c["js_per_layer"]) == 2
+        and len(c["js_per_layer_head"][0]) == 3
+    )
     assert max(c["js_per_layer"]) < 1e-6 and c["rollout_pearson_mean"] > 0.9999 and c["top10_iou_mean"] == 1.0  # itself
-    assert len(list(tmp_path.glob("attention-*.png"))) == 2 and json.loads((tmp_path / "attention.json").read_text())["token"] == "cls"
+    assert (
+        len(list(tmp_path.glob("attention-*.png"))) == 2
+        and json.loads((tmp_path / "attention.json").read_text())["token"] == "cls"
+    )
 
 
 def test_features_from_an_exported_artifact_equal_pytorchs(tmp_path, tiny_ckpt):
@@ -96,9 +107,14 @@ def test_features_from_an_exported_artifact_equal_pytorchs(tmp_path, tiny_ckpt):
     for token in ("cls", "avg"):
         extract("digits", tiny_ckpt, token, tmp_path / f"pt-{token}.safetensors")
         extract("digits", tmp_path / m["artifact"], token, tmp_path / f"onnx-{token}.safetensors", threads=1)
-        a, b = load_file(str(tmp_path / f"pt-{token}.safetensors")), load_file(str(tmp_path / f"onnx-{token}.safetensors"))
+        a, b = (
+            load_file(str(tmp_path / f"pt-{token}.safetensors")),
+            load_file(str(tmp_path / f"onnx-{token}.safetensors")),
+        )
         assert a["val_features"].shape == (360, 192) and torch.equal(a["val_labels"], b["val_labels"])
-        assert torch.allclose(a["val_features"], b["val_features"], atol=1e-4) and torch.allclose(a["train_features"], b["train_features"], atol=1e-4)
+        assert torch.allclose(a["val_features"], b["val_features"], atol=1e-4) and torch.allclose(
+            a["train_features"], b["train_features"], atol=1e-4
+        )
     # avg is what timm's forward_head(pre_logits=True) returns for a distilled DeiT
     from vitc.models import load_checkpoint_model
 

@@ -1,5 +1,6 @@
 """Every registered target: export a tiny real model -> load back -> compare with PyTorch on real
 digits images; predict on a PNG. Skips only with the target's own check() reason."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +11,13 @@ from vitc.export.stage import export_checkpoint, read_manifest
 
 # target -> precisions to test here. A registered target missing from this table fails
 # test_every_target_has_a_test; tensorrt is tested without a GPU in test_tensorrt.py.
-CASES = {"onnx": ["fp32", "fp16", "int8"], "openvino": ["fp32", "fp16", "int8"],
-         "torchscript-lite": ["fp32", "int8"], "executorch": ["fp32", "int8"], "tensorrt": ["fp32", "fp16", "int8"]}
+CASES = {
+    "onnx": ["fp32", "fp16", "int8"],
+    "openvino": ["fp32", "fp16", "int8"],
+    "torchscript-lite": ["fp32", "int8"],
+    "executorch": ["fp32", "int8"],
+    "tensorrt": ["fp32", "fp16", "int8"],
+}
 
 
 def test_every_target_has_a_test():
@@ -116,8 +122,8 @@ def test_openvino_loader_reuses_its_input_buffer_without_mixing_calls(tmp_path, 
     ref = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     np.testing.assert_allclose(ya_kept, ref(a)[0], atol=1e-4)
     np.testing.assert_allclose(yb, ref(b)[0], atol=1e-4)
-    np.testing.assert_array_equal(ya, ya_kept)          # the first result is not a view of the reused buffer
-    assert np.abs(ya - yb).max() > 1e-3                 # two inputs, two answers
+    np.testing.assert_array_equal(ya, ya_kept)  # the first result is not a view of the reused buffer
+    assert np.abs(ya - yb).max() > 1e-3  # two inputs, two answers
 
 
 def test_nncf_auto_keeps_the_defaults_only_when_they_agree_with_fp32(tmp_path, tiny_ckpt):
@@ -140,8 +146,9 @@ def test_nncf_auto_keeps_the_defaults_only_when_they_agree_with_fp32(tmp_path, t
         assert info["scheme"] == want and info["tried"] == "defaults" and 0 <= info["calibration_agreement"] <= 1
         fq[want] = sum(op.get_type_name() == "FakeQuantize" for op in q.get_ordered_ops())
     assert fq["defaults"] > fq["transformer"] > 0  # the defaults quantize the residual adds too
-    m = export_checkpoint(tiny_ckpt, "openvino", "int8", tmp_path, calib="digits", calib_size=32, threads=1,
-                          opts={"nncf": "transformer"})
+    m = export_checkpoint(
+        tiny_ckpt, "openvino", "int8", tmp_path, calib="digits", calib_size=32, threads=1, opts={"nncf": "transformer"}
+    )
     assert m["options"]["nncf_result"] == {"scheme": "transformer"}
     ir = ov.Core().read_model(str(tmp_path / m["artifact"]))
     assert ir.get_rt_info(["vitc", "nncf"]).astype(str) == "transformer"
@@ -156,8 +163,16 @@ def test_onnx_int8_mode_auto_is_dynamic_for_vits_and_static_on_request(tmp_path,
 
     ops = {}
     for mode in ("auto", "static"):
-        m = export_checkpoint(tiny_ckpt, "onnx", "int8", tmp_path / mode, calib="digits", calib_size=16, threads=1,
-                              opts={"int8_mode": mode})
+        m = export_checkpoint(
+            tiny_ckpt,
+            "onnx",
+            "int8",
+            tmp_path / mode,
+            calib="digits",
+            calib_size=16,
+            threads=1,
+            opts={"int8_mode": mode},
+        )
         ops[mode] = {n.op_type for n in onnx.load(str(tmp_path / mode / m["artifact"])).graph.node}
         assert m["status"] == "ok" and m["options"]["int8_mode"] == ("dynamic" if mode == "auto" else "static")
         assert (m["calibration"] is None) == (mode == "auto")  # dynamic int8 uses no calibration images

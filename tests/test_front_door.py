@@ -1,6 +1,7 @@
 """The design card's commands as a new user types them: in an empty folder, no path arguments, the
 run folders under runs/ as the hand-off, every default announced, and a teacher trained when none is
 given. Through the real CLI in subprocesses (cwd = an empty temp folder)."""
+
 import io
 import json
 import os
@@ -13,12 +14,19 @@ from rich.console import Console
 from vitc import checkpoint as ckpt
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-TINY = ["--img-size", "32", "--patch-size", "8", "--threads", "2"]   # tiny sizes; no path is given anywhere
+TINY = ["--img-size", "32", "--patch-size", "8", "--threads", "2"]  # tiny sizes; no path is given anywhere
 
 
 def vitc(cwd, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "vitc", *map(str, args)], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "vitc", *map(str, args)],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _files(root):
@@ -27,22 +35,41 @@ def _files(root):
 
 def test_card_commands_in_an_empty_folder(tmp_path):
     # 1. distill with only a teacher name: offline, so vitc trains the teacher first and says so
-    p = vitc(tmp_path, "distill", "--teacher", "resnet18", "--student", "deit_tiny", "--epochs", "1", "--teacher-epochs", "1", *TINY)
+    p = vitc(
+        tmp_path,
+        "distill",
+        "--teacher",
+        "resnet18",
+        "--student",
+        "deit_tiny",
+        "--epochs",
+        "1",
+        "--teacher-epochs",
+        "1",
+        *TINY,
+    )
     assert p.returncode == 0, p.stderr
     out = " ".join(p.stdout.split())
     assert "writing to runs/student (the default --out)" in out
-    assert "teacher: no hub weights for resnet18" in out and "training resnet18 on digits from scratch into runs/teacher" in out
+    assert (
+        "teacher: no hub weights for resnet18" in out
+        and "training resnet18 on digits from scratch into runs/teacher" in out
+    )
     assert "--teacher-checkpoint PATH" in out  # how to skip it
     t, s = ckpt.load_meta(tmp_path / "runs/teacher"), ckpt.load_meta(tmp_path / "runs/student")
     assert t["stage"] == "teacher" and t["model"]["name"] == "resnet18"
     assert s["stage"] == "distill" and s["inputs"]["teacher"]["path"] == "runs/teacher"
     # a second distill reuses that teacher instead of training another
     p = vitc(tmp_path, "distill", "--teacher", "resnet18", "--epochs", "1", "--out", "runs/student2", *TINY)
-    assert p.returncode == 0 and "teacher: reusing runs/teacher (made by vitc teacher" in " ".join(p.stdout.split()), p.stderr
+    assert p.returncode == 0 and "teacher: reusing runs/teacher (made by vitc teacher" in " ".join(p.stdout.split()), (
+        p.stderr
+    )
     # 2. quantize and export read runs/student and say so
     p = vitc(tmp_path, "quantize", "--threads", "2")
     assert p.returncode == 0, p.stderr
-    assert "using runs/student (made by vitc distill" in " ".join(p.stdout.split()) and ckpt.is_checkpoint_dir(tmp_path / "runs/int8")
+    assert "using runs/student (made by vitc distill" in " ".join(p.stdout.split()) and ckpt.is_checkpoint_dir(
+        tmp_path / "runs/int8"
+    )
     p = vitc(tmp_path, "export", "--target", "onnx", "--threads", "2")
     assert p.returncode == 0 and (tmp_path / "runs/exports/student-onnx-fp32.onnx").is_file(), p.stderr
     # 3. TensorRT cannot run here: one sentence, non-zero, nothing written
@@ -51,10 +78,29 @@ def test_card_commands_in_an_empty_folder(tmp_path):
     assert p.returncode != 0 and "tensorrt target unavailable here" in p.stderr and "Traceback" not in p.stderr
     assert _files(tmp_path) == before
     # 4. bench finds everything under runs/ and writes runs/bench/report.md with a row per artifact made
-    p = vitc(tmp_path, "bench", "--repeats", "1", "--min-seconds", "0", "--min-runs", "3", "--warmup", "1", "--batch", "1", "--threads", "2")
+    p = vitc(
+        tmp_path,
+        "bench",
+        "--repeats",
+        "1",
+        "--min-seconds",
+        "0",
+        "--min-runs",
+        "3",
+        "--warmup",
+        "1",
+        "--batch",
+        "1",
+        "--threads",
+        "2",
+    )
     assert p.returncode == 0, p.stderr
-    made = [a.name[:-len(".json")] for d in ("int8", "exports") for a in (tmp_path / "runs" / d).glob("*.json")
-            if a.name not in ("stage.json", "skipped.json", ckpt.META, "config.json")]
+    made = [
+        a.name[: -len(".json")]
+        for d in ("int8", "exports")
+        for a in (tmp_path / "runs" / d).glob("*.json")
+        if a.name not in ("stage.json", "skipped.json", ckpt.META, "config.json")
+    ]
     assert made, _files(tmp_path)
     rows = {r["artifact"]: r for r in json.loads((tmp_path / "runs/bench/bench.json").read_text())["rows"]}
     md = (tmp_path / "runs/bench/report.md").read_text()
@@ -66,8 +112,11 @@ def test_card_commands_in_an_empty_folder(tmp_path):
 
 
 def test_default_inputs_that_are_missing_name_the_command(tmp_path):
-    for args, want in ((["quantize"], "make it with `vitc distill"), (["export", "--target", "onnx"], "make it with `vitc distill"),
-                       (["bench"], "nothing to bench: runs/ holds no student")):
+    for args, want in (
+        (["quantize"], "make it with `vitc distill"),
+        (["export", "--target", "onnx"], "make it with `vitc distill"),
+        (["bench"], "nothing to bench: runs/ holds no student"),
+    ):
         p = vitc(tmp_path, *args)
         assert p.returncode == 2 and want in " ".join(p.stderr.split()) and "Traceback" not in p.stderr, p.stderr
     assert _files(tmp_path) == []
@@ -112,8 +161,10 @@ def test_progress_is_plain_lines_off_a_terminal(monkeypatch):
     assert quiet.getvalue() == ""  # a short step prints nothing
 
 
-@pytest.mark.parametrize("epochs,default,want", [(1, 5.0, 0.2), (3, 5.0, 0.6), (5, 5.0, 1.0), (6, 5.0, 5.0), (30, 5.0, 5.0),
-                                                 (10, 1.0, 1.0), (1, 1.0, 0.2)])
+@pytest.mark.parametrize(
+    "epochs,default,want",
+    [(1, 5.0, 0.2), (3, 5.0, 0.6), (5, 5.0, 1.0), (6, 5.0, 5.0), (30, 5.0, 5.0), (10, 1.0, 1.0), (1, 1.0, 0.2)],
+)
 def test_default_warmup_fits_the_run(epochs, default, want):
     from vitc.config import TrainConfig, default_warmup
 

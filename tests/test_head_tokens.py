@@ -1,6 +1,7 @@
 """The export-time rewrite: the last ViT block computes only the tokens the head reads. Same
 logits as the model (checked on models whose heads read 2 tokens and 1 token), less work, the
 source model untouched, and no rewrite where the head reads every token."""
+
 import pytest
 import timm
 import torch
@@ -11,8 +12,9 @@ from vitc.models import gflops
 SMALL = dict(img_size=32, patch_size=8, depth=3, num_classes=10)
 
 
-@pytest.mark.parametrize("arch,kept", [("deit_tiny_distilled_patch16_224", 2), ("vit_tiny_patch16_224", 1),
-                                       ("vit_small_patch16_224", 1)])
+@pytest.mark.parametrize(
+    "arch,kept", [("deit_tiny_distilled_patch16_224", 2), ("vit_tiny_patch16_224", 1), ("vit_small_patch16_224", 1)]
+)
 def test_rewrite_keeps_the_logits_and_skips_work(arch, kept):
     torch.manual_seed(0)
     model = timm.create_model(arch, **SMALL).eval()
@@ -21,7 +23,9 @@ def test_rewrite_keeps_the_logits_and_skips_work(arch, kept):
         ref = model(x)
     out, info = rewrite(model)
     assert info["head_tokens_only"] and info["tokens_kept"] == kept
-    assert isinstance(out.blocks[-1], HeadTokensBlock) and type(model.blocks[-1]).__name__ == "Block"  # source untouched
+    assert (
+        isinstance(out.blocks[-1], HeadTokensBlock) and type(model.blocks[-1]).__name__ == "Block"
+    )  # source untouched
     with torch.no_grad():
         got = out(x)
         assert torch.allclose(model(x), ref)  # the source still computes what it did
@@ -38,7 +42,9 @@ def test_dynamic_int8_quantizes_the_rewritten_block():
     model = timm.create_model("deit_tiny_distilled_patch16_224", **SMALL).eval()
     out, _ = rewrite(model)
     q = dynamic_int8(out)
-    assert all("quantized.dynamic" in type(m).__module__ for m in (q.blocks[-1].q, q.blocks[-1].kv, q.blocks[0].attn.qkv))
+    assert all(
+        "quantized.dynamic" in type(m).__module__ for m in (q.blocks[-1].q, q.blocks[-1].kv, q.blocks[0].attn.qkv)
+    )
     # int8 activations are scaled per call, so the q layer on 2 tokens rounds differently from qkv on
     # all of them: not equal to the unrewritten int8 model, but no further from fp32 (random weights)
     x = torch.randn(8, 3, 32, 32)
@@ -49,8 +55,13 @@ def test_dynamic_int8_quantizes_the_rewritten_block():
     assert 0 < err_rewritten <= 1.25 * err_plain
 
 
-@pytest.mark.parametrize("arch,extra,why", [("resnet18", {"num_classes": 10}, "not a timm VisionTransformer"),
-                                            ("vit_tiny_patch16_224", {**SMALL, "global_pool": "avg"}, "pools over all tokens")])
+@pytest.mark.parametrize(
+    "arch,extra,why",
+    [
+        ("resnet18", {"num_classes": 10}, "not a timm VisionTransformer"),
+        ("vit_tiny_patch16_224", {**SMALL, "global_pool": "avg"}, "pools over all tokens"),
+    ],
+)
 def test_no_rewrite_when_the_head_reads_every_token(arch, extra, why):
     model = timm.create_model(arch, **extra).eval()
     out, info = rewrite(model)

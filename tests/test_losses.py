@@ -1,4 +1,5 @@
 """The distillation loss against hand computations on small fixed tensors."""
+
 import math
 
 import pytest
@@ -9,7 +10,7 @@ from vitc.compress.losses import DistillationLoss, TeacherAdapter
 
 CLS = [[2.0, 0.0, 1.0], [0.0, 1.0, -1.0]]
 DIST = [[0.5, 1.5, 0.0], [1.0, 0.0, 2.0]]
-TEACH = [[0.0, 3.0, 1.0], [0.5, 0.0, 2.5]]   # teacher argmax: [1, 2]
+TEACH = [[0.0, 3.0, 1.0], [0.5, 0.0, 2.5]]  # teacher argmax: [1, 2]
 Y = [0, 1]
 
 
@@ -70,7 +71,7 @@ def test_soft_matches_hand_with_deit_reduction(tau):
         ls = [v / tau - lse([u / tau for u in s_row]) for v in s_row]
         lt = [v / tau - lse([u / tau for u in t_row]) for v in t_row]
         kl += sum(math.exp(b) * (b - a) for a, b in zip(ls, lt))
-    kd = kl * tau * tau / (2 * 3)           # DeiT: summed KL / numel(batch * classes)
+    kd = kl * tau * tau / (2 * 3)  # DeiT: summed KL / numel(batch * classes)
     base = (ce(CLS[0], 0) + ce(CLS[1], 1)) / 2
     assert got == pytest.approx(0.5 * base + 0.5 * kd, rel=1e-6)
 
@@ -81,8 +82,8 @@ def test_none_is_class_head_ce_only():
     got = loss_fn(x, out, y)
     assert got.item() == pytest.approx((ce(CLS[0], 0) + ce(CLS[1], 1)) / 2, rel=1e-6)
     got.backward()
-    assert out[1].grad is None          # the distillation head gets no signal
-    assert t.grad_enabled is None       # the teacher is never run
+    assert out[1].grad is None  # the distillation head gets no signal
+    assert t.grad_enabled is None  # the teacher is never run
 
 
 @pytest.mark.parametrize("kind", ["hard", "soft"])

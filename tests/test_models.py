@@ -8,13 +8,16 @@ from vitc.errors import ConfigError, ModelError, OfflineError
 from vitc.models import create_model, data_config, is_distilled, resolve_name
 
 
-@pytest.mark.parametrize("alias,arch,tag", [
-    ("regnety_16gf", "regnety_160", "deit_in1k"),
-    ("deit_tiny", "deit_tiny_distilled_patch16_224", None),
-    ("deit_small", "deit_small_distilled_patch16_224", None),
-    ("resnet18", "resnet18", None),
-    ("regnety_160.swag_ft_in1k", "regnety_160", "swag_ft_in1k"),
-])
+@pytest.mark.parametrize(
+    "alias,arch,tag",
+    [
+        ("regnety_16gf", "regnety_160", "deit_in1k"),
+        ("deit_tiny", "deit_tiny_distilled_patch16_224", None),
+        ("deit_small", "deit_small_distilled_patch16_224", None),
+        ("resnet18", "resnet18", None),
+        ("regnety_160.swag_ft_in1k", "regnety_160", "swag_ft_in1k"),
+    ],
+)
 def test_alias_resolution(alias, arch, tag):
     assert resolve_name(alias) == (arch, tag)
 

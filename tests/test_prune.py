@@ -1,10 +1,11 @@
 """vitc prune: torch-pruning on a timm DeiT, the pickle-free pruned checkpoint, and everything downstream."""
+
 import json
 import zipfile
 
 import pytest
 import torch
-from test_pipeline import TINY, _write, vitc
+from test_pipeline import ONE_ROUND, TINY, _write, vitc
 
 from vitc import checkpoint as ckpt
 from vitc.config import PruneConfig
@@ -29,7 +30,7 @@ def test_prune_cuts_every_width_and_keeps_the_heads(tiny_ckpt):
     for b, w in zip(model.blocks, s["blocks"]):
         assert w == {"heads": 3, "head_dim": 32, "mlp_hidden": 384}
         # timm's attributes were synced with the cut tensors (forward reshapes by them)
-        assert b.attn.attn_dim == 96 and b.attn.scale == pytest.approx(32 ** -0.5)
+        assert b.attn.attn_dim == 96 and b.attn.scale == pytest.approx(32**-0.5)
     assert model.cls_token.shape[-1] == model.dist_token.shape[-1] == model.pos_embed.shape[-1] == 96
     assert model.num_features == model.embed_dim == 96
     assert model.head.out_features == model.head_dist.out_features == 10  # both heads ignored
@@ -41,7 +42,9 @@ def test_prune_cuts_every_width_and_keeps_the_heads(tiny_ckpt):
 
 def test_head_ratio_removes_whole_heads(tiny_ckpt):
     model, _, s = _pruned_in_memory(tiny_ckpt, ratio=0.25, head_ratio=0.3, round_to=None)
-    assert all(b["heads"] == 2 and b["head_dim"] == 48 for b in s["blocks"])  # ceil(0.3 x 3) = 1 head gone, dims cut 25%
+    assert all(
+        b["heads"] == 2 and b["head_dim"] == 48 for b in s["blocks"]
+    )  # ceil(0.3 x 3) = 1 head gone, dims cut 25%
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     with pytest.raises(ConfigError, match="would remove all 3 heads of block 0"):
@@ -61,6 +64,7 @@ def test_prune_save_load_same_logits_without_pickle(tmp_path, tiny_ckpt, monkeyp
 
     def no_unpickling(*a, **k):
         raise AssertionError("a pruned checkpoint must load without torch.load")
+
     monkeypatch.setattr(torch, "load", no_unpickling)
     loaded, _ = load_checkpoint_model(tmp_path / "p")
     x = torch.randn(3, 3, 32, 32)
@@ -72,8 +76,22 @@ def test_prune_save_load_same_logits_without_pickle(tmp_path, tiny_ckpt, monkeyp
 def pruned_run(tmp_path_factory, tiny_ckpt):
     """`vitc prune` end to end on the tiny student: 1 epoch of re-distillation from a ViT teacher."""
     out = tmp_path_factory.mktemp("prune") / "pruned"
-    p = vitc("prune", tiny_ckpt, "--teacher-checkpoint", tiny_ckpt, "--ratio", "0.5", "--epochs", "1",
-             "--batch-size", "64", "--threads", "1", "--out", out)
+    p = vitc(
+        "prune",
+        tiny_ckpt,
+        "--teacher-checkpoint",
+        tiny_ckpt,
+        "--ratio",
+        "0.5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--threads",
+        "1",
+        "--out",
+        out,
+    )
     return out, p
 
 
@@ -84,7 +102,10 @@ def test_cli_prune_writes_a_pruned_student(pruned_run, tiny_ckpt):
     assert meta["stage"] == "prune" and meta["model"]["structure"]["embed_dim"] == 96
     pr = meta["pruning"]
     assert pr["source"]["sha256"] == ckpt.load_meta(tiny_ckpt)["weights_sha256"]
-    assert pr["after_pruning"]["gflops"] < 0.5 * pr["before"]["gflops"] and pr["after_pruning"]["params"] < pr["before"]["params"]
+    assert (
+        pr["after_pruning"]["gflops"] < 0.5 * pr["before"]["gflops"]
+        and pr["after_pruning"]["params"] < pr["before"]["params"]
+    )
     assert {f.name for f in (out / "best").iterdir()} == {ckpt.META, ckpt.WEIGHTS}
 
 
@@ -97,8 +118,17 @@ def test_info_shows_the_pruned_widths(pruned_run):
     assert info["pruning"]["ratio"] == 0.5 and info["gflops_per_image"] < info["pruning"]["before"]["gflops"]
 
 
-@pytest.mark.parametrize("target, precision", [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8"),
-                                               ("torchscript-lite", "fp32"), ("executorch", "fp32")])
+@pytest.mark.parametrize(
+    "target, precision",
+    [
+        ("onnx", "fp32"),
+        ("onnx", "int8"),
+        ("openvino", "fp32"),
+        ("openvino", "int8"),
+        ("torchscript-lite", "fp32"),
+        ("executorch", "fp32"),
+    ],
+)
 def test_pruned_student_exports_and_validates(tmp_path, pruned_run, target, precision):
     from vitc import export
     from vitc.export.stage import export_checkpoint
@@ -106,8 +136,9 @@ def test_pruned_student_exports_and_validates(tmp_path, pruned_run, target, prec
     if export.get(target).check():
         pytest.skip(export.get(target).check())
     out, _ = pruned_run
-    m = export_checkpoint(out, target, precision, tmp_path, threads=1, calib="digits" if precision == "int8" else None,
-                          calib_size=32)
+    m = export_checkpoint(
+        out, target, precision, tmp_path, threads=1, calib="digits" if precision == "int8" else None, calib_size=32
+    )
     assert m["status"] == "ok", m
     v = m["validation"]
     assert v["top1_agreement"] >= (0.99 if precision == "fp32" else 0.9)
@@ -117,14 +148,19 @@ def test_pruned_student_exports_and_validates(tmp_path, pruned_run, target, prec
 
 def test_pipeline_reruns_from_prune_when_its_ratio_changes(tmp_path, image_folder):
     runs = tmp_path / "runs"
-    text = TINY.replace("quantize:", "prune: {{ratio: {ratio}, train: {{epochs: 1, batch_size: 16, warmup_epochs: 0.0, threads: 1}}}}\nquantize:")
-    text = text.replace("targets: [onnx, tensorrt]", "targets: [onnx]")
+    text = TINY.replace(
+        "quantize:",
+        "prune: {{ratio: {ratio}, train: {{epochs: 1, batch_size: 16, warmup_epochs: 0.0, threads: 1}}}}\nquantize:",
+    )
+    text = text.replace("targets: [onnx, tensorrt]", "targets: [onnx]").replace(*ONE_ROUND)
     cfg = _write(tmp_path, text.format(data=image_folder, runs=runs, min_runs=2, ratio=0.5))
     vitc("pipeline", cfg)
     root = runs / "tiny"
     assert ckpt.load_meta(root / "pruned")["model"]["structure"]["embed_dim"] == 96
     art = json.loads((root / "exports" / "pruned-onnx-fp32.onnx.json").read_text())
-    assert art["source"]["weights_sha256"] == ckpt.load_meta(root / "pruned")["weights_sha256"]  # the pruned student is exported
+    assert (
+        art["source"]["weights_sha256"] == ckpt.load_meta(root / "pruned")["weights_sha256"]
+    )  # the pruned student is exported
     rows = {r["artifact"]: r for r in json.loads((root / "bench" / "bench.json").read_text())["rows"]}
     assert rows["pruned-pytorch-fp32"]["status"] == "ok" and rows["student-pytorch-fp32"]["status"] == "ok"
     distilled = ckpt.load_meta(root / "student")["weights_sha256"]
@@ -141,15 +177,31 @@ def test_pipeline_reruns_from_prune_when_its_ratio_changes(tmp_path, image_folde
 
 def test_prune_resume_rebuilds_the_pruned_shape(tmp_path, tiny_ckpt):
     out = tmp_path / "p"
-    args = ["prune", tiny_ckpt, "--teacher-checkpoint", tiny_ckpt, "--ratio", "0.25", "--epochs", "2", "--batch-size", "64",
-            "--threads", "1", "--out", out]
+    args = [
+        "prune",
+        tiny_ckpt,
+        "--teacher-checkpoint",
+        tiny_ckpt,
+        "--ratio",
+        "0.25",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--threads",
+        "1",
+        "--out",
+        out,
+    ]
     vitc(*args)
     # as if interrupted after epoch 1: the train state goes back one epoch
     st = ckpt.load_train_state(out / ckpt.TRAIN_STATE)
     st.update(epoch=1, history=st["history"][:1])
     ckpt.save_train_state(out / ckpt.TRAIN_STATE, st)
     text = " ".join(vitc(*args, "--resume").stdout.split())
-    assert "resumed from" in text and "after epoch 1/2" in text and "before re-distillation" not in text  # no second cut
+    assert (
+        "resumed from" in text and "after epoch 1/2" in text and "before re-distillation" not in text
+    )  # no second cut
     meta = ckpt.load_meta(out)
     assert meta["model"]["structure"]["embed_dim"] == 144 and len((out / "metrics.jsonl").read_text().splitlines()) == 2
 

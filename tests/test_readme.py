@@ -33,4 +33,6 @@ def test_readme_is_a_front_page():
     assert len(text.splitlines()) <= 150
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
     local = [x for x in links if not x.startswith("http")]
-    assert len(local) >= 8 and all((README.parent / x).exists() for x in local), [x for x in local if not (README.parent / x).exists()]
+    assert len(local) >= 8 and all((README.parent / x).exists() for x in local), [
+        x for x in local if not (README.parent / x).exists()
+    ]

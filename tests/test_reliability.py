@@ -1,6 +1,7 @@
 """Faults while writing (disk full, kill between write and rename), the checkpoint pair's
 consistency, and a source scan for shell=True. Pickle refusal and ONNX path traversal are in
 test_checkpoint.py and test_export.py; kill -9 + --resume in test_cli_train.py."""
+
 import errno
 import os
 import re
@@ -46,6 +47,7 @@ def test_disk_full_while_writing_weights_keeps_the_previous_checkpoint(saved, mo
     def half_then_full(state, path, metadata=None):
         Path(path).write_bytes(b"\0" * 1000)  # some bytes land, then the disk is full
         _enospc()
+
     monkeypatch.setattr(ckpt, "save_file", half_then_full)
     with pytest.raises(OutputError, match="No space left on device") as e:
         ckpt.save_checkpoint(out, model, {"stage": "x", "model": meta["model"]})
@@ -71,6 +73,7 @@ def test_crash_between_the_two_renames_is_caught_on_load(saved, monkeypatch):
         if Path(dst).name == ckpt.META:
             raise OSError(errno.EIO, "power cut")  # the weights were renamed, vitc.json was not
         real(src, dst)
+
     monkeypatch.setattr(ckpt.os, "replace", replace)
     with pytest.raises(OutputError):
         ckpt.save_checkpoint(out, model, {"stage": "x", "model": meta["model"]})
@@ -102,7 +105,11 @@ def test_kill_between_write_and_rename_leaves_the_old_file(tmp_path):
     p.wait()
     assert final.read_bytes() == b"old and complete"
     # the orphaned temp file is hidden and never carries the final name
-    assert all(f.name.startswith(".model.safetensors.") for f in tmp_path.iterdir() if f.name not in ("model.safetensors", "ready"))
+    assert all(
+        f.name.startswith(".model.safetensors.")
+        for f in tmp_path.iterdir()
+        if f.name not in ("model.safetensors", "ready")
+    )
 
 
 def test_disk_full_during_export_is_one_line_and_leaves_no_artifact(tmp_path, tiny_ckpt, monkeypatch, capsys):

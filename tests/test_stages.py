@@ -1,5 +1,6 @@
 """The stage table and the typed hand-offs: the CLI and the pipeline run a stage the same way (folders, file
 stems, gates, defaults), the data travels with the model, and the package keeps no import cycles."""
+
 import ast
 import copy
 import json
@@ -90,6 +91,7 @@ def _broken_int8(monkeypatch):
                     h.weight.zero_()
                     h.bias.copy_(torch.arange(h.bias.shape[0], dtype=torch.float))
         return real(m)
+
     monkeypatch.setattr(int8_recipe, "dynamic_int8", broken)
     import vitc.compress.quantize as q
 
@@ -117,11 +119,14 @@ def test_a_yaml_teacher_without_lr_trains_at_the_cli_default(tmp_path, monkeypat
     def capture(name, cfg, inputs, out):
         seen[name] = cfg
         return stages.Result("")
+
     monkeypatch.setattr(stages, "run", capture)
     assert _cli(monkeypatch, tmp_path, "teacher", "--epochs", "3") == 0
     p = tmp_path / "cfg.yaml"
-    p.write_text("name: x\nteacher:\n  model: {name: resnet18, img_size: 32}\n  train: {epochs: 3}\n"
-                 "distill:\n  student: {name: deit_tiny, img_size: 32, patch_size: 8}\n")
+    p.write_text(
+        "name: x\nteacher:\n  model: {name: resnet18, img_size: 32}\n  train: {epochs: 3}\n"
+        "distill:\n  student: {name: deit_tiny, img_size: 32, patch_size: 8}\n"
+    )
     yaml_cfg = load(p).teacher
     assert yaml_cfg.train.lr == seen["teacher"].train.lr == 2e-3  # the measured from-scratch recipe, not DeiT's 6.25e-5
     assert yaml_cfg.train.warmup_epochs == seen["teacher"].train.warmup_epochs
@@ -136,9 +141,19 @@ def _folder_ckpt(image_folder: Path, data: Path, out: Path) -> Path:
     torch.manual_seed(0)
     src = load_source(str(image_folder), 32)
     m, spec = create_model("resnet18", len(src.classes), 32)
-    ckpt.save_checkpoint(out, m.eval(), {"stage": "teacher", "model": spec.to_json(), "classes": src.classes,
-                                         "preprocess": data_config(m, 32, 1.0), "data": str(data),
-                                         "config": {"data": str(data)}, "metrics": {}})
+    ckpt.save_checkpoint(
+        out,
+        m.eval(),
+        {
+            "stage": "teacher",
+            "model": spec.to_json(),
+            "classes": src.classes,
+            "preprocess": data_config(m, 32, 1.0),
+            "data": str(data),
+            "config": {"data": str(data)},
+            "metrics": {},
+        },
+    )
     return out
 
 
@@ -161,7 +176,10 @@ def test_a_checkpoint_whose_data_is_gone_gets_one_sentence(tmp_path, image_folde
     assert f"was trained on {gone}, which no longer exists" in err and "--data" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     # the data given explicitly: validated there
-    assert _cli(monkeypatch, tmp_path, "export", c, "--target", "onnx", "--out", tmp_path / "out", "--data", image_folder) == 0
+    assert (
+        _cli(monkeypatch, tmp_path, "export", c, "--target", "onnx", "--out", tmp_path / "out", "--data", image_folder)
+        == 0
+    )
 
 
 def _imports() -> dict[str, set[str]]:
@@ -180,7 +198,11 @@ def _imports() -> dict[str, set[str]]:
         deps = set()
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.ImportFrom):
-                mod = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else [])) if node.level else node.module
+                mod = (
+                    ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                    if node.level
+                    else node.module
+                )
                 cands = [mod] + [f"{mod}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
                 cands = [a.name for a in node.names]
@@ -199,8 +221,11 @@ def test_no_two_modules_import_each_other():
 
 
 def test_validating_a_pipeline_yaml_imports_no_torch():
-    code = ("import sys\nfrom vitc.pipeline_config import load\nc = load('configs/digits.yaml')\n"
-            "assert c.stage_dir('distill').name == 'student'\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm')))")
+    code = (
+        "import sys\nfrom vitc.pipeline_config import load\nc = load('configs/digits.yaml')\n"
+        "assert c.stage_dir('distill').name == 'student'\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'timm')))"
+    )
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
 

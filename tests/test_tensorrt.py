@@ -1,4 +1,5 @@
 """TensorRT without a GPU: what can be checked here is checked; nothing pretends an engine ran."""
+
 import importlib.util
 
 import pytest
@@ -28,9 +29,16 @@ def test_export_refuses_and_writes_nothing(tmp_path, tiny_ckpt):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("kw,msg", [({"min_batch": 4, "opt_batch": 2}, "min"), ({"max_batch": 0}, "min"),
-                                    ({"workspace_gb": 0}, "workspace"), ({"precision": "fp8"}, "precision"),
-                                    ({"precision": "int8"}, "calibration")])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"min_batch": 4, "opt_batch": 2}, "min"),
+        ({"max_batch": 0}, "min"),
+        ({"workspace_gb": 0}, "workspace"),
+        ({"precision": "fp8"}, "precision"),
+        ({"precision": "int8"}, "calibration"),
+    ],
+)
 def test_option_validation(kw, msg):
     with pytest.raises(ConfigError, match=msg):
         trt_target.Options(**kw)

@@ -1,2 +1,3 @@
 """vitc: teacher -> DeiT distillation -> quantization -> verified edge export -> benchmark."""
+
 __version__ = "0.1.0"

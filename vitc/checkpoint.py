@@ -4,6 +4,7 @@ A checkpoint dir is the hand-off between stages; every later stage rebuilds the 
 alone. Weights are safetensors (no pickles). The resumable training state is one file,
 `train_state.pt`, loaded with `torch.load(weights_only=True)` so it can never run code.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,8 +53,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     except OSError as e:
-        raise OutputError(f"cannot write to {final.parent}: {e.strerror}",
-                          "choose a writable --out directory") from e
+        raise OutputError(f"cannot write to {final.parent}: {e.strerror}", "choose a writable --out directory") from e
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -61,8 +61,10 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint should read like any file
         os.replace(tmp, final)
     except OSError as e:
-        raise OutputError(f"writing {final} failed: {e.strerror or e}",
-                          "free disk space or fix permissions; the previous file is intact") from e
+        raise OutputError(
+            f"writing {final} failed: {e.strerror or e}",
+            "free disk space or fix permissions; the previous file is intact",
+        ) from e
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -129,11 +131,14 @@ def is_checkpoint_dir(path: str | Path) -> bool:
 def load_meta(ckpt_dir: str | Path) -> dict:
     p = Path(ckpt_dir)
     if not p.exists():
-        raise CheckpointError(f"checkpoint {p} does not exist",
-                              "pass a vitc checkpoint dir (made by `vitc teacher` or `vitc distill`)")
+        raise CheckpointError(
+            f"checkpoint {p} does not exist", "pass a vitc checkpoint dir (made by `vitc teacher` or `vitc distill`)"
+        )
     if not is_checkpoint_dir(p):
-        raise CheckpointError(f"{p} is not a vitc checkpoint dir (needs {WEIGHTS} and {META})",
-                              "pass a dir made by `vitc teacher`/`vitc distill`, or a .safetensors file with --teacher NAME")
+        raise CheckpointError(
+            f"{p} is not a vitc checkpoint dir (needs {WEIGHTS} and {META})",
+            "pass a dir made by `vitc teacher`/`vitc distill`, or a .safetensors file with --teacher NAME",
+        )
     meta = read_json(p / META)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{p / META} has format {meta.get('format')!r}, expected {FORMAT!r}")
@@ -143,15 +148,20 @@ def load_meta(ckpt_dir: str | Path) -> dict:
 def verify_weights(ckpt_dir: str | Path, meta: dict) -> None:
     want = meta.get("weights_sha256")
     if want and sha256_file(Path(ckpt_dir) / WEIGHTS) != want:
-        raise CheckpointError(f"{Path(ckpt_dir) / WEIGHTS} does not match the sha256 in its {META} (an interrupted write, "
-                              "or a file replaced by hand)", "rerun the stage that made it, or --resume it")
+        raise CheckpointError(
+            f"{Path(ckpt_dir) / WEIGHTS} does not match the sha256 in its {META} (an interrupted write, "
+            "or a file replaced by hand)",
+            "rerun the stage that made it, or --resume it",
+        )
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise CheckpointError(f"{path} is not a .safetensors file; vitc never unpickles weights",
-                              "convert it with safetensors.torch.save_file, or pass a vitc checkpoint dir")
+        raise CheckpointError(
+            f"{path} is not a .safetensors file; vitc never unpickles weights",
+            "convert it with safetensors.torch.save_file, or pass a vitc checkpoint dir",
+        )
     try:
         return load_file(str(path))
     except FileNotFoundError as e:
@@ -169,12 +179,14 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: st
         raise CheckpointError(
             f"{source} does not fit {type(model).__name__}: "
             f"{len(missing)} tensors missing (e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]})",
-            "is it a checkpoint of a different architecture? check --teacher / --student")
+            "is it a checkpoint of a different architecture? check --teacher / --student",
+        )
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise CheckpointError(
                 f"{source}: tensor {k} has shape {tuple(state[k].shape)} but the model expects {tuple(v.shape)}",
-                "the checkpoint was made with another class count, image or patch size")
+                "the checkpoint was made with another class count, image or patch size",
+            )
     model.load_state_dict(state, strict=True)
 
 
@@ -191,5 +203,7 @@ def load_train_state(path: str | Path) -> dict:
     except FileNotFoundError as e:
         raise CheckpointError(f"no training state at {path}", "run without --resume to start fresh") from e
     except Exception as e:  # UnpicklingError, RuntimeError on a truncated zip, ...
-        raise CheckpointError(f"{path} is not a safe, readable training state ({type(e).__name__}: {str(e)[:200]})",
-                              "delete it and run without --resume") from e
+        raise CheckpointError(
+            f"{path} is not a safe, readable training state ({type(e).__name__}: {str(e)[:200]})",
+            "delete it and run without --resume",
+        ) from e

@@ -1,4 +1,5 @@
 """vitc command line: thin Typer wiring, one command per stage, no stage logic here."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,12 +58,15 @@ from .config import (
 )
 from .errors import AccuracyGateError, ConfigError, VitcError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Compress a big ViT/CNN teacher into a small, fast, verified edge model.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Compress a big ViT/CNN teacher into a small, fast, verified edge model.",
+)
 err = Console(stderr=True, soft_wrap=True)  # a message is one line, however long: never hard-wrapped
 _state = {"debug": False}
 AUTO_TEACHER = "<auto teacher: trained or fetched once the rest is validated>"
-
 
 
 @app.callback()
@@ -77,7 +81,10 @@ def _train(args: dict, defaults: dict) -> dict:
     train = {k: args[k] for k in keys if k in args}
     if train.get("batch_size") is None:
         train["batch_size"] = DEFAULT_BATCH  # and fit() caps it at the data (default_batch_size=True)
-    train["aug"] = {"preset": args["aug"], **{k: args[k] for k in ("auto_augment", "reprob", "mixup", "cutmix", "smoothing")}}
+    train["aug"] = {
+        "preset": args["aug"],
+        **{k: args[k] for k in ("auto_augment", "reprob", "mixup", "cutmix", "smoothing")},
+    }
     return train
 
 
@@ -90,8 +97,13 @@ def _warmup_note(args: dict, defaults: dict) -> None:
 
 
 def _inputs(con: Console, args: dict, **kw) -> stages.Inputs:
-    return stages.Inputs(resume=args.get("resume", False), force=args.get("force", False), console=con,
-                         default_batch_size=args.get("batch_size", 0) is None, **kw)
+    return stages.Inputs(
+        resume=args.get("resume", False),
+        force=args.get("force", False),
+        console=con,
+        default_batch_size=args.get("batch_size", 0) is None,
+        **kw,
+    )
 
 
 def _finish(name: str, out: Path, res: stages.Result) -> None:
@@ -108,14 +120,36 @@ def _finish(name: str, out: Path, res: stages.Result) -> None:
 
 
 @app.command()
-def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety_16gf, resnet18, ...)")] = "resnet18",
-            data: Data = "digits", out: Out = None, img_size: ImgSize = 32,
-            patch_size: PatchSize = None, pretrained: Pretrained = False, crop_pct: CropPct = None,
-            epochs: Epochs = TEACHER_TRAIN["epochs"], batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4,
-            min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = TEACHER_TRAIN["drop_path"],
-            ema: Ema = 0.0, amp: Amp = TEACHER_TRAIN["amp"], seed: Seed = 0, workers: Workers = 0, threads: Threads = None,
-            aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None,
-            cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
+def teacher(
+    model: Annotated[str, typer.Option(help="timm name or alias (regnety_16gf, resnet18, ...)")] = "resnet18",
+    data: Data = "digits",
+    out: Out = None,
+    img_size: ImgSize = 32,
+    patch_size: PatchSize = None,
+    pretrained: Pretrained = False,
+    crop_pct: CropPct = None,
+    epochs: Epochs = TEACHER_TRAIN["epochs"],
+    batch_size: Batch = None,
+    lr: Lr = None,
+    base_lr: BaseLr = 5e-4,
+    min_lr: MinLr = 1e-5,
+    weight_decay: Wd = 0.05,
+    warmup_epochs: Warmup = None,
+    drop_path: DropPath = TEACHER_TRAIN["drop_path"],
+    ema: Ema = 0.0,
+    amp: Amp = TEACHER_TRAIN["amp"],
+    seed: Seed = 0,
+    workers: Workers = 0,
+    threads: Threads = None,
+    aug: Aug = "digits",
+    auto_augment: AutoAug = None,
+    reprob: Reprob = None,
+    mixup: Mixup = None,
+    cutmix: Cutmix = None,
+    smoothing: Smoothing = None,
+    resume: Resume = False,
+    force: Force = False,
+) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
     args = dict(locals())
     cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, _train(args, TEACHER_TRAIN))
@@ -126,67 +160,169 @@ def teacher(model: Annotated[str, typer.Option(help="timm name or alias (regnety
 
 
 @app.command()
-def distill(teacher: Annotated[Optional[str], typer.Option(help="teacher timm name or alias (needed with a .safetensors file or --teacher-pretrained)")] = None,
-            teacher_checkpoint: Annotated[Optional[str], typer.Option(help="vitc checkpoint dir or .safetensors file of the teacher")] = None,
-            teacher_pretrained: Annotated[bool, typer.Option(help="take the teacher from the hub (online; 1000-class data only)")] = False,
-            auto_teacher: Annotated[bool, typer.Option(help="with --teacher NAME and no checkpoint: reuse runs/teacher, else fine-tune the "
-                                                            "hub weights (online) or train NAME on the data (offline) into runs/teacher first")] = True,
-            teacher_epochs: Annotated[int, typer.Option(help="epochs for a teacher that distill trains itself (see --auto-teacher)")] = TEACHER_TRAIN["epochs"],
-            student: Annotated[str, typer.Option(help="timm *_distilled_* name or alias (deit_tiny, deit_small)")] = "deit_tiny",
-            data: Data = "digits", out: Out = None, img_size: ImgSize = 32, patch_size: PatchSize = 8,
-            pretrained: Annotated[bool, typer.Option(help="student from hub weights (online)")] = False,
-            crop_pct: CropPct = None,
-            distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
-            alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
-            tau: Annotated[float, typer.Option(help="soft-distillation temperature")] = 1.0,
-            teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
-            init_checkpoint: Annotated[Optional[str], typer.Option(help="start the student from this vitc checkpoint "
-                                                                    "(patch and position embeddings resampled to the new size)")] = None,
-            epochs: Epochs = DISTILL_TRAIN["epochs"], batch_size: Batch = None, lr: Lr = None, base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5,
-            weight_decay: Wd = 0.05, warmup_epochs: Warmup = None, drop_path: DropPath = DISTILL_TRAIN["drop_path"], ema: Ema = 0.0,
-            amp: Amp = DISTILL_TRAIN["amp"], seed: Seed = 0, workers: Workers = 0, threads: Threads = None, aug: Aug = "digits",
-            auto_augment: AutoAug = None, reprob: Reprob = None, mixup: Mixup = None, cutmix: Cutmix = None,
-            smoothing: Smoothing = None, resume: Resume = False, force: Force = False) -> None:
+def distill(
+    teacher: Annotated[
+        Optional[str],
+        typer.Option(help="teacher timm name or alias (needed with a .safetensors file or --teacher-pretrained)"),
+    ] = None,
+    teacher_checkpoint: Annotated[
+        Optional[str], typer.Option(help="vitc checkpoint dir or .safetensors file of the teacher")
+    ] = None,
+    teacher_pretrained: Annotated[
+        bool, typer.Option(help="take the teacher from the hub (online; 1000-class data only)")
+    ] = False,
+    auto_teacher: Annotated[
+        bool,
+        typer.Option(
+            help="with --teacher NAME and no checkpoint: reuse runs/teacher, else fine-tune the "
+            "hub weights (online) or train NAME on the data (offline) into runs/teacher first"
+        ),
+    ] = True,
+    teacher_epochs: Annotated[
+        int, typer.Option(help="epochs for a teacher that distill trains itself (see --auto-teacher)")
+    ] = TEACHER_TRAIN["epochs"],
+    student: Annotated[
+        str, typer.Option(help="timm *_distilled_* name or alias (deit_tiny, deit_small)")
+    ] = "deit_tiny",
+    data: Data = "digits",
+    out: Out = None,
+    img_size: ImgSize = 32,
+    patch_size: PatchSize = 8,
+    pretrained: Annotated[bool, typer.Option(help="student from hub weights (online)")] = False,
+    crop_pct: CropPct = None,
+    distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
+    alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
+    tau: Annotated[float, typer.Option(help="soft-distillation temperature")] = 1.0,
+    teacher_amp: Annotated[str, typer.Option(help="bf16 autocast for the teacher: auto | bf16 | off")] = "auto",
+    init_checkpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            help="start the student from this vitc checkpoint (patch and position embeddings resampled to the new size)"
+        ),
+    ] = None,
+    epochs: Epochs = DISTILL_TRAIN["epochs"],
+    batch_size: Batch = None,
+    lr: Lr = None,
+    base_lr: BaseLr = 5e-4,
+    min_lr: MinLr = 1e-5,
+    weight_decay: Wd = 0.05,
+    warmup_epochs: Warmup = None,
+    drop_path: DropPath = DISTILL_TRAIN["drop_path"],
+    ema: Ema = 0.0,
+    amp: Amp = DISTILL_TRAIN["amp"],
+    seed: Seed = 0,
+    workers: Workers = 0,
+    threads: Threads = None,
+    aug: Aug = "digits",
+    auto_augment: AutoAug = None,
+    reprob: Reprob = None,
+    mixup: Mixup = None,
+    cutmix: Cutmix = None,
+    smoothing: Smoothing = None,
+    resume: Resume = False,
+    force: Force = False,
+) -> None:
     """DeiT distillation (distillation token) of a frozen teacher into a small student."""
     args = dict(locals())
     auto = distillation != "none" and teacher and not (teacher_checkpoint or teacher_pretrained) and auto_teacher
     # validated in full before a teacher is trained for it (the auto teacher's path is filled in below)
-    cfg = DistillConfig(ModelArgs(student, img_size, patch_size, pretrained, crop_pct), teacher,
-                        AUTO_TEACHER if auto else teacher_checkpoint, teacher_pretrained, data, distillation, alpha, tau,
-                        teacher_amp, init_checkpoint, _train(args, DISTILL_TRAIN))
+    cfg = DistillConfig(
+        ModelArgs(student, img_size, patch_size, pretrained, crop_pct),
+        teacher,
+        AUTO_TEACHER if auto else teacher_checkpoint,
+        teacher_pretrained,
+        data,
+        distillation,
+        alpha,
+        tau,
+        teacher_amp,
+        init_checkpoint,
+        _train(args, DISTILL_TRAIN),
+    )
     _warmup_note(args, DISTILL_TRAIN)
     con = Console()
     out = out or runs.default_out("student", con)
     if auto:
         from .compress.auto_teacher import resolve
 
-        found, hub = resolve(teacher, data, img_size, epochs=teacher_epochs, threads=threads, seed=seed, aug=cfg.train.aug,
-                             student_out=out, resume=resume, force=force, console=con)
+        found, hub = resolve(
+            teacher,
+            data,
+            img_size,
+            epochs=teacher_epochs,
+            threads=threads,
+            seed=seed,
+            aug=cfg.train.aug,
+            student_out=out,
+            resume=resume,
+            force=force,
+            console=con,
+        )
         cfg = dataclasses.replace(cfg, teacher_pretrained=hub, teacher_checkpoint=None if hub else found)
     _finish("distill", out, stages.run("distill", cfg, _inputs(con, args), out))
 
 
 @app.command()
-def prune(checkpoint: Annotated[Optional[Path], typer.Argument(help="the distilled student, a vitc checkpoint dir (default: runs/student)")] = None,
-          teacher_checkpoint: Annotated[Optional[str], typer.Option(help="teacher to re-distill from (default: the one the student was distilled from)")] = None,
-          ratio: Annotated[float, typer.Option(help="share of channels removed: embedding width, head dims, MLP hidden")] = 0.5,
-          head_ratio: Annotated[float, typer.Option(help="share of whole attention heads removed per block: ceil(H x heads) go (0: keep all)")] = 0.0,
-          importance: Annotated[str, typer.Option(help="magnitude (group L2) | taylor (gradients on train images)")] = "magnitude",
-          round_to: Annotated[int, typer.Option(help="keep channel counts multiples of this (0: no rounding)")] = 16,
-          data: Annotated[Optional[str], typer.Option(help="dataset (default: the student's)")] = None, out: Out = None,
-          distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
-          alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
-          epochs: Epochs = PRUNE_TRAIN["epochs"], batch_size: Batch = None,
-          lr: Annotated[Optional[float], typer.Option(help="absolute learning rate (5e-4: the measured 224 recipe, results/prune-224-cpu)")] = PRUNE_TRAIN["lr"],
-          base_lr: BaseLr = 5e-4, min_lr: MinLr = 1e-5, weight_decay: Wd = 0.05, warmup_epochs: Warmup = None,
-          drop_path: DropPath = PRUNE_TRAIN["drop_path"], ema: Ema = 0.0, amp: Amp = PRUNE_TRAIN["amp"], seed: Seed = 0, workers: Workers = 0,
-          threads: Threads = None, aug: Aug = "digits", auto_augment: AutoAug = None, reprob: Reprob = None,
-          mixup: Mixup = None, cutmix: Cutmix = None, smoothing: Smoothing = None, resume: Resume = False,
-          force: Force = False) -> None:
+def prune(
+    checkpoint: Annotated[
+        Optional[Path], typer.Argument(help="the distilled student, a vitc checkpoint dir (default: runs/student)")
+    ] = None,
+    teacher_checkpoint: Annotated[
+        Optional[str], typer.Option(help="teacher to re-distill from (default: the one the student was distilled from)")
+    ] = None,
+    ratio: Annotated[
+        float, typer.Option(help="share of channels removed: embedding width, head dims, MLP hidden")
+    ] = 0.5,
+    head_ratio: Annotated[
+        float, typer.Option(help="share of whole attention heads removed per block: ceil(H x heads) go (0: keep all)")
+    ] = 0.0,
+    importance: Annotated[
+        str, typer.Option(help="magnitude (group L2) | taylor (gradients on train images)")
+    ] = "magnitude",
+    round_to: Annotated[int, typer.Option(help="keep channel counts multiples of this (0: no rounding)")] = 16,
+    data: Annotated[Optional[str], typer.Option(help="dataset (default: the student's)")] = None,
+    out: Out = None,
+    distillation: Annotated[str, typer.Option(help="hard | soft | none")] = "hard",
+    alpha: Annotated[float, typer.Option(help="weight of the distillation term")] = 0.5,
+    epochs: Epochs = PRUNE_TRAIN["epochs"],
+    batch_size: Batch = None,
+    lr: Annotated[
+        Optional[float],
+        typer.Option(help="absolute learning rate (5e-4: the measured 224 recipe, results/prune-224-cpu)"),
+    ] = PRUNE_TRAIN["lr"],
+    base_lr: BaseLr = 5e-4,
+    min_lr: MinLr = 1e-5,
+    weight_decay: Wd = 0.05,
+    warmup_epochs: Warmup = None,
+    drop_path: DropPath = PRUNE_TRAIN["drop_path"],
+    ema: Ema = 0.0,
+    amp: Amp = PRUNE_TRAIN["amp"],
+    seed: Seed = 0,
+    workers: Workers = 0,
+    threads: Threads = None,
+    aug: Aug = "digits",
+    auto_augment: AutoAug = None,
+    reprob: Reprob = None,
+    mixup: Mixup = None,
+    cutmix: Cutmix = None,
+    smoothing: Smoothing = None,
+    resume: Resume = False,
+    force: Force = False,
+) -> None:
     """Remove heads and channels (torch-pruning), then re-distill from the teacher."""
     args = dict(locals())
-    cfg = PruneConfig(str(checkpoint) if checkpoint else "", teacher_checkpoint, data, ratio, head_ratio, importance,
-                      round_to or None, distillation=distillation, alpha=alpha, train=_train(args, PRUNE_TRAIN))
+    cfg = PruneConfig(
+        str(checkpoint) if checkpoint else "",
+        teacher_checkpoint,
+        data,
+        ratio,
+        head_ratio,
+        importance,
+        round_to or None,
+        distillation=distillation,
+        alpha=alpha,
+        train=_train(args, PRUNE_TRAIN),
+    )
     _warmup_note(args, PRUNE_TRAIN)
     con = Console()
     checkpoint = checkpoint or runs.default_checkpoint("student", con)
@@ -194,21 +330,46 @@ def prune(checkpoint: Annotated[Optional[Path], typer.Argument(help="the distill
     _finish("prune", out, stages.run("prune", cfg, _inputs(con, args, checkpoint=checkpoint), out))
 
 
-Ckpt = Annotated[Optional[Path], typer.Argument(help="a vitc checkpoint dir (default: runs/student, from `vitc distill`)")]
-Calib = Annotated[Optional[str], typer.Option(help="calibration images for int8 (train split): 'digits' or an ImageFolder (default: the checkpoint's data)")]
+Ckpt = Annotated[
+    Optional[Path], typer.Argument(help="a vitc checkpoint dir (default: runs/student, from `vitc distill`)")
+]
+Calib = Annotated[
+    Optional[str],
+    typer.Option(
+        help="calibration images for int8 (train split): 'digits' or an ImageFolder (default: the checkpoint's data)"
+    ),
+]
 CalibSize = Annotated[int, typer.Option(help="number of calibration images")]
-MaxDrop = Annotated[Optional[float], typer.Option(help="fail (exit 3) when int8 top-1 drops more than this many points")]
+MaxDrop = Annotated[
+    Optional[float], typer.Option(help="fail (exit 3) when int8 top-1 drops more than this many points")
+]
 _Q = QuantizeConfig()
 
 
 @app.command()
-def quantize(checkpoint: Ckpt = None, out: Out = None,
-             backend: Annotated[str, typer.Option(help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8)")] = "torch",
-             calib: Calib = None, calib_size: CalibSize = _Q.calib_size, max_drop: MaxDrop = _Q.max_drop,
-             data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
-             ort_mode: Annotated[str, typer.Option(help="onnxruntime int8: auto (dynamic for transformers, static for CNNs) | static | dynamic")] = _Q.ort_mode,
-             nncf: Annotated[str, typer.Option(help="openvino int8: auto (NNCF defaults if they agree with fp32 on >= 99% of the calibration images, else TRANSFORMER) | defaults | transformer")] = _Q.nncf,
-             threads: Threads = None, force: Force = False) -> None:
+def quantize(
+    checkpoint: Ckpt = None,
+    out: Out = None,
+    backend: Annotated[
+        str, typer.Option(help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8)")
+    ] = "torch",
+    calib: Calib = None,
+    calib_size: CalibSize = _Q.calib_size,
+    max_drop: MaxDrop = _Q.max_drop,
+    data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
+    ort_mode: Annotated[
+        str, typer.Option(help="onnxruntime int8: auto (dynamic for transformers, static for CNNs) | static | dynamic")
+    ] = _Q.ort_mode,
+    nncf: Annotated[
+        str,
+        typer.Option(
+            help="openvino int8: auto (NNCF defaults if they agree with fp32 on >= 99% of the calibration images, "
+            "else TRANSFORMER) | defaults | transformer"
+        ),
+    ] = _Q.nncf,
+    threads: Threads = None,
+    force: Force = False,
+) -> None:
     """int8: PyTorch dynamic (Linear) + TorchScript-lite, or with ONNX Runtime / OpenVINO NNCF (calibrated on real images)."""
     if backend not in QUANT_BACKENDS:
         raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(QUANT_BACKENDS)}")
@@ -220,14 +381,21 @@ def quantize(checkpoint: Ckpt = None, out: Out = None,
 
 
 @app.command()
-def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc checkpoint dir")] = None,
-           target: Annotated[str, typer.Option(help="onnx | openvino | tensorrt | torchscript-lite | executorch")] = "onnx",
-           precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8 (per target: see --list)")] = "fp32",
-           out: Out = None, calib: Calib = None, calib_size: CalibSize = 128, max_drop: MaxDrop = None,
-           data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
-           threads: Threads = None,
-           features: Annotated[bool, typer.Option(help="export the pre-logits token features (for `vitc features`) instead of the logits")] = False,
-           list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False) -> None:
+def export(
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc checkpoint dir")] = None,
+    target: Annotated[str, typer.Option(help="onnx | openvino | tensorrt | torchscript-lite | executorch")] = "onnx",
+    precision: Annotated[str, typer.Option(help="fp32 | fp16 | int8 (per target: see --list)")] = "fp32",
+    out: Out = None,
+    calib: Calib = None,
+    calib_size: CalibSize = 128,
+    max_drop: MaxDrop = None,
+    data: Annotated[Optional[str], typer.Option(help="val data (default: the checkpoint's)")] = None,
+    threads: Threads = None,
+    features: Annotated[
+        bool, typer.Option(help="export the pre-logits token features (for `vitc features`) instead of the logits")
+    ] = False,
+    list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False,
+) -> None:
     """Write an artifact for a runtime and prove it computes the same function as PyTorch."""
     from . import export as registry
 
@@ -237,7 +405,13 @@ def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc check
 
         t = Table("target", "suffix", "precisions", "extra", "available here")
         for r in registry.table():
-            t.add_row(r["target"], r["suffix"], ", ".join(r["precisions"]), r["extra"] or "-", escape(r["unavailable"] or "yes"))
+            t.add_row(
+                r["target"],
+                r["suffix"],
+                ", ".join(r["precisions"]),
+                r["extra"] or "-",
+                escape(r["unavailable"] or "yes"),
+            )
         Console().print(t)
         return
     tgt = registry.get(target)
@@ -256,39 +430,75 @@ def export(checkpoint: Annotated[Optional[Path], typer.Argument(help="vitc check
 def _exported(m: dict) -> None:
     v = m["validation"]
     if m.get("output") == "features":
-        Console().print(f"[{'green' if m['status'] == 'ok' else 'yellow'}]{m['status']}[/]: {m['artifact']} (features: "
-                        f"{', '.join(m['tokens'])} tokens)  max|diff| {v['max_abs_diff']:.2e}  min cosine {v['cosine_min']:.5f}",
-                        highlight=False)
+        Console().print(
+            f"[{'green' if m['status'] == 'ok' else 'yellow'}]{m['status']}[/]: {m['artifact']} (features: "
+            f"{', '.join(m['tokens'])} tokens)  max|diff| {v['max_abs_diff']:.2e}  min cosine {v['cosine_min']:.5f}",
+            highlight=False,
+        )
         return
     colour = "green" if m["status"] == "ok" else "yellow"
-    Console().print(f"[{colour}]{m['status']}[/]: {m['artifact']} ({m['size_bytes'] / 1e6:.1f} MB)  "
-                    f"max|diff| {v['max_abs_diff']:.2e}  agreement {100 * v['top1_agreement']:.2f}%  "
-                    f"top-1 {v['top1_artifact']:.2f}% (PyTorch fp32 {v['top1_reference']:.2f}%)", highlight=False)
+    Console().print(
+        f"[{colour}]{m['status']}[/]: {m['artifact']} ({m['size_bytes'] / 1e6:.1f} MB)  "
+        f"max|diff| {v['max_abs_diff']:.2e}  agreement {100 * v['top1_agreement']:.2f}%  "
+        f"top-1 {v['top1_artifact']:.2f}% (PyTorch fp32 {v['top1_reference']:.2f}%)",
+        highlight=False,
+    )
     for k, note in m.get("notes", {}).items():
         Console().print(f"[yellow]note[/]: {k}: {note}", highlight=False)
 
 
 @app.command()
-def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dirs, artifacts or checkpoint dirs (default: what is under runs/)")] = None,
-          out: Annotated[Optional[Path], typer.Option(help="report dir: bench.json, bench.csv, report.md, pareto.png (default: runs/bench)")] = None,
-          data: Annotated[Optional[str], typer.Option(help="val data for top-1 (default: each model's own)")] = None,
-          threads: Annotated[int, typer.Option(help="threads for every runtime")] = 2,
-          batch: Annotated[str, typer.Option(help="latency batch, then throughput batches, e.g. 1,16")] = "1,16",
-          warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 10,
-          min_runs: Annotated[int, typer.Option(help="at least this many timed calls ...")] = 50,
-          min_seconds: Annotated[float, typer.Option(help="... and at least this many seconds")] = 2.0,
-          crosscheck: Annotated[bool, typer.Option(help="time OpenVINO rows with benchmark_app and ONNX rows with a bare ORT loop too")] = True,
-          repeats: Annotated[int, typer.Option(help="timing rounds over all artifacts in turn; p50 = median of the rounds")] = 3,
-          isolate: Annotated[bool, typer.Option(help="time each artifact and round in a fresh process with only its runtime loaded")] = True,
-          baselines: Annotated[bool, typer.Option(help="also build and time by-hand baselines (NNCF defaults, ORT dynamic int8, ORT fp32) from each fp32 checkpoint given")] = False,
-          peak: Annotated[bool, typer.Option("--peak", help="(re)measure this CPU's fp32/bf16/int8 matmul peaks")] = False) -> None:
+def bench(
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="export dirs, artifacts or checkpoint dirs (default: what is under runs/)"),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="report dir: bench.json, bench.csv, report.md, pareto.png (default: runs/bench)"),
+    ] = None,
+    data: Annotated[Optional[str], typer.Option(help="val data for top-1 (default: each model's own)")] = None,
+    threads: Annotated[int, typer.Option(help="threads for every runtime")] = 2,
+    batch: Annotated[str, typer.Option(help="latency batch, then throughput batches, e.g. 1,16")] = "1,16",
+    warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 10,
+    min_runs: Annotated[int, typer.Option(help="at least this many timed calls ...")] = 50,
+    min_seconds: Annotated[float, typer.Option(help="... and at least this many seconds")] = 2.0,
+    crosscheck: Annotated[
+        bool, typer.Option(help="time OpenVINO rows with benchmark_app and ONNX rows with a bare ORT loop too")
+    ] = True,
+    repeats: Annotated[
+        int, typer.Option(help="timing rounds over all artifacts in turn; p50 = median of the rounds")
+    ] = 3,
+    isolate: Annotated[
+        bool, typer.Option(help="time each artifact and round in a fresh process with only its runtime loaded")
+    ] = True,
+    baselines: Annotated[
+        bool,
+        typer.Option(
+            help="also build and time by-hand baselines (NNCF defaults, ORT dynamic int8, ORT fp32) from each fp32 "
+            "checkpoint given"
+        ),
+    ] = False,
+    peak: Annotated[bool, typer.Option("--peak", help="(re)measure this CPU's fp32/bf16/int8 matmul peaks")] = False,
+) -> None:
     """Latency, throughput, size and accuracy per artifact; writes a report."""
     try:
         sizes = tuple(int(b) for b in batch.split(","))
     except ValueError:
         raise ConfigError(f"--batch {batch!r} is not a comma-separated list of integers", "e.g. --batch 1,16") from None
-    cfg = BenchConfig(threads=threads, batch=sizes, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
-                      data=data, crosscheck=crosscheck, remeasure_peak=peak, repeats=repeats, baselines=baselines, isolate=isolate)
+    cfg = BenchConfig(
+        threads=threads,
+        batch=sizes,
+        warmup=warmup,
+        min_runs=min_runs,
+        min_seconds=min_seconds,
+        data=data,
+        crosscheck=crosscheck,
+        remeasure_peak=peak,
+        repeats=repeats,
+        baselines=baselines,
+        isolate=isolate,
+    )
     if not paths and peak:
         from .benchmarks.peak import peaks
 
@@ -302,14 +512,21 @@ def bench(paths: Annotated[Optional[list[Path]], typer.Argument(help="export dir
     rows = res.metrics["rows"]
     con.print(f"report: {out / 'report.md'}", highlight=False)
     if res.failed:  # the report is complete; the exit status still tells a script that something broke
-        raise VitcError(f"{len(res.failed)} of {len(rows)} artifacts could not be benchmarked, e.g. {res.failed[0]}",
-                        f"every row is in {out / 'report.md'}; re-export the broken ones")
+        raise VitcError(
+            f"{len(res.failed)} of {len(rows)} artifacts could not be benchmarked, e.g. {res.failed[0]}",
+            f"every row is in {out / 'report.md'}; re-export the broken ones",
+        )
 
 
 @app.command()
-def pipeline(config: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. configs/digits.yaml")],
-             from_stage: Annotated[Optional[str], typer.Option("--from", help="rerun from this stage: teacher | distill | prune | quantize | export | bench")] = None,
-             force: Annotated[bool, typer.Option(help="rerun every stage")] = False) -> None:
+def pipeline(
+    config: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. configs/digits.yaml")],
+    from_stage: Annotated[
+        Optional[str],
+        typer.Option("--from", help="rerun from this stage: teacher | distill | prune | quantize | export | bench"),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="rerun every stage")] = False,
+) -> None:
     """teacher -> distill -> prune (optional) -> quantize -> export -> bench from one config; unchanged stages are skipped."""
     from .pipeline import Pipeline, summary_table
     from .pipeline_config import load
@@ -321,24 +538,41 @@ def pipeline(config: Annotated[Path, typer.Argument(help="pipeline YAML, e.g. co
 
 
 @app.command()
-def predict(artifact: Annotated[Path, typer.Argument(help="checkpoint dir or artifact (.onnx, .xml, .ptl, .pte, .engine)")],
-            images: Annotated[list[Path], typer.Argument(help="image files")],
-            topk: Annotated[int, typer.Option(help="labels per image")] = 5, threads: Threads = None) -> None:
+def predict(
+    artifact: Annotated[Path, typer.Argument(help="checkpoint dir or artifact (.onnx, .xml, .ptl, .pte, .engine)")],
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    topk: Annotated[int, typer.Option(help="labels per image")] = 5,
+    threads: Threads = None,
+) -> None:
     """Classify images with any checkpoint or artifact; prints labels and probabilities."""
     from .inspect import predict as run
 
     for r in run(artifact, images, topk, threads):
-        Console(soft_wrap=True).print(f"{r['image']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]), highlight=False)
+        Console(soft_wrap=True).print(
+            f"{r['image']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]), highlight=False
+        )
 
 
 @app.command()
-def attention(images: Annotated[Optional[list[Path]], typer.Argument(help="image files (default: the whole val split of --data)")] = None,
-              model: Annotated[Optional[Path], typer.Option(help="reference: a ViT checkpoint dir or ONNX/OpenVINO artifact (default: runs/student)")] = None,
-              compare: Annotated[Optional[list[Path]], typer.Option(help="a model to compare with the reference (repeatable): checkpoint, .onnx or .xml")] = None,
-              token: Annotated[str, typer.Option(help="whose attention: cls (class token) | dist (distillation token)")] = "cls",
-              data: Annotated[Optional[str], typer.Option(help="dataset whose val split is used when no image is given")] = None,
-              pngs: Annotated[int, typer.Option(help="PNGs to write (the first N images)")] = 4,
-              out: Annotated[Path, typer.Option(help="output dir: attention-*.png and attention.json")] = Path("runs/diagnostics/attention")) -> None:
+def attention(
+    images: Annotated[
+        Optional[list[Path]], typer.Argument(help="image files (default: the whole val split of --data)")
+    ] = None,
+    model: Annotated[
+        Optional[Path],
+        typer.Option(help="reference: a ViT checkpoint dir or ONNX/OpenVINO artifact (default: runs/student)"),
+    ] = None,
+    compare: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="a model to compare with the reference (repeatable): checkpoint, .onnx or .xml"),
+    ] = None,
+    token: Annotated[str, typer.Option(help="whose attention: cls (class token) | dist (distillation token)")] = "cls",
+    data: Annotated[Optional[str], typer.Option(help="dataset whose val split is used when no image is given")] = None,
+    pngs: Annotated[int, typer.Option(help="PNGs to write (the first N images)")] = 4,
+    out: Annotated[Path, typer.Option(help="output dir: attention-*.png and attention.json")] = Path(
+        "runs/diagnostics/attention"
+    ),
+) -> None:
     """Per-head attention maps and rollout of a ViT, compressed vs reference: PNGs and Jensen-Shannon / rollout measures."""
     import numpy as np
 
@@ -350,31 +584,54 @@ def attention(images: Annotated[Optional[list[Path]], typer.Argument(help="image
     model = model or runs.default_checkpoint("student", con)
     res = run(model, list(compare or []), out, images=list(images or []) or None, data=data, token=token, pngs=pngs)
     for c in res["compared"]:
-        js = f"mean JS {np.mean(c['js_per_layer']):.4f}, most changed block {c['most_changed_layer']}" if "js_per_layer" in c else c["js_note"]
-        con.print(f"{c['compared']}: {js}; rollout r {c['rollout_pearson_mean']:.3f}; top-10% IoU {c['top10_iou_mean']:.3f}; "
-                  f"agreement {100 * c['agreement']:.1f}% over {c['images']} images", highlight=False)
+        js = (
+            f"mean JS {np.mean(c['js_per_layer']):.4f}, most changed block {c['most_changed_layer']}"
+            if "js_per_layer" in c
+            else c["js_note"]
+        )
+        con.print(
+            f"{c['compared']}: {js}; rollout r {c['rollout_pearson_mean']:.3f}; top-10% IoU {c['top10_iou_mean']:.3f}; "
+            f"agreement {100 * c['agreement']:.1f}% over {c['images']} images",
+            highlight=False,
+        )
     con.print(f"wrote {out / 'attention.json'} and {min(pngs, res['images'])} PNGs", highlight=False)
 
 
 @app.command()
-def posembed(checkpoint: Annotated[Optional[Path], typer.Argument(help="a ViT checkpoint dir (default: runs/student)")] = None,
-             out: Annotated[Path, typer.Option(help="output dir: posembed.png and posembed.json")] = Path("runs/diagnostics/posembed")) -> None:
+def posembed(
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="a ViT checkpoint dir (default: runs/student)")] = None,
+    out: Annotated[Path, typer.Option(help="output dir: posembed.png and posembed.json")] = Path(
+        "runs/diagnostics/posembed"
+    ),
+) -> None:
     """Cosine similarity of the learned position embeddings, patch by patch (ViT paper, figure 7)."""
     from .inspect.posembed import run
 
     con = Console()
     r = run(checkpoint or runs.default_checkpoint("student", con), out)
-    con.print(f"{r['model']} {r['grid'][0]}x{r['grid'][1]}: mean cosine with the 4 neighbours {r['neighbours']:.3f}, same row "
-              f"{r['same_row']:.3f}, same column {r['same_column']:.3f}, elsewhere {r['other']:.3f} -> {r['png']}", highlight=False)
+    con.print(
+        f"{r['model']} {r['grid'][0]}x{r['grid'][1]}: mean cosine with the 4 neighbours {r['neighbours']:.3f}, same row "
+        f"{r['same_row']:.3f}, same column {r['same_column']:.3f}, elsewhere {r['other']:.3f} -> {r['png']}",
+        highlight=False,
+    )
 
 
 @app.command()
-def features(data: Annotated[str, typer.Argument(help="'digits' or an ImageFolder dir with train/ and val/")],
-             model: Annotated[Optional[Path], typer.Option(help="checkpoint dir, or an artifact exported with --features (default: runs/student)")] = None,
-             token: Annotated[str, typer.Option(help="cls | dist | avg (the mean of both: what the distilled heads read)")] = "cls",
-             random_init: Annotated[bool, typer.Option(help="the checkpoint's architecture with untrained weights: the probe's floor")] = False,
-             out: Annotated[Path, typer.Option(help="output .safetensors file")] = Path("runs/diagnostics/features.safetensors"),
-             threads: Threads = None) -> None:
+def features(
+    data: Annotated[str, typer.Argument(help="'digits' or an ImageFolder dir with train/ and val/")],
+    model: Annotated[
+        Optional[Path],
+        typer.Option(help="checkpoint dir, or an artifact exported with --features (default: runs/student)"),
+    ] = None,
+    token: Annotated[
+        str, typer.Option(help="cls | dist | avg (the mean of both: what the distilled heads read)")
+    ] = "cls",
+    random_init: Annotated[
+        bool, typer.Option(help="the checkpoint's architecture with untrained weights: the probe's floor")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="output .safetensors file")] = Path("runs/diagnostics/features.safetensors"),
+    threads: Threads = None,
+) -> None:
     """Pre-logits features and labels of every train and val image, to safetensors."""
     from .inspect.features import extract
 
@@ -384,19 +641,41 @@ def features(data: Annotated[str, typer.Argument(help="'digits' or an ImageFolde
 
 
 @app.command()
-def probe(files: Annotated[list[Path], typer.Argument(help="features files written by `vitc features`")],
-          out: Annotated[Optional[Path], typer.Option(help="also write the table as JSON here")] = None,
-          shuffle_labels: Annotated[bool, typer.Option(help="control: shuffle the train labels (the probe should fall to chance)")] = False) -> None:
+def probe(
+    files: Annotated[list[Path], typer.Argument(help="features files written by `vitc features`")],
+    out: Annotated[Optional[Path], typer.Option(help="also write the table as JSON here")] = None,
+    shuffle_labels: Annotated[
+        bool, typer.Option(help="control: shuffle the train labels (the probe should fall to chance)")
+    ] = False,
+) -> None:
     """Linear probe (logistic regression, C chosen on a train split) and k-NN (cosine, k=20) on frozen features."""
     from rich.table import Table
 
     from .inspect.probe import run
 
     rows = run(files, out, shuffle_labels)
-    t = Table("features", "model", "token", "dim", "logreg top-1 %", "C", "k-NN top-1 %", "chance %", title="val top-1 of probes on frozen features")
+    t = Table(
+        "features",
+        "model",
+        "token",
+        "dim",
+        "logreg top-1 %",
+        "C",
+        "k-NN top-1 %",
+        "chance %",
+        title="val top-1 of probes on frozen features",
+    )
     for r in rows:
-        t.add_row(Path(r["file"]).name, str(r["model"]), str(r["token"]), str(r["dim"]), f"{r['logreg']['top1']:.2f}",
-                  f"{r['logreg']['C']:g}", f"{r['knn']['top1']:.2f}", f"{r['chance']:.1f}")
+        t.add_row(
+            Path(r["file"]).name,
+            str(r["model"]),
+            str(r["token"]),
+            str(r["dim"]),
+            f"{r['logreg']['top1']:.2f}",
+            f"{r['logreg']['C']:g}",
+            f"{r['knn']['top1']:.2f}",
+            f"{r['chance']:.1f}",
+        )
     _wide().print(t)
 
 
@@ -453,6 +732,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(1)
         if debug:
             raise
-        err.print(f"[bold red]internal error:[/] {type(e).__name__}: {e}  (rerun with --debug for the traceback)",
-                  highlight=False)
+        err.print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {e}  (rerun with --debug for the traceback)",
+            highlight=False,
+        )
         sys.exit(1)

@@ -1,4 +1,5 @@
 """The options several `vitc` commands share, defined once (typer's Annotated aliases)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,17 +14,32 @@ PatchSize = Annotated[Optional[int], typer.Option(help="ViT patch size override 
 Pretrained = Annotated[bool, typer.Option(help="start from hub weights (needs internet or a warm HF cache)")]
 CropPct = Annotated[Optional[float], typer.Option(help="eval centre-crop fraction (default: model's; 1.0 for digits)")]
 Epochs = Annotated[int, typer.Option(help="training epochs")]
-Batch = Annotated[Optional[int], typer.Option(help="batch size per process (default 64, capped at the training images)")]
-Lr = Annotated[Optional[float], typer.Option(help="absolute learning rate (default from scratch: teacher 2e-3, student 5e-4, "
-                                                   "the measured digits recipe; with --pretrained: the DeiT rule, --base-lr)")]
+Batch = Annotated[
+    Optional[int], typer.Option(help="batch size per process (default 64, capped at the training images)")
+]
+Lr = Annotated[
+    Optional[float],
+    typer.Option(
+        help="absolute learning rate (default from scratch: teacher 2e-3, student 5e-4, "
+        "the measured digits recipe; with --pretrained: the DeiT rule, --base-lr)"
+    ),
+]
 BaseLr = Annotated[float, typer.Option(help="DeiT rule: lr = base_lr * global_batch / 512")]
 MinLr = Annotated[float, typer.Option(help="cosine schedule floor")]
 Wd = Annotated[float, typer.Option(help="AdamW weight decay")]
-Warmup = Annotated[Optional[float], typer.Option(help="linear warm-up epochs (default: teacher 1, distill 5; capped at a fifth of a short run)")]
+Warmup = Annotated[
+    Optional[float],
+    typer.Option(help="linear warm-up epochs (default: teacher 1, distill 5; capped at a fifth of a short run)"),
+]
 DropPath = Annotated[float, typer.Option(help="stochastic depth rate")]
 Ema = Annotated[float, typer.Option(help="EMA decay of the weights, e.g. 0.9998 (0: off)")]
-Amp = Annotated[str, typer.Option(help="bf16 autocast for the trained model: off | bf16 | auto (CPU with BF16, or GPU); "
-                                       "~1.6x faster here, same top-1 as fp32 on digits (6 seeds)")]
+Amp = Annotated[
+    str,
+    typer.Option(
+        help="bf16 autocast for the trained model: off | bf16 | auto (CPU with BF16, or GPU); "
+        "~1.6x faster here, same top-1 as fp32 on digits (6 seeds)"
+    ),
+]
 Seed = Annotated[int, typer.Option(help="training seed (the val split is fixed)")]
 Workers = Annotated[int, typer.Option(help="DataLoader worker processes")]
 Threads = Annotated[Optional[int], typer.Option(help="torch threads per process (default: cores / processes)")]

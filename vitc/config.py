@@ -2,6 +2,7 @@
 
 The CLI and (later) the pipeline YAML build these same classes; an unknown key or a value out of
 range is a ConfigError naming the key."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,10 +17,18 @@ from .errors import ConfigError
 # 0.1, RandomResizedCrop scale (0.08, 1), horizontal flip. "digits" keeps digits legible: no flip
 # (a mirrored 2 is not a 2), mild crops and RandAugment. "none": resize + normalize only.
 AUG_PRESETS: dict[str, dict[str, Any]] = {
-    "deit": dict(auto_augment="rand-m9-mstd0.5-inc1", reprob=0.25, mixup=0.8, cutmix=1.0, smoothing=0.1,
-                 scale=(0.08, 1.0), hflip=0.5),
-    "digits": dict(auto_augment="rand-m6-mstd0.5", reprob=0.0, mixup=0.0, cutmix=0.0, smoothing=0.1,
-                   scale=(0.7, 1.0), hflip=0.0),
+    "deit": dict(
+        auto_augment="rand-m9-mstd0.5-inc1",
+        reprob=0.25,
+        mixup=0.8,
+        cutmix=1.0,
+        smoothing=0.1,
+        scale=(0.08, 1.0),
+        hflip=0.5,
+    ),
+    "digits": dict(
+        auto_augment="rand-m6-mstd0.5", reprob=0.0, mixup=0.0, cutmix=0.0, smoothing=0.1, scale=(0.7, 1.0), hflip=0.0
+    ),
     "none": dict(auto_augment=None, reprob=0.0, mixup=0.0, cutmix=0.0, smoothing=0.0, scale=(1.0, 1.0), hflip=0.0),
 }
 
@@ -33,13 +42,20 @@ def _check_auto_augment(spec: str) -> None:
     """Parse the policy string with timm's own parser now, not at the first training batch."""
     from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
 
-    build = (rand_augment_transform if spec.startswith("rand") else
-             augment_and_mix_transform if spec.startswith("augmix") else auto_augment_transform)
+    build = (
+        rand_augment_transform
+        if spec.startswith("rand")
+        else augment_and_mix_transform
+        if spec.startswith("augmix")
+        else auto_augment_transform
+    )
     try:
         build(spec, {"translate_const": 10, "img_mean": (124, 116, 104)})
     except Exception as e:  # timm raises assert/KeyError/ValueError on a malformed policy string
-        raise ConfigError(f"aug.auto_augment: {spec!r} is not a timm policy string ({type(e).__name__}: {e})",
-                          "e.g. rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, or none") from None
+        raise ConfigError(
+            f"aug.auto_augment: {spec!r} is not a timm policy string ({type(e).__name__}: {e})",
+            "e.g. rand-m9-mstd0.5-inc1, augmix-m5-w4-d2, or none",
+        ) from None
 
 
 @dataclass
@@ -63,9 +79,13 @@ class AugConfig:
         for k in ("mixup", "cutmix"):
             _check(getattr(self, k) >= 0.0, f"aug.{k}", "must be >= 0")
         _check(0.0 <= self.smoothing < 1.0, "aug.smoothing", "must be in [0, 1)")
-        _check(isinstance(self.scale, (list, tuple)) and len(self.scale) == 2
-               and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in self.scale),
-               "aug.scale", f"must be two numbers [lo, hi], got {self.scale!r}")
+        _check(
+            isinstance(self.scale, (list, tuple))
+            and len(self.scale) == 2
+            and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in self.scale),
+            "aug.scale",
+            f"must be two numbers [lo, hi], got {self.scale!r}",
+        )
         self.scale = tuple(float(s) for s in self.scale)
         _check(0 < self.scale[0] <= self.scale[1] <= 1, "aug.scale", "must be 0 < lo <= hi <= 1")
         if self.auto_augment in ("", "none"):
@@ -82,27 +102,37 @@ class AugConfig:
         return self.mixup > 0 or self.cutmix > 0
 
 
-DEFAULT_WARMUP = 5.0        # DeiT's linear warm-up, in epochs
-TEACHER_WARMUP = 1.0        # `vitc teacher`'s (a short fine-tune)
-TEACHER_EPOCHS = 10         # `vitc teacher`'s, also for the teacher `vitc distill` trains when it has none
+DEFAULT_WARMUP = 5.0  # DeiT's linear warm-up, in epochs
+TEACHER_WARMUP = 1.0  # `vitc teacher`'s (a short fine-tune)
+TEACHER_EPOCHS = 10  # `vitc teacher`'s, also for the teacher `vitc distill` trains when it has none
 # The CLI's from-scratch learning rates: the measured digits recipe (configs/digits.yaml: resnet18 teacher
 # 99.17%, regnety_16gf 98.33% in 10 epochs; hard-distilled deit_tiny 96.85-98.06%). DeiT's rule
 # (base_lr 5e-4 x batch / 512) is for fine-tuning at ImageNet batch sizes: at batch 64 it gives 6.25e-5,
 # with which `vitc distill --teacher regnety_16gf --student deit_tiny` reached a 71% teacher and a 57.5% student.
 SCRATCH_TEACHER_LR = 2e-3
 SCRATCH_STUDENT_LR = 5e-4
-WARMUP_SHARE = 0.2          # a default warm-up that does not fit the run takes this share of it
-DEFAULT_BATCH = 64          # per process; when the CLI user sets none, fit() caps it at the data (default_batch)
-DISTILL_AMP = "auto"        # the student's default autocast (see TrainConfig.amp)
+WARMUP_SHARE = 0.2  # a default warm-up that does not fit the run takes this share of it
+DEFAULT_BATCH = 64  # per process; when the CLI user sets none, fit() caps it at the data (default_batch)
+DISTILL_AMP = "auto"  # the student's default autocast (see TrainConfig.amp)
 
 # Each training stage's defaults: the one source that `vitc teacher|distill|prune`, a pipeline YAML and the
 # auto teacher all build from (TeacherConfig, DistillConfig and PruneConfig merge the user's settings over these).
 # lr is absent where it depends on the model: from scratch it is the measured recipe (SCRATCH_*_LR), when
 # fine-tuning hub weights DeiT's scaling rule (base_lr x batch / 512).
-TEACHER_TRAIN: dict[str, Any] = {"epochs": TEACHER_EPOCHS, "warmup_epochs": TEACHER_WARMUP, "drop_path": 0.0, "amp": "off"}
+TEACHER_TRAIN: dict[str, Any] = {
+    "epochs": TEACHER_EPOCHS,
+    "warmup_epochs": TEACHER_WARMUP,
+    "drop_path": 0.0,
+    "amp": "off",
+}
 DISTILL_TRAIN: dict[str, Any] = {"epochs": 40, "warmup_epochs": DEFAULT_WARMUP, "drop_path": 0.1, "amp": DISTILL_AMP}
-PRUNE_TRAIN: dict[str, Any] = {"epochs": 10, "warmup_epochs": 1.0, "drop_path": 0.0, "amp": DISTILL_AMP,
-                               "lr": SCRATCH_STUDENT_LR}  # the measured 224 recipe (results/prune-224-cpu)
+PRUNE_TRAIN: dict[str, Any] = {
+    "epochs": 10,
+    "warmup_epochs": 1.0,
+    "drop_path": 0.0,
+    "amp": DISTILL_AMP,
+    "lr": SCRATCH_STUDENT_LR,
+}  # the measured 224 recipe (results/prune-224-cpu)
 
 
 def default_warmup(epochs: int, default: float) -> tuple[float, str | None]:
@@ -110,8 +140,14 @@ def default_warmup(epochs: int, default: float) -> tuple[float, str | None]:
     otherwise (`--epochs 1` with DeiT's 5) a fifth of the run, so the request is valid. Runs the
     default fits keep exactly their old recipe (and pipeline fingerprint). -> (warm-up, a note when cut)."""
     w = default if default < epochs else round(WARMUP_SHARE * epochs, 3)
-    note = None if w == default else (f"warm-up: the default {default:g} epochs would not fit a {epochs}-epoch run; "
-                                      f"warming up for {w:g} (pass --warmup-epochs to choose)")
+    note = (
+        None
+        if w == default
+        else (
+            f"warm-up: the default {default:g} epochs would not fit a {epochs}-epoch run; "
+            f"warming up for {w:g} (pass --warmup-epochs to choose)"
+        )
+    )
     return w, note
 
 
@@ -121,8 +157,14 @@ def default_batch(n_train: int, mixing: bool) -> tuple[int, str | None]:
     b = min(DEFAULT_BATCH, n_train)
     if mixing and b % 2:
         b -= 1
-    note = None if b == DEFAULT_BATCH else (f"batch size: the default {DEFAULT_BATCH} is more than the {n_train} training images; "
-                                           f"using {b} (pass --batch-size to choose)")
+    note = (
+        None
+        if b == DEFAULT_BATCH
+        else (
+            f"batch size: the default {DEFAULT_BATCH} is more than the {n_train} training images; "
+            f"using {b} (pass --batch-size to choose)"
+        )
+    )
     return max(b, 1), note
 
 
@@ -143,16 +185,17 @@ def stage_train(defaults: dict, given: "dict | TrainConfig | None", where: str =
 @dataclass
 class TrainConfig:
     """The optimisation recipe shared by `vitc teacher` and `vitc distill`."""
+
     epochs: int = 30
-    batch_size: int = DEFAULT_BATCH    # per process; the global batch is batch_size * world size
-    base_lr: float = 5e-4              # DeiT: lr = base_lr * global_batch / 512
-    lr: float | None = None            # absolute lr; when set, the scaling rule is not applied
+    batch_size: int = DEFAULT_BATCH  # per process; the global batch is batch_size * world size
+    base_lr: float = 5e-4  # DeiT: lr = base_lr * global_batch / 512
+    lr: float | None = None  # absolute lr; when set, the scaling rule is not applied
     min_lr: float = 1e-5
     weight_decay: float = 0.05
     warmup_epochs: float | None = None  # None: DeiT's 5, cut by default_warmup when it does not fit the run
     warmup_lr: float = 1e-6
     drop_path: float = 0.1
-    ema: float = 0.0                   # EMA decay (e.g. 0.9998); 0 disables
+    ema: float = 0.0  # EMA decay (e.g. 0.9998); 0 disables
     # bf16 autocast for the trained model: off | bf16 | auto (when the CPU has BF16, or on GPU).
     # `vitc teacher` defaults to off; `vitc distill` to auto (DISTILL_AMP): on digits, 6 seeds, the
     # bf16 student matched the fp32 one (96.94 +- 0.35 vs 96.94 +- 0.93) and trained 1.6x faster.
@@ -165,16 +208,25 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.aug, dict):
             self.aug = from_dict(AugConfig, self.aug, "aug")
-        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", f"must be an integer >= 1, got {self.epochs!r}")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size", f"must be an integer >= 1, got {self.batch_size!r}")
+        _check(
+            isinstance(self.epochs, int) and self.epochs >= 1, "epochs", f"must be an integer >= 1, got {self.epochs!r}"
+        )
+        _check(
+            isinstance(self.batch_size, int) and self.batch_size >= 1,
+            "batch_size",
+            f"must be an integer >= 1, got {self.batch_size!r}",
+        )
         _check(self.base_lr > 0, "base_lr", "must be > 0")
         _check(self.lr is None or self.lr > 0, "lr", "must be > 0")
         _check(0 <= self.min_lr, "min_lr", "must be >= 0")
         if self.warmup_epochs is None:
             self.warmup_epochs = default_warmup(self.epochs, DEFAULT_WARMUP)[0]
         _check(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1)")
-        _check(0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, "warmup_epochs",
-               f"{self.warmup_epochs:g} must be fewer than epochs ({self.epochs}); use --warmup-epochs 0 for short runs")
+        _check(
+            0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
+            "warmup_epochs",
+            f"{self.warmup_epochs:g} must be fewer than epochs ({self.epochs}); use --warmup-epochs 0 for short runs",
+        )
         _check(0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
         _check(0 <= self.ema < 1, "ema", "must be in [0, 1)")
         _check(self.amp in ("auto", "bf16", "off"), "amp", "must be auto, bf16 or off")
@@ -194,12 +246,19 @@ class ModelArgs:
     crop_pct: float | None = None
 
     def __post_init__(self):
-        _check(isinstance(self.img_size, int) and self.img_size >= 8, "img_size", f"must be an integer >= 8, got {self.img_size!r}")
+        _check(
+            isinstance(self.img_size, int) and self.img_size >= 8,
+            "img_size",
+            f"must be an integer >= 8, got {self.img_size!r}",
+        )
         if self.patch_size is not None:
             _check(self.patch_size >= 1, "patch_size", "must be >= 1")
-            _check(self.img_size % self.patch_size == 0, "patch_size",
-                   f"image size {self.img_size} is not divisible by patch size {self.patch_size}; pick e.g. --patch-size "
-                   f"{next(p for p in (16, 8, 4, 2, 1) if self.img_size % p == 0)}")
+            _check(
+                self.img_size % self.patch_size == 0,
+                "patch_size",
+                f"image size {self.img_size} is not divisible by patch size {self.patch_size}; pick e.g. --patch-size "
+                f"{next(p for p in (16, 8, 4, 2, 1) if self.img_size % p == 0)}",
+            )
         _check(self.crop_pct is None or 0 < self.crop_pct <= 1, "crop_pct", "must be in (0, 1]")
 
 
@@ -207,13 +266,21 @@ class ModelArgs:
 class TeacherConfig:
     model: ModelArgs
     data: str = "digits"
-    train: TrainConfig | dict | None = None   # the user's settings over TEACHER_TRAIN
+    train: TrainConfig | dict | None = None  # the user's settings over TEACHER_TRAIN
 
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = from_dict(ModelArgs, self.model, "model")
-        _check(isinstance(self.model, ModelArgs), "model", f"expected a mapping such as {{name: resnet18, img_size: 32}}, got {self.model!r}")
-        _check(self.train is None or isinstance(self.train, (dict, TrainConfig)), "train", f"expected a mapping, got {self.train!r}")
+        _check(
+            isinstance(self.model, ModelArgs),
+            "model",
+            f"expected a mapping such as {{name: resnet18, img_size: 32}}, got {self.model!r}",
+        )
+        _check(
+            self.train is None or isinstance(self.train, (dict, TrainConfig)),
+            "train",
+            f"expected a mapping, got {self.train!r}",
+        )
         self.train = stage_train(TEACHER_TRAIN, self.train)
         if self.train.lr is None and not self.model.pretrained:
             self.train.lr = SCRATCH_TEACHER_LR  # from scratch: the measured recipe; fine-tuning keeps DeiT's rule
@@ -225,75 +292,114 @@ DISTILL_TYPES = ("hard", "soft", "none")
 @dataclass
 class DistillConfig:
     student: ModelArgs
-    teacher: str | None = None            # timm name/alias; optional when teacher_checkpoint is a dir
+    teacher: str | None = None  # timm name/alias; optional when teacher_checkpoint is a dir
     teacher_checkpoint: str | None = None
     teacher_pretrained: bool = False
     data: str = "digits"
     distillation: str = "hard"
     alpha: float = 0.5
     tau: float = 1.0
-    teacher_amp: str = "auto"             # bf16 autocast for the frozen teacher: auto | bf16 | off
-    init_checkpoint: str | None = None    # start the student from this checkpoint (resampled to the new grid)
-    train: TrainConfig | dict | None = None   # the user's settings over DISTILL_TRAIN
+    teacher_amp: str = "auto"  # bf16 autocast for the frozen teacher: auto | bf16 | off
+    init_checkpoint: str | None = None  # start the student from this checkpoint (resampled to the new grid)
+    train: TrainConfig | dict | None = None  # the user's settings over DISTILL_TRAIN
 
     def __post_init__(self):
         if isinstance(self.student, dict):
             self.student = from_dict(ModelArgs, self.student, "student")
-        _check(isinstance(self.student, ModelArgs), "student", f"expected a mapping such as {{name: deit_tiny}}, got {self.student!r}")
-        _check(self.train is None or isinstance(self.train, (dict, TrainConfig)), "train", f"expected a mapping, got {self.train!r}")
+        _check(
+            isinstance(self.student, ModelArgs),
+            "student",
+            f"expected a mapping such as {{name: deit_tiny}}, got {self.student!r}",
+        )
+        _check(
+            self.train is None or isinstance(self.train, (dict, TrainConfig)),
+            "train",
+            f"expected a mapping, got {self.train!r}",
+        )
         self.train = stage_train(DISTILL_TRAIN, self.train)
         if self.train.lr is None and not self.student.pretrained:
             self.train.lr = SCRATCH_STUDENT_LR  # from scratch (or from --init-checkpoint): the measured recipe
-        _check(self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}")
+        _check(
+            self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}"
+        )
         _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         _check(self.tau > 0, "tau", "must be > 0")
         _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
         if self.distillation != "none":
-            _check(bool(self.teacher_checkpoint) or (bool(self.teacher) and self.teacher_pretrained), "teacher",
-                   "distillation needs a teacher: pass --teacher NAME (vitc gets or trains it), --teacher-checkpoint PATH, "
-                   "or --teacher NAME --teacher-pretrained when online")
+            _check(
+                bool(self.teacher_checkpoint) or (bool(self.teacher) and self.teacher_pretrained),
+                "teacher",
+                "distillation needs a teacher: pass --teacher NAME (vitc gets or trains it), --teacher-checkpoint PATH, "
+                "or --teacher NAME --teacher-pretrained when online",
+            )
 
 
 PRUNE_IMPORTANCE = ("magnitude", "taylor")
-PRUNE_ROUND_TO = 16   # channels kept in multiples of this (see results/prune-224-cpu for the round-to study)
+PRUNE_ROUND_TO = 16  # channels kept in multiples of this (see results/prune-224-cpu for the round-to study)
 
 
 @dataclass
 class PruneConfig:
     """`vitc prune`: structured pruning of a distilled student (torch-pruning), then DeiT re-distillation."""
-    checkpoint: str                       # the distilled student (a vitc checkpoint dir)
+
+    checkpoint: str  # the distilled student (a vitc checkpoint dir)
     teacher_checkpoint: str | None = None  # default: the teacher the student was distilled from
-    data: str | None = None               # default: the student's own dataset
-    ratio: float = 0.5                    # share of channels removed: embedding width, head dims, MLP hidden
-    head_ratio: float = 0.0               # share of whole heads removed per block (0: keep every head)
-    importance: str = "magnitude"         # group L2 magnitude | first-order Taylor (needs gradients on train images)
+    data: str | None = None  # default: the student's own dataset
+    ratio: float = 0.5  # share of channels removed: embedding width, head dims, MLP hidden
+    head_ratio: float = 0.0  # share of whole heads removed per block (0: keep every head)
+    importance: str = "magnitude"  # group L2 magnitude | first-order Taylor (needs gradients on train images)
     round_to: int | None = PRUNE_ROUND_TO
-    taylor_batches: int = 8               # train batches whose gradients the Taylor importance sums
+    taylor_batches: int = 8  # train batches whose gradients the Taylor importance sums
     distillation: str = "hard"
     alpha: float = 0.5
     tau: float = 1.0
     teacher_amp: str = "auto"
-    train: TrainConfig | dict | None = None   # the user's settings over PRUNE_TRAIN
+    train: TrainConfig | dict | None = None  # the user's settings over PRUNE_TRAIN
 
     def __post_init__(self):
-        _check(self.train is None or isinstance(self.train, (dict, TrainConfig)), "train", f"expected a mapping, got {self.train!r}")
+        _check(
+            self.train is None or isinstance(self.train, (dict, TrainConfig)),
+            "train",
+            f"expected a mapping, got {self.train!r}",
+        )
         self.train = stage_train(PRUNE_TRAIN, self.train)
-        _check(isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1, "ratio",
-               f"must be in (0, 1), the share of channels removed; got {self.ratio!r}")
-        _check(isinstance(self.head_ratio, (int, float)) and 0 <= self.head_ratio < 1, "head_ratio",
-               f"must be in [0, 1), the share of heads removed; got {self.head_ratio!r}")
-        _check(self.importance in PRUNE_IMPORTANCE, "importance", f"{self.importance!r} is not one of {PRUNE_IMPORTANCE}")
-        _check(self.round_to is None or (isinstance(self.round_to, int) and self.round_to >= 1), "round_to",
-               f"must be an integer >= 1, got {self.round_to!r}")
-        _check(isinstance(self.taylor_batches, int) and self.taylor_batches >= 1, "taylor_batches", "must be an integer >= 1")
-        _check(self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}")
+        _check(
+            isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1,
+            "ratio",
+            f"must be in (0, 1), the share of channels removed; got {self.ratio!r}",
+        )
+        _check(
+            isinstance(self.head_ratio, (int, float)) and 0 <= self.head_ratio < 1,
+            "head_ratio",
+            f"must be in [0, 1), the share of heads removed; got {self.head_ratio!r}",
+        )
+        _check(
+            self.importance in PRUNE_IMPORTANCE, "importance", f"{self.importance!r} is not one of {PRUNE_IMPORTANCE}"
+        )
+        _check(
+            self.round_to is None or (isinstance(self.round_to, int) and self.round_to >= 1),
+            "round_to",
+            f"must be an integer >= 1, got {self.round_to!r}",
+        )
+        _check(
+            isinstance(self.taylor_batches, int) and self.taylor_batches >= 1,
+            "taylor_batches",
+            "must be an integer >= 1",
+        )
+        _check(
+            self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}"
+        )
         _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         _check(self.tau > 0, "tau", "must be > 0")
         _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
 
 
 QUANT_BACKENDS = ("torch", "onnxruntime", "openvino")
-QUANT_TARGET = {"torch": "torchscript-lite", "onnxruntime": "onnx", "openvino": "openvino"}  # the artifact each backend writes
+QUANT_TARGET = {
+    "torch": "torchscript-lite",
+    "onnxruntime": "onnx",
+    "openvino": "openvino",
+}  # the artifact each backend writes
 ORT_MODES = ("auto", "static", "dynamic")
 NNCF_SCHEMES = ("auto", "defaults", "transformer")
 
@@ -301,20 +407,29 @@ NNCF_SCHEMES = ("auto", "defaults", "transformer")
 @dataclass
 class QuantizeConfig:
     """`vitc quantize` and a pipeline's `quantize:`: int8 through each runtime's own quantizer."""
+
     backends: list = field(default_factory=lambda: list(QUANT_BACKENDS))
-    calib: str | None = None          # calibration images (train split); default: the checkpoint's own data
+    calib: str | None = None  # calibration images (train split); default: the checkpoint's own data
     calib_size: int = 128
-    max_drop: float | None = 1.0      # an int8 model losing more top-1 points is kept but marked failed (exit 3 from the CLI)
-    data: str | None = None           # val data; default: the checkpoint's own
-    ort_mode: str = "auto"            # onnxruntime int8: dynamic for transformers, static for CNNs
-    nncf: str = "auto"                # openvino int8: NNCF defaults if they agree with fp32, else TRANSFORMER
+    max_drop: float | None = (
+        1.0  # an int8 model losing more top-1 points is kept but marked failed (exit 3 from the CLI)
+    )
+    data: str | None = None  # val data; default: the checkpoint's own
+    ort_mode: str = "auto"  # onnxruntime int8: dynamic for transformers, static for CNNs
+    nncf: str = "auto"  # openvino int8: NNCF defaults if they agree with fp32, else TRANSFORMER
     threads: int | None = None
 
     def __post_init__(self):
-        if not isinstance(self.backends, list) or not self.backends or any(b not in QUANT_BACKENDS for b in self.backends):
+        if (
+            not isinstance(self.backends, list)
+            or not self.backends
+            or any(b not in QUANT_BACKENDS for b in self.backends)
+        ):
             raise ConfigError(f"backends: must be a list drawn from {list(QUANT_BACKENDS)}, got {self.backends!r}")
         _check(isinstance(self.calib_size, int) and self.calib_size >= 1, "calib_size", "must be an integer >= 1")
-        _check(self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)")
+        _check(
+            self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)"
+        )
         _check(self.ort_mode in ORT_MODES, "ort_mode", f"{self.ort_mode!r} is not one of {ORT_MODES}")
         _check(self.nncf in NNCF_SCHEMES, "nncf", f"{self.nncf!r} is not one of {NNCF_SCHEMES}")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
@@ -326,14 +441,15 @@ EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
 @dataclass
 class ExportConfig:
     """`vitc export` and a pipeline's `export:`: every (target, precision) the target supports, from one load."""
+
     targets: list = field(default_factory=lambda: ["onnx", "openvino", "torchscript-lite", "executorch", "tensorrt"])
-    precisions: list = field(default_factory=lambda: ["fp32", "fp16"])   # int8 comes from the quantize stage
+    precisions: list = field(default_factory=lambda: ["fp32", "fp16"])  # int8 comes from the quantize stage
     calib: str | None = None
     calib_size: int = 128
     max_drop: float | None = None
-    data: str | None = None            # val data; default: the checkpoint's own
+    data: str | None = None  # val data; default: the checkpoint's own
     threads: int | None = None
-    features: bool = False             # the pre-logits token features instead of the logits
+    features: bool = False  # the pre-logits token features instead of the logits
 
     def __post_init__(self):
         if not isinstance(self.targets, list) or not self.targets:
@@ -341,25 +457,29 @@ class ExportConfig:
         for t in self.targets:
             export.get(t)  # unknown names raise with the closest match
         if not isinstance(self.precisions, list) or any(p not in EXPORT_PRECISIONS for p in self.precisions):
-            raise ConfigError(f"precisions: must be a list drawn from {', '.join(EXPORT_PRECISIONS)}; got {self.precisions!r}")
+            raise ConfigError(
+                f"precisions: must be a list drawn from {', '.join(EXPORT_PRECISIONS)}; got {self.precisions!r}"
+            )
         _check(isinstance(self.calib_size, int) and self.calib_size >= 1, "calib_size", "must be an integer >= 1")
-        _check(self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)")
+        _check(
+            self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)"
+        )
 
 
 @dataclass
 class BenchConfig:
     threads: int = 2
-    batch: tuple[int, ...] = (1, 16)   # the first is the latency batch, the others throughput batches
+    batch: tuple[int, ...] = (1, 16)  # the first is the latency batch, the others throughput batches
     warmup: int = 10
     warmup_seconds: float = 1.0
     min_runs: int = 50
     min_seconds: float = 2.0
-    data: str | None = None            # val data for top-1 (default: each artifact's own)
-    crosscheck: bool = True            # benchmark_app / bare ORT loop beside the OpenVINO / ONNX rows
+    data: str | None = None  # val data for top-1 (default: each artifact's own)
+    crosscheck: bool = True  # benchmark_app / bare ORT loop beside the OpenVINO / ONNX rows
     remeasure_peak: bool = False
     eval_batch: int = 32
-    repeats: int = 3                   # timing rounds over all artifacts in turn; p50 = median of the rounds
-    baselines: bool = False            # also build and time issue 6's by-hand baselines (benchmarks/baselines.py)
+    repeats: int = 3  # timing rounds over all artifacts in turn; p50 = median of the rounds
+    baselines: bool = False  # also build and time issue 6's by-hand baselines (benchmarks/baselines.py)
     # each (artifact, round) timed in a fresh worker process with only its runtime loaded; False times
     # every artifact inside the bench process (the old way, kept for A/Bs: results/latency-ab/7-isolation)
     isolate: bool = True
@@ -373,7 +493,10 @@ class BenchConfig:
         if not self.batch or any(not isinstance(b, int) or b < 1 for b in self.batch):
             raise ConfigError(f"bench.batch: must be positive integers, e.g. 1,16; got {self.batch!r}")
         if not (isinstance(self.repeats, int) and self.repeats >= 1):
-            raise ConfigError(f"bench.repeats: must be an integer >= 1, got {self.repeats!r}", "3 or more lets each row show its spread")
+            raise ConfigError(
+                f"bench.repeats: must be an integer >= 1, got {self.repeats!r}",
+                "3 or more lets each row show its spread",
+            )
         if self.min_runs < 1 or self.min_seconds < 0 or self.warmup < 0 or self.warmup_seconds < 0:
             raise ConfigError("bench: need min_runs >= 1, min_seconds >= 0, warmup >= 0, warmup_seconds >= 0")
 
@@ -398,7 +521,9 @@ def from_dict(cls, data: dict, where: str = ""):
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key", f"valid keys: {', '.join(sorted(names))}")
+        raise ConfigError(
+            f"{where + '.' if where else ''}{unknown[0]}: unknown key", f"valid keys: {', '.join(sorted(names))}"
+        )
     for f in fields(cls):
         if f.name in data:
             _check_type(data[f.name], f.type, f"{where + '.' if where else ''}{f.name}")

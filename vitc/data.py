@@ -1,4 +1,5 @@
 """Datasets (built-in digits, ImageFolder) and the timm transforms that travel with a model."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,7 @@ from .config import AugConfig
 from .errors import DataError
 
 DIGITS = "digits"
-DIGITS_SPLIT_SEED = 0      # fixed: the val split never changes with the training seed
+DIGITS_SPLIT_SEED = 0  # fixed: the val split never changes with the training seed
 DIGITS_VAL_FRACTION = 0.2
 IMG_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -40,15 +41,18 @@ def load_image(path: str | Path) -> Image.Image:
     except FileNotFoundError as e:
         raise DataError(f"image {path} does not exist") from e
     except Image.DecompressionBombError as e:
-        raise DataError(f"{path} claims a size over Pillow's decompression-bomb limit ({e})", "remove or replace the file") from e
+        raise DataError(
+            f"{path} claims a size over Pillow's decompression-bomb limit ({e})", "remove or replace the file"
+        ) from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {e})",
-                        "remove or replace the file") from e
+        raise DataError(
+            f"{path} is not a readable image ({type(e).__name__}: {e})", "remove or replace the file"
+        ) from e
 
 
 @dataclass
 class Split:
-    items: list            # PIL images (digits) or file paths (ImageFolder)
+    items: list  # PIL images (digits) or file paths (ImageFolder)
     targets: list[int]
 
 
@@ -89,9 +93,16 @@ def _digits(img_size: int) -> DataSource:
         pil = [Image.fromarray(imgs[i]).resize((img_size, img_size), Image.BICUBIC).convert("RGB") for i in ids]
         return Split(pil, [int(d.target[i]) for i in ids])
 
-    prov = {"name": DIGITS, "source": "sklearn.datasets.load_digits", "sklearn": sklearn.__version__,
-            "split_seed": DIGITS_SPLIT_SEED, "val_fraction": DIGITS_VAL_FRACTION, "n_train": len(tr), "n_val": len(va),
-            "sha256": hashlib.sha256(imgs.tobytes() + d.target.astype(np.int64).tobytes()).hexdigest()}
+    prov = {
+        "name": DIGITS,
+        "source": "sklearn.datasets.load_digits",
+        "sklearn": sklearn.__version__,
+        "split_seed": DIGITS_SPLIT_SEED,
+        "val_fraction": DIGITS_VAL_FRACTION,
+        "n_train": len(tr),
+        "n_val": len(va),
+        "sha256": hashlib.sha256(imgs.tobytes() + d.target.astype(np.int64).tobytes()).hexdigest(),
+    }
     return DataSource(DIGITS, [str(c) for c in d.target_names], make(tr), make(va), prov)
 
 
@@ -100,14 +111,18 @@ def _scan(split_dir: Path, classes: list[str] | None) -> tuple[list[str], Split]
     if not found:
         raise DataError(f"{split_dir} has no class folders", "lay the data out as SPLIT/CLASS/image.png")
     if classes is not None and found != classes:
-        raise DataError(f"{split_dir} has classes {found} but train/ has {classes}",
-                        "train/ and val/ must hold the same class folders")
+        raise DataError(
+            f"{split_dir} has classes {found} but train/ has {classes}",
+            "train/ and val/ must hold the same class folders",
+        )
     items, targets = [], []
     for ci, c in enumerate(found):
         files = sorted(p for p in (split_dir / c).rglob("*") if p.suffix.lower() in IMG_EXTS and p.is_file())
         if not files:
-            raise DataError(f"class folder {split_dir / c} holds no images ({', '.join(sorted(IMG_EXTS))})",
-                            "add images or remove the folder")
+            raise DataError(
+                f"class folder {split_dir / c} holds no images ({', '.join(sorted(IMG_EXTS))})",
+                "add images or remove the folder",
+            )
         items += files
         targets += [ci] * len(files)
     return found, Split(items, targets)
@@ -115,18 +130,27 @@ def _scan(split_dir: Path, classes: list[str] | None) -> tuple[list[str], Split]
 
 def _image_folder(root: Path) -> DataSource:
     if not root.exists():
-        raise DataError(f"dataset path {root} does not exist", "pass --data digits or an ImageFolder dir with train/ and val/")
+        raise DataError(
+            f"dataset path {root} does not exist", "pass --data digits or an ImageFolder dir with train/ and val/"
+        )
     if not root.is_dir() or not (root / "train").is_dir() or not (root / "val").is_dir():
-        raise DataError(f"{root} needs train/ and val/ subfolders (ImageFolder layout)",
-                        "lay the data out as ROOT/train/CLASS/*.png and ROOT/val/CLASS/*.png")
+        raise DataError(
+            f"{root} needs train/ and val/ subfolders (ImageFolder layout)",
+            "lay the data out as ROOT/train/CLASS/*.png and ROOT/val/CLASS/*.png",
+        )
     classes, train = _scan(root / "train", None)
     _, val = _scan(root / "val", classes)
     h = hashlib.sha256()
     for p in train.items + val.items:
         st = p.stat()
         h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    prov = {"name": str(root.resolve()), "source": "ImageFolder", "n_train": len(train.targets),
-            "n_val": len(val.targets), "listing_sha256": h.hexdigest()}
+    prov = {
+        "name": str(root.resolve()),
+        "source": "ImageFolder",
+        "n_train": len(train.targets),
+        "n_val": len(val.targets),
+        "listing_sha256": h.hexdigest(),
+    }
     return DataSource(str(root), classes, train, val, prov)
 
 
@@ -147,13 +171,25 @@ def build_transform(pre: dict, train: bool, aug: AugConfig | None = None) -> Cal
     from timm.data import create_transform
 
     size = tuple(pre["input_size"])
-    common: dict[str, Any] = dict(input_size=size, interpolation=pre["interpolation"],
-                                  mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+    common: dict[str, Any] = dict(
+        input_size=size, interpolation=pre["interpolation"], mean=tuple(pre["mean"]), std=tuple(pre["std"])
+    )
     if train and aug is not None and aug.preset != "none":
-        return create_transform(is_training=True, scale=aug.scale, hflip=aug.hflip, vflip=0.0,
-                                auto_augment=aug.auto_augment, re_prob=aug.reprob, re_mode="pixel",
-                                re_count=1, color_jitter=None, **common)
-    return create_transform(is_training=False, crop_pct=pre["crop_pct"], crop_mode=pre.get("crop_mode", "center"), **common)
+        return create_transform(
+            is_training=True,
+            scale=aug.scale,
+            hflip=aug.hflip,
+            vflip=0.0,
+            auto_augment=aug.auto_augment,
+            re_prob=aug.reprob,
+            re_mode="pixel",
+            re_count=1,
+            color_jitter=None,
+            **common,
+        )
+    return create_transform(
+        is_training=False, crop_pct=pre["crop_pct"], crop_mode=pre.get("crop_mode", "center"), **common
+    )
 
 
 def eval_tensors(split: Split, pre: dict) -> tuple[torch.Tensor, torch.Tensor]:

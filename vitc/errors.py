@@ -1,5 +1,6 @@
 """Typed errors. Each carries a one-line message and a hint naming the fix; the CLI prints
 them without a traceback (unless --debug) and exits non-zero."""
+
 from __future__ import annotations
 
 
@@ -41,4 +42,5 @@ class OutputError(VitcError):
 
 class AccuracyGateError(VitcError):
     """A quantized artifact lost more top-1 than --max-drop allows (it is kept, marked failed)."""
+
     exit_code = 3

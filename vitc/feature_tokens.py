@@ -1,5 +1,6 @@
 """A model's pre-logits token features as an output: what `vitc export --features` writes and validates,
 and what `vitc features` reads. Shared by the export stage and the diagnostics, so neither imports the other."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,10 +19,16 @@ class FeatureTokens(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         if not hasattr(model, "forward_features") or not hasattr(model, "num_prefix_tokens"):
-            raise ConfigError(f"{type(model).__name__} has no class token: features export supports ViT students",
-                              "use `vitc features` with the checkpoint itself")
+            raise ConfigError(
+                f"{type(model).__name__} has no class token: features export supports ViT students",
+                "use `vitc features` with the checkpoint itself",
+            )
         self.model, self.n = model, int(model.num_prefix_tokens)
-        self.token_names = ["cls", "dist"][: self.n] if hasattr(model, "dist_token") else ["cls"] + [f"reg{i}" for i in range(self.n - 1)]
+        self.token_names = (
+            ["cls", "dist"][: self.n]
+            if hasattr(model, "dist_token")
+            else ["cls"] + [f"reg{i}" for i in range(self.n - 1)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_features(x)[:, : self.n]
@@ -47,7 +54,14 @@ def compare_features(ref: np.ndarray, got: np.ndarray, precision: str) -> dict:
     cos = (r * g).sum(1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(g, axis=1) + 1e-12)
     atol, min_cos = FEATURE_TOLERANCE[precision]
     d = np.abs(r - g)
-    v = {"n": int(ref.shape[0]), "max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()), "cosine_min": float(cos.min()),
-         "cosine_mean": float(cos.mean()), "atol": atol, "min_cosine": min_cos}
+    v = {
+        "n": int(ref.shape[0]),
+        "max_abs_diff": float(d.max()),
+        "mean_abs_diff": float(d.mean()),
+        "cosine_min": float(cos.min()),
+        "cosine_mean": float(cos.mean()),
+        "atol": atol,
+        "min_cosine": min_cos,
+    }
     v["passed"] = bool(cos.min() >= min_cos and (atol is None or d.max() <= atol))
     return v

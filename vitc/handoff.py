@@ -6,6 +6,7 @@ The data a model was trained on travels with it: `Checkpoint.data_name()` is the
 unless an explicit `--data` overrides it, and when neither names data that can still be read it is
 one sentence, never a silent fall-back to digits.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,13 @@ from .int8_recipe import apply_recipe
 from .models import build_from_spec, gflops
 from .validate import reference_logits
 
-VAL_SPLIT = "val"   # what every validation and accuracy number is measured on
+VAL_SPLIT = "val"  # what every validation and accuracy number is measured on
 
 
 @dataclass(frozen=True)
 class Preprocess:
     """The eval pre-processing that travels with a model (timm's data config)."""
+
     input_size: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -38,8 +40,14 @@ class Preprocess:
 
     @classmethod
     def from_json(cls, d: dict) -> "Preprocess":
-        return cls(tuple(int(v) for v in d["input_size"]), tuple(d["mean"]), tuple(d["std"]), d.get("interpolation", "bicubic"),
-                   float(d.get("crop_pct", 1.0)), d.get("crop_mode", "center"))
+        return cls(
+            tuple(int(v) for v in d["input_size"]),
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            d.get("interpolation", "bicubic"),
+            float(d.get("crop_pct", 1.0)),
+            d.get("crop_mode", "center"),
+        )
 
     def to_json(self) -> dict:
         return {**asdict(self), "input_size": list(self.input_size), "mean": list(self.mean), "std": list(self.std)}
@@ -63,10 +71,15 @@ def resolve_data(recorded: str | None, override: str | None, what: str) -> str:
     if override:
         return override
     if not recorded:
-        raise DataError(f"{what} does not record the data it was trained on", "pass --data (digits, or the ImageFolder dir it was trained on)")
+        raise DataError(
+            f"{what} does not record the data it was trained on",
+            "pass --data (digits, or the ImageFolder dir it was trained on)",
+        )
     if not is_builtin(recorded) and not Path(recorded).exists():
-        raise DataError(f"{what} was trained on {recorded}, which no longer exists",
-                        "pass --data with that dataset (an ImageFolder with the same classes)")
+        raise DataError(
+            f"{what} was trained on {recorded}, which no longer exists",
+            "pass --data with that dataset (an ImageFolder with the same classes)",
+        )
     return recorded
 
 
@@ -144,8 +157,11 @@ class Checkpoint:
         if name not in self._sources:
             src = load_source(name, self.pre.size)
             if len(src.classes) != len(self.classes) or (is_builtin(name) and src.classes != self.classes):
-                raise DataError(f"--data {name} has {len(src.classes)} classes {src.classes[:5]}, but {self.path} predicts "
-                                f"{len(self.classes)} {self.classes[:5]}", "pass the dataset the model was trained on")
+                raise DataError(
+                    f"--data {name} has {len(src.classes)} classes {src.classes[:5]}, but {self.path} predicts "
+                    f"{len(self.classes)} {self.classes[:5]}",
+                    "pass the dataset the model was trained on",
+                )
             self._sources[name] = src
         return self._sources[name]
 
@@ -177,6 +193,7 @@ class Checkpoint:
         def fn(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 return model(torch.from_numpy(x)).numpy()
+
         return fn
 
     def reference(self, override: str | None = None) -> np.ndarray:
@@ -197,6 +214,7 @@ class Checkpoint:
 @dataclass
 class Manifest:
     """The JSON beside every artifact, typed. `raw` keeps every key for `vitc info`."""
+
     artifact: str
     target: str
     precision: str
@@ -205,16 +223,27 @@ class Manifest:
     classes: list
     source: dict
     size_bytes: int = 0
-    data: dict | None = None          # {"name", "split", "images"}: what the validation numbers come from
+    data: dict | None = None  # {"name", "split", "images"}: what the validation numbers come from
     validation: dict = field(default_factory=dict)
-    output: str = "logits"            # or "features" (`vitc export --features`)
+    output: str = "logits"  # or "features" (`vitc export --features`)
     raw: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_json(cls, m: dict) -> "Manifest":
-        return cls(m.get("artifact", ""), m["target"], m["precision"], m.get("status", ""), Preprocess.from_json(m["preprocess"]),
-                   list(m["classes"]), dict(m.get("source") or {}), int(m.get("size_bytes") or 0), m.get("data"),
-                   dict(m.get("validation") or {}), m.get("output", "logits"), m)
+        return cls(
+            m.get("artifact", ""),
+            m["target"],
+            m["precision"],
+            m.get("status", ""),
+            Preprocess.from_json(m["preprocess"]),
+            list(m["classes"]),
+            dict(m.get("source") or {}),
+            int(m.get("size_bytes") or 0),
+            m.get("data"),
+            dict(m.get("validation") or {}),
+            m.get("output", "logits"),
+            m,
+        )
 
     @property
     def source_checkpoint(self) -> str | None:
@@ -239,7 +268,9 @@ class Artifact:
         try:
             return cls(path, Manifest.from_json(json.loads(p.read_text())))
         except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{p} is not a vitc manifest ({type(e).__name__}: {e})", "re-export the artifact with `vitc export`") from None
+            raise CheckpointError(
+                f"{p} is not a vitc manifest ({type(e).__name__}: {e})", "re-export the artifact with `vitc export`"
+            ) from None
 
     @property
     def target(self) -> str:

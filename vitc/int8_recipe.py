@@ -1,6 +1,7 @@
 """PyTorch dynamic int8 as a recipe: a pure function of the fp32 weights, so a quantized checkpoint is the
 fp32 safetensors plus this record, re-applied on load (no pickles). Why torch.ao and not torchao:
 vitc/compress/quantize.py."""
+
 from __future__ import annotations
 
 import warnings

@@ -1,4 +1,5 @@
 """timm model names, the aliases users type, and building a model from a checkpoint dir."""
+
 from __future__ import annotations
 
 import difflib
@@ -32,10 +33,11 @@ VIT_ONLY = ("img_size", "patch_size")
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to rebuild an architecture: timm name + constructor overrides."""
+
     name: str
     overrides: dict = field(default_factory=dict)
     pretrained_tag: str | None = None
-    structure: dict | None = None     # per-block widths of a model pruned by `vitc prune` (vitc.structure)
+    structure: dict | None = None  # per-block widths of a model pruned by `vitc prune` (vitc.structure)
 
     def to_json(self) -> dict:
         d = {"name": self.name, "overrides": dict(self.overrides), "pretrained_tag": self.pretrained_tag}
@@ -55,8 +57,10 @@ def resolve_name(user_name: str) -> tuple[str, str | None]:
         return arch, tag or None
     choices = list(ALIASES) + timm.list_models()
     close = difflib.get_close_matches(arch, choices, n=3, cutoff=0.5)
-    raise ModelError(f"unknown model {user_name!r}",
-                     f"closest: {', '.join(close)}" if close else "see timm.list_models() or the aliases in `vitc teacher --help`")
+    raise ModelError(
+        f"unknown model {user_name!r}",
+        f"closest: {', '.join(close)}" if close else "see timm.list_models() or the aliases in `vitc teacher --help`",
+    )
 
 
 def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
@@ -88,13 +92,20 @@ def _create(name: str, pretrained: bool, **kwargs) -> torch.nn.Module:
         raise OfflineError(
             f"cannot fetch pretrained weights for {name} from the Hugging Face hub (offline or not cached)",
             "pass --teacher-checkpoint PATH (a vitc checkpoint dir or .safetensors file), "
-            "train one with `vitc teacher`, or drop --pretrained to start from random weights") from e
+            "train one with `vitc teacher`, or drop --pretrained to start from random weights",
+        ) from e
     finally:
         hf.HF_HUB_OFFLINE = was_offline
 
 
-def create_model(user_name: str, num_classes: int, img_size: int | None = None, patch_size: int | None = None,
-                 pretrained: bool = False, **extra) -> tuple[torch.nn.Module, ModelSpec]:
+def create_model(
+    user_name: str,
+    num_classes: int,
+    img_size: int | None = None,
+    patch_size: int | None = None,
+    pretrained: bool = False,
+    **extra,
+) -> tuple[torch.nn.Module, ModelSpec]:
     """Create a timm model; img_size/patch_size go to the constructor of ViT-like models only."""
     arch, tag = resolve_name(user_name)
     overrides: dict = {"num_classes": int(num_classes), **extra}
@@ -112,8 +123,10 @@ def create_model(user_name: str, num_classes: int, img_size: int | None = None, 
             if bad is None:
                 raise
             if bad == "patch_size":
-                raise ModelError(f"{arch} has no patches: --patch-size applies to ViT-family models only",
-                                 "drop --patch-size for this model") from e
+                raise ModelError(
+                    f"{arch} has no patches: --patch-size applies to ViT-family models only",
+                    "drop --patch-size for this model",
+                ) from e
             overrides.pop(bad)  # CNNs take any input size; the size lives in the preprocessing
     return model, ModelSpec(arch, overrides, tag if pretrained else None)
 
@@ -131,9 +144,14 @@ def data_config(model: torch.nn.Module, img_size: int | None, crop_pct: float | 
         cfg["input_size"] = (3, int(img_size), int(img_size))
     if crop_pct is not None:
         cfg["crop_pct"] = float(crop_pct)
-    return {"input_size": list(cfg["input_size"]), "interpolation": cfg["interpolation"],
-            "mean": list(cfg["mean"]), "std": list(cfg["std"]), "crop_pct": float(cfg["crop_pct"]),
-            "crop_mode": cfg.get("crop_mode", "center")}
+    return {
+        "input_size": list(cfg["input_size"]),
+        "interpolation": cfg["interpolation"],
+        "mean": list(cfg["mean"]),
+        "std": list(cfg["std"]),
+        "crop_pct": float(cfg["crop_pct"]),
+        "crop_mode": cfg.get("crop_mode", "center"),
+    }
 
 
 def build_from_spec(spec: dict) -> torch.nn.Module:
@@ -181,5 +199,9 @@ def init_from_checkpoint(model: torch.nn.Module, ckpt_dir: str | Path) -> dict:
 
         state = checkpoint_filter_fn(state, model)
     ckpt.load_into(model, state, str(ckpt_dir))
-    return {"path": str(ckpt_dir), "sha256": meta["weights_sha256"], "input_size": meta["preprocess"]["input_size"],
-            "patch_size": meta["model"].get("overrides", {}).get("patch_size")}
+    return {
+        "path": str(ckpt_dir),
+        "sha256": meta["weights_sha256"],
+        "input_size": meta["preprocess"]["input_size"],
+        "patch_size": meta["model"].get("overrides", {}).get("patch_size"),
+    }

@@ -1,12 +1,13 @@
 """`vitc pipeline`: teacher -> distill -> [prune] -> quantize -> export -> bench from one YAML config.
 
 Each stage runs through the stage table (vitc.stages), as `vitc <stage>` does, and writes into
-<runs>/<name>/<folder>/ (teacher, student, pruned, int8, exports, bench: the CLI's runs/<folder>), with a stage.json holding its settings, the hashes of
-its inputs and their fingerprint. A rerun skips a stage whose fingerprint is unchanged and whose
-stage.json says done; an interrupted training stage (stage.json says running, same fingerprint)
-resumes from its last epoch; `--from STAGE` reruns that stage and the ones after it; `--force`
-reruns everything.
+<runs>/<name>/<folder>/ (teacher, student, pruned, int8, exports, bench: the CLI's runs/<folder>), with a
+stage.json holding its settings, the hashes of its inputs and their fingerprint. A rerun skips a stage
+whose fingerprint is unchanged and whose stage.json says done; an interrupted training stage (stage.json
+says running, same fingerprint) resumes from its last epoch; `--from STAGE` reruns that stage and the
+ones after it; `--force` reruns everything.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +31,9 @@ STAGE_FILE = "stage.json"
 
 
 def _fingerprint(config: dict, inputs: dict) -> str:
-    return hashlib.sha256(json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str).encode()
+    ).hexdigest()
 
 
 def _weights_sha(ckpt_dir: Path) -> str:
@@ -75,8 +78,11 @@ class Pipeline:
         if stage == "prune":
             cfg = to_dict(c.prune)
             cfg.update(checkpoint=str(c.stage_dir("distill")), teacher_checkpoint=str(self._teacher_dir()))
-            return cfg, {**self._data_inputs, "distilled_sha256": _weights_sha(c.stage_dir("distill")),
-                         "teacher_sha256": _weights_sha(self._teacher_dir())}
+            return cfg, {
+                **self._data_inputs,
+                "distilled_sha256": _weights_sha(c.stage_dir("distill")),
+                "teacher_sha256": _weights_sha(self._teacher_dir()),
+            }
         student = {"student_sha256": _weights_sha(self.student_dir())}
         if stage == "quantize":
             return to_dict(c.quantize), student
@@ -89,7 +95,11 @@ class Pipeline:
         raise ValueError(stage)
 
     def stages(self) -> list[str]:
-        return [s for s in STAGES if (s != "teacher" or self.cfg.teacher is not None) and (s != "prune" or self.cfg.prune is not None)]
+        return [
+            s
+            for s in STAGES
+            if (s != "teacher" or self.cfg.teacher is not None) and (s != "prune" or self.cfg.prune is not None)
+        ]
 
     def student_dir(self) -> Path:
         """The checkpoint that quantize and export compress: the pruned student when there is a prune stage."""
@@ -110,8 +120,14 @@ class Pipeline:
         return stages.Inputs(**kw)
 
     def config(self, stage: str):
-        return {"teacher": self.cfg.teacher, "distill": self.cfg.distill, "prune": self.cfg.prune, "quantize": self.cfg.quantize,
-                "export": self.cfg.export, "bench": self.cfg.bench}[stage]
+        return {
+            "teacher": self.cfg.teacher,
+            "distill": self.cfg.distill,
+            "prune": self.cfg.prune,
+            "quantize": self.cfg.quantize,
+            "export": self.cfg.export,
+            "bench": self.cfg.bench,
+        }[stage]
 
     # -- running
     def run(self, start: str | None = None, force: bool = False) -> dict:
@@ -119,8 +135,10 @@ class Pipeline:
         if start is not None and start not in order:
             raise ConfigError(f"--from {start!r} is not a stage of this pipeline", f"stages: {', '.join(order)}")
         if self.cfg.teacher is None and not ckpt.is_checkpoint_dir(self.cfg.teacher_checkpoint):
-            raise ConfigError(f"teacher_checkpoint: {self.cfg.teacher_checkpoint} is not a vitc checkpoint dir",
-                              "train one with `vitc teacher` or add a teacher section")
+            raise ConfigError(
+                f"teacher_checkpoint: {self.cfg.teacher_checkpoint} is not a vitc checkpoint dir",
+                "train one with `vitc teacher` or add a teacher section",
+            )
         check_policies(*(self.config(s) for s in order))
         self.cfg.root.mkdir(parents=True, exist_ok=True)
         rerun = force
@@ -128,33 +146,61 @@ class Pipeline:
             rerun = rerun or stage == start
             d = self.cfg.stage_dir(stage)
             if not rerun and start is not None and _state(d).get("status") != "done":
-                raise ConfigError(f"--from {start}: the earlier stage {stage!r} has not finished in {d}",
-                                  f"run `vitc pipeline CONFIG` without --from (or with --from {stage})")
+                raise ConfigError(
+                    f"--from {start}: the earlier stage {stage!r} has not finished in {d}",
+                    f"run `vitc pipeline CONFIG` without --from (or with --from {stage})",
+                )
             config, inputs = self.spec(stage)
             fp = _fingerprint(config, inputs)
             st = _state(d)
             if not rerun and st.get("status") == "done" and st.get("fingerprint") == fp:
                 self.console.print(f"[dim]{stage}: skipped, inputs and settings unchanged ({d})[/]", highlight=False)
-                self.summary.append({"stage": stage, "status": "skipped (unchanged)", "seconds": 0.0, "result": st.get("result", "")})
+                self.summary.append(
+                    {"stage": stage, "status": "skipped (unchanged)", "seconds": 0.0, "result": st.get("result", "")}
+                )
                 continue
             if st and st.get("fingerprint") != fp and not rerun:
-                self.console.print(f"{stage}: settings or inputs changed since the last run: running again", highlight=False)
-            resume = (stage in ("teacher", "distill", "prune") and not rerun and st.get("status") == "running"
-                      and st.get("fingerprint") == fp and (d / ckpt.TRAIN_STATE).is_file())
+                self.console.print(
+                    f"{stage}: settings or inputs changed since the last run: running again", highlight=False
+                )
+            resume = (
+                stage in ("teacher", "distill", "prune")
+                and not rerun
+                and st.get("status") == "running"
+                and st.get("fingerprint") == fp
+                and (d / ckpt.TRAIN_STATE).is_file()
+            )
             rerun = True  # everything downstream of a stage that runs must run too
             self.console.rule(f"{stage}" + (" (resuming)" if resume else ""))
             t0 = time.perf_counter()
             if not resume:
                 _fresh_dir(d)  # a stage that runs again starts empty: nothing stale is mistaken for its output
-            ckpt.write_json(d / STAGE_FILE, {"stage": stage, "status": "running", "fingerprint": fp, "config": config, "inputs": inputs})
+            ckpt.write_json(
+                d / STAGE_FILE,
+                {"stage": stage, "status": "running", "fingerprint": fp, "config": config, "inputs": inputs},
+            )
             res = stages.run(stage, self.config(stage), self.inputs(stage, resume), d)
             secs = time.perf_counter() - t0
             status = "failed: accuracy gate" if res.failed and stage != "bench" else "done"
-            ckpt.write_json(d / STAGE_FILE, {"stage": stage, "status": "done", "outcome": status, "fingerprint": fp, "config": config,
-                                             "inputs": inputs, "seconds": secs, "result": res.summary, "failed": res.failed,
-                                             "skipped": res.skipped})
+            ckpt.write_json(
+                d / STAGE_FILE,
+                {
+                    "stage": stage,
+                    "status": "done",
+                    "outcome": status,
+                    "fingerprint": fp,
+                    "config": config,
+                    "inputs": inputs,
+                    "seconds": secs,
+                    "result": res.summary,
+                    "failed": res.failed,
+                    "skipped": res.skipped,
+                },
+            )
             ran = "ran" + (" (resumed)" if resume else "") + (f", {len(res.failed)} failed" if res.failed else "")
-            self.summary.append({"stage": stage, "status": ran, "seconds": secs, "result": res.summary, "failed": res.failed})
+            self.summary.append(
+                {"stage": stage, "status": ran, "seconds": secs, "result": res.summary, "failed": res.failed}
+            )
         return {"summary": self.summary, "report": str(self.cfg.stage_dir("bench") / "report.md")}
 
 

@@ -2,6 +2,7 @@
 
 An unknown key or a wrong type is a ConfigError that names the file, the line and the key.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,15 +24,16 @@ from .errors import ConfigError
 
 STAGES = stages.ORDER
 
+
 @dataclass
 class PipelineConfig:
     name: str
     data: str = "digits"
-    runs: str = "runs"                 # stages write into <runs>/<name>/<stage>/
+    runs: str = "runs"  # stages write into <runs>/<name>/<stage>/
     teacher: TeacherConfig | None = None
     teacher_checkpoint: str | None = None  # instead of a teacher stage: an existing vitc checkpoint dir
     distill: DistillConfig | None = None
-    prune: PruneConfig | None = None      # optional: prune + re-distill the student before quantize/export/bench
+    prune: PruneConfig | None = None  # optional: prune + re-distill the student before quantize/export/bench
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
@@ -66,31 +68,50 @@ def _sections(raw: dict) -> PipelineConfig:
     if teacher is not None and top.get("teacher_checkpoint"):
         raise ConfigError("teacher_checkpoint: give either a teacher section or teacher_checkpoint, not both")
     if not isinstance(raw.get("distill"), dict):
-        raise ConfigError("distill: missing or not a mapping", "add a `distill:` section with at least `student: {name: deit_tiny}`")
+        raise ConfigError(
+            "distill: missing or not a mapping", "add a `distill:` section with at least `student: {name: deit_tiny}`"
+        )
     if "teacher_checkpoint" in raw["distill"]:
         raise ConfigError("distill.teacher_checkpoint: set by the pipeline", "use the top-level `teacher_checkpoint:`")
     # the teacher path is filled in by the pipeline; a placeholder satisfies the "needs a teacher" check
-    distill = _prefixed("distill", lambda: from_dict(DistillConfig, {**raw["distill"], "data": data, "teacher_checkpoint": "<pipeline>"}, "distill"))
+    distill = _prefixed(
+        "distill",
+        lambda: from_dict(
+            DistillConfig, {**raw["distill"], "data": data, "teacher_checkpoint": "<pipeline>"}, "distill"
+        ),
+    )
     prune = None
     if raw.get("prune") is not None:
         if not isinstance(raw["prune"], dict):
             raise ConfigError("prune: expected a mapping, e.g. `prune: {ratio: 0.5, train: {epochs: 10}}`")
         for k in ("checkpoint", "teacher_checkpoint", "data"):
             if k in raw["prune"]:
-                raise ConfigError(f"prune.{k}: set by the pipeline", "the prune stage reads the distill stage's student, its teacher and the top-level data")
+                raise ConfigError(
+                    f"prune.{k}: set by the pipeline",
+                    "the prune stage reads the distill stage's student, its teacher and the top-level data",
+                )
         # the student and teacher paths are filled in by the pipeline
-        prune = _prefixed("prune", lambda: from_dict(PruneConfig, {**raw["prune"], "checkpoint": "<pipeline>", "data": data}, "prune"))
+        prune = _prefixed(
+            "prune", lambda: from_dict(PruneConfig, {**raw["prune"], "checkpoint": "<pipeline>", "data": data}, "prune")
+        )
     for sec in ("quantize", "export", "bench"):
         if isinstance(raw.get(sec), dict) and "data" in raw[sec]:
             raise ConfigError(f"{sec}.data: set by the pipeline", "every stage uses the top-level `data`")
-    return PipelineConfig(**top, teacher=teacher, distill=distill, prune=prune,
-                          quantize=_prefixed("quantize", lambda: from_dict(QuantizeConfig, raw.get("quantize") or {}, "quantize")),
-                          export=_prefixed("export", lambda: from_dict(ExportConfig, raw.get("export") or {}, "export")),
-                          bench=_prefixed("bench", lambda: from_dict(BenchConfig, _tuples(raw.get("bench") or {}), "bench")))
+    return PipelineConfig(
+        **top,
+        teacher=teacher,
+        distill=distill,
+        prune=prune,
+        quantize=_prefixed("quantize", lambda: from_dict(QuantizeConfig, raw.get("quantize") or {}, "quantize")),
+        export=_prefixed("export", lambda: from_dict(ExportConfig, raw.get("export") or {}, "export")),
+        bench=_prefixed("bench", lambda: from_dict(BenchConfig, _tuples(raw.get("bench") or {}), "bench")),
+    )
 
 
 def _tuples(d: dict) -> dict:
-    return {k: tuple(v) if k == "batch" and isinstance(v, list) else v for k, v in d.items()} if isinstance(d, dict) else d
+    return (
+        {k: tuple(v) if k == "batch" and isinstance(v, list) else v for k, v in d.items()} if isinstance(d, dict) else d
+    )
 
 
 def _key_lines(node, prefix=()) -> dict:
@@ -114,8 +135,12 @@ def _line_for(msg: str, lines: dict) -> int | None:
     def in_order(path: tuple) -> bool:
         it = iter(path)
         return all(p in it for p in parts)
-    cands = [(in_order(path), -len(path), line) for path, line in lines.items()
-             if path[0] == parts[0] and path[-1] == parts[-1]]
+
+    cands = [
+        (in_order(path), -len(path), line)
+        for path, line in lines.items()
+        if path[0] == parts[0] and path[-1] == parts[-1]
+    ]
     return max(cands)[2] if cands else None
 
 
@@ -148,7 +173,10 @@ def load(path: Path) -> PipelineConfig:
     lines = _key_lines(node)
     for k in raw:
         if k not in known:
-            raise ConfigError(f"{path}:{lines.get((str(k),), '?')}: {k}: unknown key", f"valid top-level keys: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"{path}:{lines.get((str(k),), '?')}: {k}: unknown key",
+                f"valid top-level keys: {', '.join(sorted(known))}",
+            )
     try:
         return _sections(raw)
     except ConfigError as e:

@@ -4,6 +4,7 @@ On a terminal: a rich progress bar with the count, the rate and the time left. O
 file): a plain line every `every_s` seconds and one at the end, so a log shows that a long step is
 alive and how long it has left. rich's own bar is disabled off a terminal, hence the plain lines.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,15 @@ def _clock(s: float) -> str:
 class Steps:
     """with Steps("epoch 1/30", total=22, unit="batch") as p: ... p.advance(1, info="loss 0.41")"""
 
-    def __init__(self, description: str, total: int, console: Console | None = None, unit: str = "step",
-                 every_s: float = EVERY_S, visible: bool = True):
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        console: Console | None = None,
+        unit: str = "step",
+        every_s: float = EVERY_S,
+        visible: bool = True,
+    ):
         self.description, self.total, self.unit, self.every_s = description, max(int(total), 0), unit, every_s
         self.console = console or Console()
         self.visible = visible
@@ -35,9 +43,15 @@ class Steps:
     def __enter__(self) -> Steps:
         self.t0 = self._last = time.perf_counter()
         if self.visible and self.console.is_terminal:
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]}  {task.fields[info]}"), TimeRemainingColumn(),
-                                 console=self.console, transient=True)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}  {task.fields[info]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
             self._bar.__enter__()
             self._task = self._bar.add_task(self.description, total=self.total, rate="", info="")
         return self
@@ -50,8 +64,10 @@ class Steps:
         left = (self.total - self.done) / r if r > 0 else 0.0
         pct = 100.0 * self.done / self.total if self.total else 100.0
         units = self.unit + ("es" if self.unit.endswith(("ch", "sh", "s", "x")) else "s")
-        return (f"{self.description}: {self.done}/{self.total} {units} ({pct:.0f}%), {r:.1f} {self.unit}/s, "
-                f"{_clock(left)} left" + (f"  {self.info}" if self.info else ""))
+        return (
+            f"{self.description}: {self.done}/{self.total} {units} ({pct:.0f}%), {r:.1f} {self.unit}/s, "
+            f"{_clock(left)} left" + (f"  {self.info}" if self.info else "")
+        )
 
     def advance(self, n: int = 1, info: str | None = None) -> None:
         self.done += n
@@ -72,8 +88,14 @@ class Steps:
             self.console.print(self.line(), highlight=False)  # long steps end with a line; short ones stay quiet
 
 
-def track(items: Iterable[T], description: str, total: int, console: Console | None = None, unit: str = "step",
-          every_s: float = EVERY_S) -> Iterator[T]:
+def track(
+    items: Iterable[T],
+    description: str,
+    total: int,
+    console: Console | None = None,
+    unit: str = "step",
+    every_s: float = EVERY_S,
+) -> Iterator[T]:
     with Steps(description, total, console, unit, every_s) as p:
         for x in items:
             yield x

@@ -5,6 +5,7 @@ runs/ and writes its own, and says which one it used.
     vitc distill  -> runs/student          vitc export    runs/student -> runs/exports
     vitc prune    runs/student -> runs/pruned          vitc bench  runs/* -> runs/bench
 """
+
 from __future__ import annotations
 
 import time
@@ -18,7 +19,7 @@ from . import stages
 from .errors import VitcError
 
 RUNS = Path("runs")
-FOLDERS = {f: RUNS / f for f in stages.FOLDERS}                 # the stage table's folder names, under runs/
+FOLDERS = {f: RUNS / f for f in stages.FOLDERS}  # the stage table's folder names, under runs/
 MAKERS = {f: s.makes for f, s in stages.FOLDERS.items()}
 BENCHED = stages.BENCHED
 
@@ -29,7 +30,15 @@ def _age(meta: dict, path: Path) -> str:
     except (KeyError, TypeError, ValueError):
         t = path.stat().st_mtime
     s = max(0, int(time.time() - t))
-    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h" if s < 172800 else f"{s // 86400} days"
+    return (
+        f"{s} s"
+        if s < 120
+        else f"{s // 60} min"
+        if s < 7200
+        else f"{s // 3600} h"
+        if s < 172800
+        else f"{s // 86400} days"
+    )
 
 
 def describe(path: Path) -> str:
@@ -45,8 +54,10 @@ def default_checkpoint(kind: str, console: Console) -> Path:
     """The conventional checkpoint dir of a stage, announced; missing -> the command that makes it."""
     p = FOLDERS[kind]
     if not ckpt.is_checkpoint_dir(p):
-        raise VitcError(f"no checkpoint given and {p} holds no {kind} checkpoint",
-                        f"make it with `{MAKERS[kind]}`, or pass a checkpoint dir")
+        raise VitcError(
+            f"no checkpoint given and {p} holds no {kind} checkpoint",
+            f"make it with `{MAKERS[kind]}`, or pass a checkpoint dir",
+        )
     console.print(f"using {describe(p)}", highlight=False)
     return p
 
@@ -66,9 +77,11 @@ def bench_inputs(console: Console) -> list[Path]:
     """Everything a stage left under runs/ that the bench can time, announced."""
     found = benchable(RUNS)
     if not found:
-        raise VitcError(f"nothing to bench: {RUNS}/ holds no student, pruned, int8 or exports folder",
-                        f"make them with `{MAKERS['student']}`, then `vitc quantize` and `vitc export`; "
-                        "or pass export dirs, artifacts or checkpoint dirs")
+        raise VitcError(
+            f"nothing to bench: {RUNS}/ holds no student, pruned, int8 or exports folder",
+            f"make them with `{MAKERS['student']}`, then `vitc quantize` and `vitc export`; "
+            "or pass export dirs, artifacts or checkpoint dirs",
+        )
     for p in found:
         console.print(f"benching {describe(p)}", highlight=False)
     return found

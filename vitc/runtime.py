@@ -1,4 +1,5 @@
 """Process-level settings: threads, seeds, bf16 capability, torchrun/DDP."""
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,11 @@ def seed_all(*parts: int) -> None:
 
 def rng_state() -> dict:
     st = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": (st[0], torch.from_numpy(st[1].astype(np.int64)), st[2], st[3], st[4])}
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (st[0], torch.from_numpy(st[1].astype(np.int64)), st[2], st[3], st[4]),
+    }
 
 
 def set_rng_state(s: dict) -> None:
@@ -149,5 +153,12 @@ def machine_info() -> dict:
     except OSError:
         pass
     isa = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni"})
-    return {"cpu": model or platform.processor(), "cpu_id": cpu_id(), "cores": os.cpu_count(), "isa": isa,
-            "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
+    return {
+        "cpu": model or platform.processor(),
+        "cpu_id": cpu_id(),
+        "cores": os.cpu_count(),
+        "isa": isa,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+    }

@@ -14,6 +14,7 @@ From the CLI a stage writes `runs/<folder>`; from a pipeline `<runs>/<name>/<fol
 entry here plus its module. The runners are named, not imported, so that reading the table (validating a
 YAML file, `vitc --help`) loads no torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,13 +32,14 @@ from .errors import ConfigError
 class Inputs:
     """What a stage reads besides its config: resolved by the CLI (from runs/ or the arguments) or by the pipeline
     (from its earlier stages' folders)."""
-    checkpoint: Path | None = None     # the model the stage compresses (prune, quantize, export)
-    teacher: str | None = None         # the teacher checkpoint (distill, prune)
-    paths: list[Path] = field(default_factory=list)   # what the bench times
+
+    checkpoint: Path | None = None  # the model the stage compresses (prune, quantize, export)
+    teacher: str | None = None  # the teacher checkpoint (distill, prune)
+    paths: list[Path] = field(default_factory=list)  # what the bench times
     resume: bool = False
     force: bool = False
     console: Console | None = None
-    default_batch_size: bool = False   # the user set no batch size: the trainer caps the default at the data
+    default_batch_size: bool = False  # the user set no batch size: the trainer caps the default at the data
     # a stage that writes several artifacts: one that fails is listed in skipped.json and the others go on (the
     # pipeline); False raises at once and writes nothing more (a CLI command asked for that one artifact)
     keep_going: bool = False
@@ -45,21 +47,21 @@ class Inputs:
 
 @dataclass
 class Result:
-    summary: str                                         # one line: the pipeline's table, the CLI's last line
+    summary: str  # one line: the pipeline's table, the CLI's last line
     metrics: dict = field(default_factory=dict)
     artifacts: list[dict] = field(default_factory=list)  # manifests of what it wrote (quantize, export)
-    failed: list[str] = field(default_factory=list)      # kept on disk but marked failed (an accuracy gate), one line each
-    skipped: list[dict] = field(default_factory=list)    # {"target", "precision", "reason"}: could not run here
+    failed: list[str] = field(default_factory=list)  # kept on disk but marked failed (an accuracy gate), one line each
+    skipped: list[dict] = field(default_factory=list)  # {"target", "precision", "reason"}: could not run here
 
 
 @dataclass(frozen=True)
 class Stage:
-    name: str          # the CLI command and the pipeline's stage name
-    folder: str        # its run folder
+    name: str  # the CLI command and the pipeline's stage name
+    folder: str  # its run folder
     config: type
-    runner: str        # "module:function", imported when the stage runs
+    runner: str  # "module:function", imported when the stage runs
     reads: str | None  # the folder it takes its model from when given none
-    makes: str         # the command that makes its folder, for hints
+    makes: str  # the command that makes its folder, for hints
 
     def run(self, config: Any, inputs: Inputs, out: Path) -> Result:
         if not isinstance(config, self.config):
@@ -69,18 +71,27 @@ class Stage:
         return getattr(importlib.import_module(module), fn)(config, inputs, Path(out))
 
 
-TABLE: dict[str, Stage] = {s.name: s for s in (
-    Stage("teacher", "teacher", TeacherConfig, "vitc.compress.teacher:run", None, "vitc teacher --model resnet18"),
-    Stage("distill", "student", DistillConfig, "vitc.compress.distill:run", "teacher",
-          "vitc distill --teacher resnet18 --student deit_tiny"),
-    Stage("prune", "pruned", PruneConfig, "vitc.compress.prune:run", "student", "vitc prune"),
-    Stage("quantize", "int8", QuantizeConfig, "vitc.compress.quantize_stage:run", "student", "vitc quantize"),
-    Stage("export", "exports", ExportConfig, "vitc.export.stage:run", "student", "vitc export --target onnx"),
-    Stage("bench", "bench", BenchConfig, "vitc.benchmarks.bench:run", None, "vitc bench"),
-)}
+TABLE: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage("teacher", "teacher", TeacherConfig, "vitc.compress.teacher:run", None, "vitc teacher --model resnet18"),
+        Stage(
+            "distill",
+            "student",
+            DistillConfig,
+            "vitc.compress.distill:run",
+            "teacher",
+            "vitc distill --teacher resnet18 --student deit_tiny",
+        ),
+        Stage("prune", "pruned", PruneConfig, "vitc.compress.prune:run", "student", "vitc prune"),
+        Stage("quantize", "int8", QuantizeConfig, "vitc.compress.quantize_stage:run", "student", "vitc quantize"),
+        Stage("export", "exports", ExportConfig, "vitc.export.stage:run", "student", "vitc export --target onnx"),
+        Stage("bench", "bench", BenchConfig, "vitc.benchmarks.bench:run", None, "vitc bench"),
+    )
+}
 ORDER = tuple(TABLE)
 FOLDERS = {s.folder: s for s in TABLE.values()}
-BENCHED = ("student", "pruned", "int8", "exports")   # the folders a bench with no path times, in this order
+BENCHED = ("student", "pruned", "int8", "exports")  # the folders a bench with no path times, in this order
 
 
 def get(name: str) -> Stage:

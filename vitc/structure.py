@@ -5,6 +5,7 @@ alone (torch-pruning's own save is `torch.save(model)`, a pickle, which vitc nev
 Written by hand because no library rebuilds a timm ViT at per-block widths: timm's constructor takes
 one `embed_dim`, `num_heads` and `mlp_ratio` for all blocks, and torch-pruning's `load_state_dict`
 restores module `__dict__`s from a pickle."""
+
 from __future__ import annotations
 
 import torch
@@ -17,20 +18,37 @@ STRUCTURE_FORMAT = "vitc-vit-widths/1"
 
 def is_prunable_vit(model: nn.Module) -> bool:
     blocks = getattr(model, "blocks", None)
-    return (blocks is not None and hasattr(model, "patch_embed") and hasattr(model, "pos_embed")
-            and all(hasattr(b, "attn") and hasattr(b.attn, "qkv") and hasattr(b, "mlp") and hasattr(b.mlp, "fc1")
-                    for b in blocks))
+    return (
+        blocks is not None
+        and hasattr(model, "patch_embed")
+        and hasattr(model, "pos_embed")
+        and all(
+            hasattr(b, "attn") and hasattr(b.attn, "qkv") and hasattr(b, "mlp") and hasattr(b.mlp, "fc1")
+            for b in blocks
+        )
+    )
 
 
 def require_vit(model: nn.Module, name: str) -> None:
     if not is_prunable_vit(model):
-        raise ModelError(f"{name} is not a ViT with attention blocks, so vitc cannot prune its heads and channels",
-                         "prune a distilled ViT student (e.g. one made by `vitc distill --student deit_tiny`)")
+        raise ModelError(
+            f"{name} is not a ViT with attention blocks, so vitc cannot prune its heads and channels",
+            "prune a distilled ViT student (e.g. one made by `vitc distill --student deit_tiny`)",
+        )
     for b in model.blocks:
-        extra = [n for n in ("q_norm", "k_norm", "norm") if not isinstance(getattr(b.attn, n, nn.Identity()), nn.Identity)]
-        if extra or getattr(b.attn, "gate", None) is not None or not isinstance(getattr(b, "ls1", nn.Identity()), nn.Identity):
-            raise ModelError(f"{name} has attention or layer-scale parts vitc's pruned format does not describe "
-                             f"({', '.join(extra) or 'gate/layer scale'})", "prune a DeiT/ViT student without qk-norm or layer scale")
+        extra = [
+            n for n in ("q_norm", "k_norm", "norm") if not isinstance(getattr(b.attn, n, nn.Identity()), nn.Identity)
+        ]
+        if (
+            extra
+            or getattr(b.attn, "gate", None) is not None
+            or not isinstance(getattr(b, "ls1", nn.Identity()), nn.Identity)
+        ):
+            raise ModelError(
+                f"{name} has attention or layer-scale parts vitc's pruned format does not describe "
+                f"({', '.join(extra) or 'gate/layer scale'})",
+                "prune a DeiT/ViT student without qk-norm or layer scale",
+            )
 
 
 def embed_width(model: nn.Module) -> int:
@@ -39,9 +57,18 @@ def embed_width(model: nn.Module) -> int:
 
 def read(model: nn.Module) -> dict:
     """-> {"format", "embed_dim", "blocks": [{"heads", "head_dim", "mlp_hidden"}, ...]} of a ViT."""
-    return {"format": STRUCTURE_FORMAT, "embed_dim": embed_width(model),
-            "blocks": [{"heads": int(b.attn.num_heads), "head_dim": int(b.attn.head_dim),
-                        "mlp_hidden": int(b.mlp.fc1.out_features)} for b in model.blocks]}
+    return {
+        "format": STRUCTURE_FORMAT,
+        "embed_dim": embed_width(model),
+        "blocks": [
+            {
+                "heads": int(b.attn.num_heads),
+                "head_dim": int(b.attn.head_dim),
+                "mlp_hidden": int(b.mlp.fc1.out_features),
+            }
+            for b in model.blocks
+        ],
+    }
 
 
 def sync_after_pruning(model: nn.Module, heads: dict[nn.Module, int]) -> None:
@@ -55,7 +82,7 @@ def sync_after_pruning(model: nn.Module, heads: dict[nn.Module, int]) -> None:
             raise ModelError(f"pruning left a qkv of {attn_dim} channels that {a.num_heads} heads cannot share")
         a.head_dim = attn_dim // a.num_heads
         a.attn_dim = attn_dim
-        a.scale = a.head_dim ** -0.5
+        a.scale = a.head_dim**-0.5
     _set_model_width(model, embed_width(model))
 
 
@@ -86,15 +113,19 @@ def _param(old: nn.Parameter | None, width: int) -> nn.Parameter | None:
 def apply(model: nn.Module, structure: dict) -> nn.Module:
     """Re-shape a freshly built timm ViT to `structure` (weights are placeholders until loaded)."""
     if structure.get("format") != STRUCTURE_FORMAT:
-        raise ModelError(f"unknown pruned-structure format {structure.get('format')!r} (this vitc reads {STRUCTURE_FORMAT})",
-                         "re-run `vitc prune` with this version")
+        raise ModelError(
+            f"unknown pruned-structure format {structure.get('format')!r} (this vitc reads {STRUCTURE_FORMAT})",
+            "re-run `vitc prune` with this version",
+        )
     require_vit(model, type(model).__name__)
     blocks = structure["blocks"]
     if len(blocks) != len(model.blocks):
         raise ModelError(f"the pruned structure has {len(blocks)} blocks but the architecture has {len(model.blocks)}")
     E = int(structure["embed_dim"])
     pe = model.patch_embed.proj
-    model.patch_embed.proj = nn.Conv2d(pe.in_channels, E, pe.kernel_size, pe.stride, pe.padding, bias=pe.bias is not None)
+    model.patch_embed.proj = nn.Conv2d(
+        pe.in_channels, E, pe.kernel_size, pe.stride, pe.padding, bias=pe.bias is not None
+    )
     model.patch_embed.norm = _norm(model.patch_embed.norm, E)
     for name in ("cls_token", "dist_token", "reg_token", "pos_embed"):
         if getattr(model, name, None) is not None:
@@ -103,7 +134,12 @@ def apply(model: nn.Module, structure: dict) -> nn.Module:
         a, A, M = b.attn, int(s["heads"]) * int(s["head_dim"]), int(s["mlp_hidden"])
         b.norm1, b.norm2 = _norm(b.norm1, E), _norm(b.norm2, E)
         a.qkv, a.proj = _linear(a.qkv, E, 3 * A), _linear(a.proj, A, E)
-        a.num_heads, a.head_dim, a.attn_dim, a.scale = int(s["heads"]), int(s["head_dim"]), A, int(s["head_dim"]) ** -0.5
+        a.num_heads, a.head_dim, a.attn_dim, a.scale = (
+            int(s["heads"]),
+            int(s["head_dim"]),
+            A,
+            int(s["head_dim"]) ** -0.5,
+        )
         b.mlp.fc1, b.mlp.fc2 = _linear(b.mlp.fc1, E, M), _linear(b.mlp.fc2, M, E)
         b.mlp.norm = _norm(getattr(b.mlp, "norm", nn.Identity()), M)
     for name in ("norm_pre", "norm", "fc_norm"):

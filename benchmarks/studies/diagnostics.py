@@ -7,6 +7,7 @@ table (student fp32 vs each compressed model), the position-embedding grid, and 
     python -m benchmarks.studies.diagnostics --run runs/deit_tiny-224 --teacher runs/digits/teacher \\
         --out results/diagnostics-224
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,20 +37,48 @@ def main(argv: list[str] | None = None) -> None:
     student, q, work = a.run / "distill", a.run / "quantize", a.run / "diagnostics"
     teacher = a.teacher or a.run / "teacher"
     a.out.mkdir(parents=True, exist_ok=True)
-    log: dict = {"command": " ".join(["python -m benchmarks.studies.diagnostics", *(argv or sys.argv[1:])]), "steps": []}
+    log: dict = {
+        "command": " ".join(["python -m benchmarks.studies.diagnostics", *(argv or sys.argv[1:])]),
+        "steps": [],
+    }
 
     def step(*args):
         log["steps"].append({"command": shlex.join(["vitc", *map(str, args)]), "seconds": round(vitc(*args), 1)})
 
     compared = [q / "torch-int8", q / "student-onnx-int8.onnx", q / "student-openvino-int8.xml"]
     compared = [c for c in compared if c.exists()]
-    step("attention", "--model", student, *sum((["--compare", c] for c in compared), []), "--out", a.out / "attention", "--pngs", "4")
+    step(
+        "attention",
+        "--model",
+        student,
+        *sum((["--compare", c] for c in compared), []),
+        "--out",
+        a.out / "attention",
+        "--pngs",
+        "4",
+    )
     step("posembed", student, "--out", a.out / "posembed")
-    step("export", student, "--target", "openvino", "--precision", "int8", "--calib", "digits", "--features", "--out", work / "features-ov")
+    step(
+        "export",
+        student,
+        "--target",
+        "openvino",
+        "--precision",
+        "int8",
+        "--calib",
+        "digits",
+        "--features",
+        "--out",
+        work / "features-ov",
+    )
     ov_feat = next((work / "features-ov").glob("*.xml"))
-    feats = {"student fp32": (student, []), "student int8 (PyTorch dynamic)": (q / "torch-int8", []),
-             "student int8 (OpenVINO NNCF, features export)": (ov_feat, []),
-             "teacher": (teacher, []), "student, random init (floor)": (student, ["--random-init"])}
+    feats = {
+        "student fp32": (student, []),
+        "student int8 (PyTorch dynamic)": (q / "torch-int8", []),
+        "student int8 (OpenVINO NNCF, features export)": (ov_feat, []),
+        "teacher": (teacher, []),
+        "student, random init (floor)": (student, ["--random-init"]),
+    }
     files = []
     for i, (name, (model, extra)) in enumerate(feats.items()):
         f = work / f"features-{i}.safetensors"
@@ -64,32 +93,60 @@ def render(a, names: list[str], log: dict) -> str:
     att = json.loads((a.out / "attention" / "attention.json").read_text())
     pe = json.loads((a.out / "posembed" / "posembed.json").read_text())
     probe = json.loads((a.out / "probe.json").read_text())
-    L = [f"# Diagnostics: {a.run}", "", f"Command: `{log['command']}`; each step below is a `vitc` command (steps.json has them "
-         "with their wall times). Machine: AMD EPYC (Zen 5), 2 cores, no GPU.", "",
-         f"## Attention: student fp32 vs compressed ({att['images']} images, the {att['source']})", "",
-         "Class-token attention. JS: Jensen-Shannon distance (base 2, 0 = identical, 1 = disjoint) of each head's class-token "
-         "attention row, mean over images and heads; rollout r: Pearson r of the rollout maps; IoU: overlap of their top-10% patches.", "",
-         "| compared model | top-1 % (fp32 %) | agreement % | mean JS | most changed block (JS) | rollout r | top-10% IoU |",
-         "|---|---:|---:|---:|---:|---:|---:|"]
+    L = [
+        f"# Diagnostics: {a.run}",
+        "",
+        f"Command: `{log['command']}`; each step below is a `vitc` command (steps.json has them "
+        "with their wall times). Machine: AMD EPYC (Zen 5), 2 cores, no GPU.",
+        "",
+        f"## Attention: student fp32 vs compressed ({att['images']} images, the {att['source']})",
+        "",
+        "Class-token attention. JS: Jensen-Shannon distance (base 2, 0 = identical, 1 = disjoint) of each head's class-token "
+        "attention row, mean over images and heads; rollout r: Pearson r of the rollout maps; IoU: overlap of their "
+        "top-10% patches.",
+        "",
+        "| compared model | top-1 % (fp32 %) | agreement % | mean JS | most changed block (JS) | rollout r | top-10% IoU |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for c in att["compared"]:
         js = c.get("js_per_layer")
-        L.append(f"| {c['compared']} | {c.get('top1_compared', float('nan')):.2f} ({c.get('top1_reference', float('nan')):.2f}) | "
-                 f"{100 * c['agreement']:.2f} | {sum(js) / len(js):.4f} | {c['most_changed_layer']} ({max(js):.4f}) | "
-                 f"{c['rollout_pearson_mean']:.4f} | {c['top10_iou_mean']:.3f} |" if js else f"| {c['compared']} | {c['js_note']} |")
+        L.append(
+            f"| {c['compared']} | {c.get('top1_compared', float('nan')):.2f} ({c.get('top1_reference', float('nan')):.2f}) | "
+            f"{100 * c['agreement']:.2f} | {sum(js) / len(js):.4f} | {c['most_changed_layer']} ({max(js):.4f}) | "
+            f"{c['rollout_pearson_mean']:.4f} | {c['top10_iou_mean']:.3f} |"
+            if js
+            else f"| {c['compared']} | {c['js_note']} |"
+        )
     L += ["", "JS per block (rows: compared models; columns: blocks 0..):", ""]
     for c in att["compared"]:
         if c.get("js_per_layer"):
             L.append(f"- {c['compared']}: " + ", ".join(f"{v:.4f}" for v in c["js_per_layer"]))
-    L += ["", "PNGs (first 4 val images): " + ", ".join(f"[{p.name}](attention/{p.name})" for p in sorted((a.out / "attention").glob("*.png"))), "",
-          "## Position embeddings", "", "![posembed](posembed/posembed.png)", "",
-          f"{pe['model']}, {pe['grid'][0]}x{pe['grid'][1]} patches: mean cosine similarity with the 4 nearest neighbours "
-          f"{pe['neighbours']:.3f}, same row {pe['same_row']:.3f}, same column {pe['same_column']:.3f}, elsewhere {pe['other']:.3f}.", "",
-          "## Linear and k-NN probes on frozen features (val top-1 %)", "",
-          "Logistic regression on standardised features, C chosen on a stratified 20% split of train then refit; "
-          "k-NN: cosine, k=20, votes weighted by exp(sim/0.07) (DINO).", "",
-          "| features | dim | logistic regression | C | k-NN | chance |", "|---|---:|---:|---:|---:|---:|"]
+    L += [
+        "",
+        "PNGs (first 4 val images): "
+        + ", ".join(f"[{p.name}](attention/{p.name})" for p in sorted((a.out / "attention").glob("*.png"))),
+        "",
+        "## Position embeddings",
+        "",
+        "![posembed](posembed/posembed.png)",
+        "",
+        f"{pe['model']}, {pe['grid'][0]}x{pe['grid'][1]} patches: mean cosine similarity with the 4 nearest neighbours "
+        f"{pe['neighbours']:.3f}, same row {pe['same_row']:.3f}, same column {pe['same_column']:.3f}, elsewhere "
+        f"{pe['other']:.3f}.",
+        "",
+        "## Linear and k-NN probes on frozen features (val top-1 %)",
+        "",
+        "Logistic regression on standardised features, C chosen on a stratified 20% split of train then refit; "
+        "k-NN: cosine, k=20, votes weighted by exp(sim/0.07) (DINO).",
+        "",
+        "| features | dim | logistic regression | C | k-NN | chance |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for n, r in zip(names, probe):
-        L.append(f"| {n} ({r['token']} token) | {r['dim']} | {r['logreg']['top1']:.2f} | {r['logreg']['C']:g} | {r['knn']['top1']:.2f} | {r['chance']:.1f} |")
+        L.append(
+            f"| {n} ({r['token']} token) | {r['dim']} | {r['logreg']['top1']:.2f} | {r['logreg']['C']:g} | "
+            f"{r['knn']['top1']:.2f} | {r['chance']:.1f} |"
+        )
     return "\n".join(L) + "\n"
 
 

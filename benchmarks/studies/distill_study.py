@@ -6,6 +6,7 @@ present) are reused, so an interrupted study continues where it stopped.
 
     python -m benchmarks.studies.distill_study --out results/distill-digits --work runs/study
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,10 +101,27 @@ def main(argv=None) -> None:
     extra = shlex.split(a.extra)
 
     tdir = a.work / f"teacher-{a.teacher}"
-    tmeta, tsecs = train(tdir, ["teacher", "--model", a.teacher, "--epochs", str(a.teacher_epochs),
-                                "--lr", str(a.teacher_lr)], a.teacher_epochs)
-    common = ["distill", "--teacher-checkpoint", str(tdir), "--student", "deit_tiny", "--img-size", "32",
-              "--patch-size", str(a.patch_size), "--epochs", str(a.epochs), "--lr", str(a.lr), *extra]
+    tmeta, tsecs = train(
+        tdir,
+        ["teacher", "--model", a.teacher, "--epochs", str(a.teacher_epochs), "--lr", str(a.teacher_lr)],
+        a.teacher_epochs,
+    )
+    common = [
+        "distill",
+        "--teacher-checkpoint",
+        str(tdir),
+        "--student",
+        "deit_tiny",
+        "--img-size",
+        "32",
+        "--patch-size",
+        str(a.patch_size),
+        "--epochs",
+        str(a.epochs),
+        "--lr",
+        str(a.lr),
+        *extra,
+    ]
     # the main rows train under bf16 autocast (student and teacher); --fp32-check repeats hard in fp32
     variants = {m: ["--distillation", m, "--amp", "bf16", "--teacher-amp", "bf16"] for m in a.modes}
     if a.fp32_check:
@@ -113,16 +131,29 @@ def main(argv=None) -> None:
         for seed in a.seeds:
             meta, secs = train(a.work / f"{name}-s{seed}", [*common, *opts, "--seed", str(seed)], a.epochs)
             m = meta["metrics"]
-            runs.setdefault(name, []).append({"seed": seed, "wall_s": secs, **{k: m[k] for k in m if k.startswith(("top", "teacher", "images"))}})
+            runs.setdefault(name, []).append(
+                {"seed": seed, "wall_s": secs, **{k: m[k] for k in m if k.startswith(("top", "teacher", "images"))}}
+            )
     summary = {}
     for name, rs in runs.items():
         summary[name] = {k: mean_std([r[k] for r in rs]) for k in ("top1_avg", "top1_cls", "top1_dist", "images_per_s")}
     disagreement = teacher_label_disagreement(tdir)
-    report = {"machine": machine_info(), "teacher_label_disagreement_pct": disagreement, "command": "python -m benchmarks.studies.distill_study " + shlex.join(argv or sys.argv[1:]),
-              "teacher": {"name": a.teacher, "top1": tmeta["metrics"]["top1"], "epochs": a.teacher_epochs, "wall_s": tsecs},
-              "student": {"name": "deit_tiny_distilled_patch16_224", "img_size": 32, "patch_size": a.patch_size,
-                          "epochs": a.epochs, "lr": a.lr, "extra": a.extra},
-              "runs": runs, "summary": summary}
+    report = {
+        "machine": machine_info(),
+        "teacher_label_disagreement_pct": disagreement,
+        "command": "python -m benchmarks.studies.distill_study " + shlex.join(argv or sys.argv[1:]),
+        "teacher": {"name": a.teacher, "top1": tmeta["metrics"]["top1"], "epochs": a.teacher_epochs, "wall_s": tsecs},
+        "student": {
+            "name": "deit_tiny_distilled_patch16_224",
+            "img_size": 32,
+            "patch_size": a.patch_size,
+            "epochs": a.epochs,
+            "lr": a.lr,
+            "extra": a.extra,
+        },
+        "runs": runs,
+        "summary": summary,
+    }
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
     (a.out / "study.md").write_text(render(report))
@@ -131,25 +162,39 @@ def main(argv=None) -> None:
 
 def render(r: dict) -> str:
     s, t, mc = r["student"], r["teacher"], r["machine"]
-    lines = ["# Distillation on digits (val split, 360 images)", "",
-             f"Machine: {mc['cpu']}, {mc['cores']} cores ({', '.join(mc['isa'])}); torch {mc['torch']}, timm {mc['timm']}.",
-             f"Command: `{r['command']}`", "",
-             f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**.",
-             f"Student: {s['name']} at img {s['img_size']}, patch {s['patch_size']}, {s['epochs']} epochs, lr {s['lr']} "
-             f"{s['extra']}; final-epoch weights (not best-of-run).", "",
-             "Rows none/hard/soft: bf16 autocast for student and teacher; hard-fp32: both in fp32.", "",
-             "| distillation | seeds | deployed top-1 (avg of heads) | class head | dist head |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "# Distillation on digits (val split, 360 images)",
+        "",
+        f"Machine: {mc['cpu']}, {mc['cores']} cores ({', '.join(mc['isa'])}); torch {mc['torch']}, timm {mc['timm']}.",
+        f"Command: `{r['command']}`",
+        "",
+        f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**.",
+        f"Student: {s['name']} at img {s['img_size']}, patch {s['patch_size']}, {s['epochs']} epochs, lr {s['lr']} "
+        f"{s['extra']}; final-epoch weights (not best-of-run).",
+        "",
+        "Rows none/hard/soft: bf16 autocast for student and teacher; hard-fp32: both in fp32.",
+        "",
+        "| distillation | seeds | deployed top-1 (avg of heads) | class head | dist head |",
+        "|---|---|---|---|---|",
+    ]
     for name, sm in r["summary"].items():
         n = len(r["runs"][name])
         cell = lambda k: f"{sm[k][0]:.2f} ± {sm[k][1]:.2f}"
         lines.append(f"| {name} | {n} | **{cell('top1_avg')}** | {cell('top1_cls')} | {cell('top1_dist')} |")
     d = r.get("teacher_label_disagreement_pct")
     if d:
-        lines += ["", "Teacher hard label != true label on augmented training images (3 epochs of draws): " +
-                  ", ".join(f"aug `{k}`: {v:.2f}%" for k, v in d.items()) + "."]
-    lines += ["", "Per seed (deployed top-1): " + "; ".join(
-        f"{name}: " + ", ".join(f"{x['top1_avg']:.2f}" for x in rs) for name, rs in r["runs"].items()), ""]
+        lines += [
+            "",
+            "Teacher hard label != true label on augmented training images (3 epochs of draws): "
+            + ", ".join(f"aug `{k}`: {v:.2f}%" for k, v in d.items())
+            + ".",
+        ]
+    lines += [
+        "",
+        "Per seed (deployed top-1): "
+        + "; ".join(f"{name}: " + ", ".join(f"{x['top1_avg']:.2f}" for x in rs) for name, rs in r["runs"].items()),
+        "",
+    ]
     return "\n".join(lines)
 
 

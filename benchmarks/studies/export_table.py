@@ -4,6 +4,7 @@ One failing artifact never stops the others.
 
     python -m benchmarks.studies.export_table runs/study/hard-s0 --out results/exports-digits
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,12 +30,25 @@ def rows(ckpt: Path, work: Path, threads: int, calib_size: int) -> list[dict]:
                 out.append({**row, "status": f"skipped: {why}"})
                 continue
             try:
-                m = export_checkpoint(ckpt, name, precision, work, calib="digits", calib_size=calib_size, threads=threads)
+                m = export_checkpoint(
+                    ckpt, name, precision, work, calib="digits", calib_size=calib_size, threads=threads
+                )
                 v = m["validation"]
-                out.append({**row, "status": m["status"], "size_mb": m["size_bytes"] / 1e6, "top1": v["top1_artifact"],
-                            "top1_fp32_pytorch": v["top1_reference"], "agreement": 100 * v["top1_agreement"],
-                            "max_abs_diff": v["max_abs_diff"], "cosine_min": v["cosine_min"], "export_s": m["export_s"],
-                            "notes": m["notes"], "artifact": m["artifact"]})
+                out.append(
+                    {
+                        **row,
+                        "status": m["status"],
+                        "size_mb": m["size_bytes"] / 1e6,
+                        "top1": v["top1_artifact"],
+                        "top1_fp32_pytorch": v["top1_reference"],
+                        "agreement": 100 * v["top1_agreement"],
+                        "max_abs_diff": v["max_abs_diff"],
+                        "cosine_min": v["cosine_min"],
+                        "export_s": m["export_s"],
+                        "notes": m["notes"],
+                        "artifact": m["artifact"],
+                    }
+                )
             except Exception as e:  # one failure never stops the others; the row says what broke
                 traceback.print_exc()
                 out.append({**row, "status": f"error: {type(e).__name__}: {str(e)[:200]}"})
@@ -44,16 +58,24 @@ def rows(ckpt: Path, work: Path, threads: int, calib_size: int) -> list[dict]:
 
 def render(r: dict) -> str:
     mc = r["machine"]
-    lines = ["# Export and quantization of the digits-distilled deit_tiny student", "",
-             f"Checkpoint: `{r['checkpoint']}` (deployed top-1 in PyTorch fp32: {r['fp32_top1']:.2f}% on the 360-image val split).",
-             f"Machine: {mc['cpu']}, {mc['cores']} cores; torch {mc['torch']}. Command: `{r['command']}`", "",
-             "Every artifact was loaded back in its own runtime and run on all 360 val images; agreement is the share of "
-             "images whose top-1 equals fp32 PyTorch's. int8 calibration: 128 real train-split images.", "",
-             "| target | precision | status | size MB | top-1 % | Δ vs fp32 | agreement % | max abs diff |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Export and quantization of the digits-distilled deit_tiny student",
+        "",
+        f"Checkpoint: `{r['checkpoint']}` (deployed top-1 in PyTorch fp32: {r['fp32_top1']:.2f}% on the 360-image val split).",
+        f"Machine: {mc['cpu']}, {mc['cores']} cores; torch {mc['torch']}. Command: `{r['command']}`",
+        "",
+        "Every artifact was loaded back in its own runtime and run on all 360 val images; agreement is the share of "
+        "images whose top-1 equals fp32 PyTorch's. int8 calibration: 128 real train-split images.",
+        "",
+        "| target | precision | status | size MB | top-1 % | Δ vs fp32 | agreement % | max abs diff |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for x in r["rows"]:
         if "top1" in x:
-            lines.append(f"| {x['target']} | {x['precision']} | {x['status']} | {x['size_mb']:.1f} | {x['top1']:.2f} | "
-                         f"{x['top1'] - x['top1_fp32_pytorch']:+.2f} | {x['agreement']:.2f} | {x['max_abs_diff']:.2e} |")
+            lines.append(
+                f"| {x['target']} | {x['precision']} | {x['status']} | {x['size_mb']:.1f} | {x['top1']:.2f} | "
+                f"{x['top1'] - x['top1_fp32_pytorch']:+.2f} | {x['agreement']:.2f} | {x['max_abs_diff']:.2e} |"
+            )
         else:
             lines.append(f"| {x['target']} | {x['precision']} | {x['status']} | | | | | |")
     notes = {f"{x['target']}": n for x in r["rows"] for n in x.get("notes", {}).values()}
@@ -71,8 +93,13 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     rs = rows(a.checkpoint, a.work, a.threads, a.calib_size)
     fp32 = next((x["top1_fp32_pytorch"] for x in rs if "top1_fp32_pytorch" in x), float("nan"))
-    report = {"checkpoint": str(a.checkpoint), "fp32_top1": fp32, "machine": machine_info(), "rows": rs,
-              "command": "python -m benchmarks.studies.export_table " + shlex.join(argv or sys.argv[1:])}
+    report = {
+        "checkpoint": str(a.checkpoint),
+        "fp32_top1": fp32,
+        "machine": machine_info(),
+        "rows": rs,
+        "command": "python -m benchmarks.studies.export_table " + shlex.join(argv or sys.argv[1:]),
+    }
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "exports.json").write_text(json.dumps(report, indent=2) + "\n")
     (a.out / "exports.md").write_text(render(report))

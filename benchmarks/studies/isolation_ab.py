@@ -19,6 +19,7 @@ Variants (each adds one thing to `alone`):
 `--bench-ab N` then runs the whole `vitc bench` on the IR and the --baseline IR N times each way,
 alternating --no-isolate (old) and --isolate (new), and tabulates both rows' p50s and spreads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,14 @@ from pathlib import Path
 import numpy as np
 
 VARIANTS = ("alone", "b16-between", "eval-shapes", "torch-used", "all-loaded", "old-bench")
-HAS = {"alone": set(), "b16-between": {"b16"}, "eval-shapes": {"eval"}, "torch-used": {"torch"},
-       "all-loaded": {"others"}, "old-bench": {"b16", "eval", "torch", "others"}}
+HAS = {
+    "alone": set(),
+    "b16-between": {"b16"},
+    "eval-shapes": {"eval"},
+    "torch-used": {"torch"},
+    "all-loaded": {"others"},
+    "old-bench": {"b16", "eval", "torch", "others"},
+}
 
 
 def child(a) -> dict:
@@ -63,7 +70,7 @@ def child(a) -> dict:
     fn = load(Path(a.ir), a.threads)
     if "eval" in has:  # the accuracy pass: all val images in batches of 32, remainder last
         for i in range(0, len(X), 32):
-            fn(X[i:i + 32])
+            fn(X[i : i + 32])
     x1, x16 = np.ascontiguousarray(X[:1]), np.ascontiguousarray(np.repeat(X, 2, 0)[:16])
     timing = dict(warmup=10, warmup_seconds=a.seconds / 2, min_runs=50, min_seconds=a.seconds)
     p50s = []
@@ -85,7 +92,9 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=1.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--bench-ab", type=int, default=0, help="whole-bench A/B: old in-process vs isolated, N alternations")
+    ap.add_argument(
+        "--bench-ab", type=int, default=0, help="whole-bench A/B: old in-process vs isolated, N alternations"
+    )
     ap.add_argument("--baseline", help="the by-hand IR benched beside the IR in --bench-ab")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--x", help=argparse.SUPPRESS)
@@ -106,9 +115,23 @@ def main(argv=None):
     res = {v: [] for v in variants}
     t0 = time.time()
     for r in range(a.rounds):
-        for v in (variants if r % 2 == 0 else variants[::-1]):
-            cmd = [sys.executable, "-m", "benchmarks.studies.isolation_ab", a.ir, "--variant", v, "--x", str(xp),
-                   "--inner", str(a.inner), "--seconds", str(a.seconds), "--threads", str(a.threads)]
+        for v in variants if r % 2 == 0 else variants[::-1]:
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.studies.isolation_ab",
+                a.ir,
+                "--variant",
+                v,
+                "--x",
+                str(xp),
+                "--inner",
+                str(a.inner),
+                "--seconds",
+                str(a.seconds),
+                "--threads",
+                str(a.threads),
+            ]
             cmd += ["--others", a.others] if a.others else []
             cmd += ["--checkpoint", a.checkpoint] if a.checkpoint else []
             p = subprocess.run(cmd, capture_output=True, text=True)
@@ -123,22 +146,45 @@ def main(argv=None):
     for v in variants:
         allp = [x for rr in res[v] for x in rr]
         slow = sum(x > 1.25 * ref for x in allp) if ref else None
-        rows.append({"variant": v, "median_ms": float(np.median(allp)), "min_ms": min(allp), "max_ms": max(allp),
-                     "spread": max(allp) / min(allp), "slow_rounds": slow, "rounds": len(allp), "per_process": res[v]})
+        rows.append(
+            {
+                "variant": v,
+                "median_ms": float(np.median(allp)),
+                "min_ms": min(allp),
+                "max_ms": max(allp),
+                "spread": max(allp) / min(allp),
+                "slow_rounds": slow,
+                "rounds": len(allp),
+                "per_process": res[v],
+            }
+        )
     from vitc.runtime import machine_info, package_versions
 
-    out = {"command": "python -m benchmarks.studies.isolation_ab " + " ".join(sys.argv[1:] if argv is None else argv),
-           "date": time.strftime("%Y-%m-%d %H:%M"), "wall_s": time.time() - t0, "machine": machine_info(),
-           "versions": package_versions(("torch", "openvino", "onnxruntime")), "alone_median_ms": ref, "rows": rows}
+    out = {
+        "command": "python -m benchmarks.studies.isolation_ab " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "wall_s": time.time() - t0,
+        "machine": machine_info(),
+        "versions": package_versions(("torch", "openvino", "onnxruntime")),
+        "alone_median_ms": ref,
+        "rows": rows,
+    }
     ckpt.write_json(a.out / "variants.json", out)
-    md = [f"# Which part of the in-process bench causes the slow mode\n\n`{out['command']}`  \n{out['date']}, "
-          f"{out['machine']['cpu']}, {a.threads} threads; versions {out['versions']}\n",
-          f"Each cell: one fresh process per (variant, outer round), {a.inner} batch-1 timing rounds of >= {a.seconds} s in it; "
-          f"{a.rounds} outer rounds, variant order alternating. Slow round: p50 > 1.25x the `alone` median ({ref:.3f} ms).\n",
-          "| variant | median p50 ms | min-max | spread | slow rounds | p50s per process |", "|---|---:|---:|---:|---:|---|"]
+    md = [
+        f"# Which part of the in-process bench causes the slow mode\n\n`{out['command']}`  \n{out['date']}, "
+        f"{out['machine']['cpu']}, {a.threads} threads; versions {out['versions']}\n",
+        f"Each cell: one fresh process per (variant, outer round), {a.inner} batch-1 timing rounds of >= {a.seconds} s in it; "
+        f"{a.rounds} outer rounds, variant order alternating. Slow round: p50 > 1.25x the `alone` median ({ref:.3f} ms).\n",
+        "| variant | median p50 ms | min-max | spread | slow rounds | p50s per process |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
-        md.append(f"| {r['variant']} | {r['median_ms']:.3f} | {r['min_ms']:.3f}-{r['max_ms']:.3f} | {r['spread']:.2f} | "
-                  f"{r['slow_rounds']}/{r['rounds']} | " + "; ".join(" ".join(f"{x:.2f}" for x in pp) for pp in r["per_process"]) + " |")
+        md.append(
+            f"| {r['variant']} | {r['median_ms']:.3f} | {r['min_ms']:.3f}-{r['max_ms']:.3f} | {r['spread']:.2f} | "
+            f"{r['slow_rounds']}/{r['rounds']} | "
+            + "; ".join(" ".join(f"{x:.2f}" for x in pp) for pp in r["per_process"])
+            + " |"
+        )
     (a.out / "variants.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
@@ -150,27 +196,56 @@ def bench_ab(a) -> None:
     t0 = time.time()
     for k in range(a.bench_ab):
         modes = [("in-process (old)", "--no-isolate"), ("isolated (new)", "--isolate")]
-        for name, flag in (modes if k % 2 == 0 else modes[::-1]):
+        for name, flag in modes if k % 2 == 0 else modes[::-1]:
             out = a.out / "bench-ab-runs" / f"{'old' if 'old' in name else 'new'}-{k}"
-            cmd = [vitc, "bench", a.ir, a.baseline, flag, "--repeats", "3", "--min-seconds", str(a.seconds), "--out", str(out)]
+            cmd = [
+                vitc,
+                "bench",
+                a.ir,
+                a.baseline,
+                flag,
+                "--repeats",
+                "3",
+                "--min-seconds",
+                str(a.seconds),
+                "--out",
+                str(out),
+            ]
             subprocess.run(cmd, check=True, capture_output=True)
             res = json.loads((out / "bench.json").read_text())
-            runs[name].append({r["artifact"]: {"p50": r["p50_ms"], "rounds": r["latency"]["p50_rounds_ms"],
-                                               "cc": (r.get("crosscheck") or {}).get("p50_ms"), "wall": res["wall_s"]}
-                               for r in res["rows"]})
+            runs[name].append(
+                {
+                    r["artifact"]: {
+                        "p50": r["p50_ms"],
+                        "rounds": r["latency"]["p50_rounds_ms"],
+                        "cc": (r.get("crosscheck") or {}).get("p50_ms"),
+                        "wall": res["wall_s"],
+                    }
+                    for r in res["rows"]
+                }
+            )
             print(name, {n: round(v["p50"], 3) for n, v in runs[name][-1].items()}, flush=True)
     from vitc import checkpoint as ckpt
 
     cmd = "python -m benchmarks.studies.isolation_ab " + " ".join(sys.argv[1:])
-    ckpt.write_json(a.out / "bench-ab.json", {"command": cmd, "date": time.strftime("%Y-%m-%d %H:%M"), "wall_s": time.time() - t0, "runs": runs})
-    md = [f"# vitc bench: in-process (old) vs isolated (new), same two IRs, alternating\n\n`{cmd}`  \n{time.strftime('%Y-%m-%d %H:%M')}\n",
-          "Each run: `vitc bench IR BASELINE --repeats 3`; benchmark_app cross-check in the same rounds.\n",
-          "| bench | run | artifact | p50 ms | round p50s ms | spread | benchmark_app ms | vitc/tool |", "|---|---:|---|---:|---|---:|---:|---:|"]
+    ckpt.write_json(
+        a.out / "bench-ab.json",
+        {"command": cmd, "date": time.strftime("%Y-%m-%d %H:%M"), "wall_s": time.time() - t0, "runs": runs},
+    )
+    md = [
+        f"# vitc bench: in-process (old) vs isolated (new), same two IRs, alternating\n\n`{cmd}`  "
+        f"\n{time.strftime('%Y-%m-%d %H:%M')}\n",
+        "Each run: `vitc bench IR BASELINE --repeats 3`; benchmark_app cross-check in the same rounds.\n",
+        "| bench | run | artifact | p50 ms | round p50s ms | spread | benchmark_app ms | vitc/tool |",
+        "|---|---:|---|---:|---|---:|---:|---:|",
+    ]
     for name, rr in runs.items():
         for k, rows in enumerate(rr):
             for art, v in rows.items():
-                md.append(f"| {name} | {k + 1} | {art} | {v['p50']:.3f} | {', '.join(f'{x:.3f}' for x in v['rounds'])} | "
-                          f"{max(v['rounds']) / min(v['rounds']):.2f} | {v['cc']:.3f} | {v['p50'] / v['cc']:.2f} |")
+                md.append(
+                    f"| {name} | {k + 1} | {art} | {v['p50']:.3f} | {', '.join(f'{x:.3f}' for x in v['rounds'])} | "
+                    f"{max(v['rounds']) / min(v['rounds']):.2f} | {v['cc']:.3f} | {v['p50'] / v['cc']:.2f} |"
+                )
     (a.out / "bench-ab.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -8,6 +8,7 @@ Variants: worker = vitc.benchmarks.worker with vitc's OpenVINO loader; bare = re
 vitc's loader does; async = start_async + wait (benchmark_app's way); nopin = ENABLE_CPU_PINNING off;
 benchmark_app = `benchmark_app -hint latency -t 1`. Prints each round and per-variant median/min/max.
 """
+
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-BARE = r'''
+BARE = r"""
 import sys, time, numpy as np, openvino as ov
 x = np.load(sys.argv[3])
 core = ov.Core(); m = core.read_model(sys.argv[1]); m.reshape({m.input(0).get_any_name(): ov.PartialShape(list(x.shape))})
@@ -36,11 +37,13 @@ s = []; end = time.perf_counter() + 1.0
 while time.perf_counter() < end:
     t = time.perf_counter_ns(); call(); s.append(time.perf_counter_ns() - t)
 print("P50", np.median(s) / 1e6)
-'''
+"""
 
 
 def main():
-    IR = sys.argv[1]; ROUNDS = int(sys.argv[2]); VARIANTS = sys.argv[3].split(",")
+    IR = sys.argv[1]
+    ROUNDS = int(sys.argv[2])
+    VARIANTS = sys.argv[3].split(",")
     shape = json.loads(sys.argv[4]) if len(sys.argv) > 4 else [1, 3, 32, 32]
     X = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     TMP = tempfile.mkdtemp(prefix="vitc-tools-")
@@ -49,11 +52,18 @@ def main():
     open(BP, "w").write(BARE)
     from vitc.benchmarks.crosscheck import benchmark_app
     from vitc.benchmarks.launcher import run_worker
+
     res = {v: [] for v in VARIANTS}
     for r in range(ROUNDS):
-        for v in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
+        for v in VARIANTS if r % 2 == 0 else VARIANTS[::-1]:
             if v == "worker":
-                p = run_worker("vitc.export.openvino:load", IR, 2, [[shape[0], XP]], dict(warmup=10, warmup_seconds=1.0, min_runs=50, min_seconds=1.0))["batches"][0]["p50_ms"]
+                p = run_worker(
+                    "vitc.export.openvino:load",
+                    IR,
+                    2,
+                    [[shape[0], XP]],
+                    dict(warmup=10, warmup_seconds=1.0, min_runs=50, min_seconds=1.0),
+                )["batches"][0]["p50_ms"]
             elif v == "benchmark_app":
                 p = benchmark_app(IR, shape, 2, 1.0, None)["p50_ms"]
             else:
@@ -62,7 +72,9 @@ def main():
             res[v].append(p)
         print(r, {k: round(v[-1], 3) for k, v in res.items()}, flush=True)
     for k, v in res.items():
-        print(f"{k:14s} median {np.median(v):.3f}  min {min(v):.3f} max {max(v):.3f}  " + " ".join(f"{x:.3f}" for x in v))
+        print(
+            f"{k:14s} median {np.median(v):.3f}  min {min(v):.3f} max {max(v):.3f}  " + " ".join(f"{x:.3f}" for x in v)
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ alternating); ONNX Runtime candidates by vitc's timing loop with one session ali
     python -m benchmarks.studies.latency_ab runs/deit_tiny-224/distill \
         --int8-ir runs/deit_tiny-224/quantize/student-openvino-int8.xml --out results/latency-ab
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ class FoldedHeads(torch.nn.Module):
         return self.fc(self.model.forward_features(x)[:, :2].flatten(1))
 
 
-def _ab_benchmark_app(a: Path, b: Path, shape, threads: int, rounds: int, seconds: float,
-                      pa: str | None, pb: str | None) -> dict:
+def _ab_benchmark_app(
+    a: Path, b: Path, shape, threads: int, rounds: int, seconds: float, pa: str | None, pb: str | None
+) -> dict:
     ra, rb = [], []
     for _ in range(rounds):
         ra.append(benchmark_app(a, shape, threads, seconds, pa))
@@ -50,12 +52,25 @@ def _ab_benchmark_app(a: Path, b: Path, shape, threads: int, rounds: int, second
     bad = [r["error"] for r in ra + rb if "error" in r]
     if bad:
         raise RuntimeError(bad[0])
-    return _ab([r["p50_ms"] for r in ra], [r["p50_ms"] for r in rb], "p50_ms", command_a=ra[0]["command"], command_b=rb[0]["command"])
+    return _ab(
+        [r["p50_ms"] for r in ra],
+        [r["p50_ms"] for r in rb],
+        "p50_ms",
+        command_a=ra[0]["command"],
+        command_b=rb[0]["command"],
+    )
 
 
 def _ab(va: list, vb: list, metric: str, **extra) -> dict:
-    return {"metric": metric, "a": va, "b": vb, "a_median": float(np.median(va)), "b_median": float(np.median(vb)),
-            "b_over_a": float(np.median(vb) / np.median(va)), **extra}
+    return {
+        "metric": metric,
+        "a": va,
+        "b": vb,
+        "a_median": float(np.median(va)),
+        "b_median": float(np.median(vb)),
+        "b_over_a": float(np.median(vb) / np.median(va)),
+        **extra,
+    }
 
 
 def _ab_ort(a: Path, b: Path, x: np.ndarray, threads: int, rounds: int, seconds: float) -> dict:
@@ -75,10 +90,17 @@ def _accuracy(fn, X, Y, ref) -> dict:
     from vitc.validate import compare, run_artifact
 
     v = compare(ref, run_artifact(fn, X, 32), Y.numpy(), 1.5, 0.97)
-    return {"top1": v.top1_artifact, "top1_fp32": v.top1_reference, "agreement": 100 * v.top1_agreement, "max_abs_diff": v.max_abs_diff}
+    return {
+        "top1": v.top1_artifact,
+        "top1_fp32": v.top1_reference,
+        "agreement": 100 * v.top1_agreement,
+        "max_abs_diff": v.max_abs_diff,
+    }
 
 
-def _head_tokens(model, ex, calib, tmp: Path, full_onnx: Path, shape1, x1, threads, rounds, seconds, val, cand: dict) -> None:
+def _head_tokens(
+    model, ex, calib, tmp: Path, full_onnx: Path, shape1, x1, threads, rounds, seconds, val, cand: dict
+) -> None:
     """The whole last block vs the last block for the head's tokens only (export/head_tokens.py),
     OpenVINO fp32 and int8 (NNCF defaults on both) and ONNX Runtime fp32."""
     import openvino as ov
@@ -107,9 +129,25 @@ def _head_tokens(model, ex, calib, tmp: Path, full_onnx: Path, shape1, x1, threa
     cand["onnxruntime fp32, b1: whole last block -> last block for the head's tokens only"] = ab
 
 
-def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, seconds: float,
-        only: tuple[str, ...] = ("precision", "throughput", "heads", "optimizer", "nncf", "ort-int8", "opset", "head-tokens"),
-        nncf_variants: tuple[str, ...] | None = None) -> dict:
+def run(
+    ckpt_dir: Path,
+    int8_ir: Path,
+    out: Path,
+    threads: int,
+    rounds: int,
+    seconds: float,
+    only: tuple[str, ...] = (
+        "precision",
+        "throughput",
+        "heads",
+        "optimizer",
+        "nncf",
+        "ort-int8",
+        "opset",
+        "head-tokens",
+    ),
+    nncf_variants: tuple[str, ...] | None = None,
+) -> dict:
     import openvino as ov
 
     from vitc.export import onnx as onnx_target
@@ -124,10 +162,19 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
     X, Y = c.val()
     ref = c.reference()
     shape1 = [1, *X.shape[1:]]
-    res: dict = {"checkpoint": str(ckpt_dir), "int8_ir": str(int8_ir), "threads": threads, "rounds": rounds, "seconds": seconds,
-                 "machine": machine_info(), "versions": package_versions(("torch", "timm", "onnxruntime", "openvino", "nncf")),
-                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "only": list(only), "nncf_variants": list(nncf_variants or []),
-                 "candidates": {}}
+    res: dict = {
+        "checkpoint": str(ckpt_dir),
+        "int8_ir": str(int8_ir),
+        "threads": threads,
+        "rounds": rounds,
+        "seconds": seconds,
+        "machine": machine_info(),
+        "versions": package_versions(("torch", "timm", "onnxruntime", "openvino", "nncf")),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "only": list(only),
+        "nncf_variants": list(nncf_variants or []),
+        "candidates": {},
+    }
     cand = res["candidates"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -165,8 +212,9 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
             from onnxruntime.transformers.optimizer import optimize_model
 
             opt = tmp / "opt.onnx"
-            optimize_model(str(fp32), model_type="vit", num_heads=model.blocks[0].attn.num_heads,
-                           hidden_size=model.embed_dim).save_model_to_file(str(opt))
+            optimize_model(
+                str(fp32), model_type="vit", num_heads=model.blocks[0].attn.num_heads, hidden_size=model.embed_dim
+            ).save_model_to_file(str(opt))
             ab = _ab_ort(fp32, opt, x1, threads, rounds, seconds)
             ab["accuracy_b"] = _accuracy(onnx_target.load(opt, threads), X, Y, ref)
             cand["onnxruntime fp32, b1: as exported -> transformers optimizer (model_type vit)"] = ab
@@ -176,21 +224,33 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
             from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters as AQP
             from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
-            variants = {"TRANSFORMER": dict(model_type=nncf.ModelType.TRANSFORMER),
-                        "defaults": {},
-                        "TRANSFORMER, PERFORMANCE preset": dict(model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.PERFORMANCE),
-                        "TRANSFORMER, SmoothQuant off": dict(model_type=nncf.ModelType.TRANSFORMER, advanced_parameters=AQP(
-                            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=-1)))}
+            variants = {
+                "TRANSFORMER": dict(model_type=nncf.ModelType.TRANSFORMER),
+                "defaults": {},
+                "TRANSFORMER, PERFORMANCE preset": dict(
+                    model_type=nncf.ModelType.TRANSFORMER, preset=nncf.QuantizationPreset.PERFORMANCE
+                ),
+                "TRANSFORMER, SmoothQuant off": dict(
+                    model_type=nncf.ModelType.TRANSFORMER,
+                    advanced_parameters=AQP(smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=-1)),
+                ),
+            }
             xmls = {}
             for name, kw in variants.items():
                 if nncf_variants is not None and name not in nncf_variants + ("TRANSFORMER",):
                     continue
                 xmls[name] = tmp / f"nncf-{len(xmls)}.xml"
-                q = nncf.quantize(ov_target.convert(model, ex, True), nncf.Dataset([calib[i:i + 1].numpy() for i in range(len(calib))]),
-                                  subset_size=len(calib), **kw)
+                q = nncf.quantize(
+                    ov_target.convert(model, ex, True),
+                    nncf.Dataset([calib[i : i + 1].numpy() for i in range(len(calib))]),
+                    subset_size=len(calib),
+                    **kw,
+                )
                 ov.save_model(q, str(xmls[name]))
             for name in [n for n in variants if n != "TRANSFORMER" and (nncf_variants is None or n in nncf_variants)]:
-                ab = _ab_benchmark_app(xmls["TRANSFORMER"], xmls[name], shape1, threads, rounds, seconds, "default", "default")
+                ab = _ab_benchmark_app(
+                    xmls["TRANSFORMER"], xmls[name], shape1, threads, rounds, seconds, "default", "default"
+                )
                 ab["accuracy_a"] = _accuracy(ov_target.load(xmls["TRANSFORMER"], threads, "default"), X, Y, ref)
                 ab["accuracy_b"] = _accuracy(ov_target.load(xmls[name], threads, "default"), X, Y, ref)
                 cand[f"openvino int8, b1: nncf.quantize model_type TRANSFORMER -> {name}"] = ab
@@ -232,21 +292,32 @@ def run(ckpt_dir: Path, int8_ir: Path, out: Path, threads: int, rounds: int, sec
 
 def markdown(res: dict) -> str:
     m = res["machine"]
-    lines = ["# Latency candidates, before -> after (issue 6)", "",
-             f"`python -m benchmarks.studies.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds {res['rounds']} --seconds {res['seconds']:g} "
-             f"--only {','.join(res.get('only', []))}" + (f" --nncf-variants '{';'.join(res['nncf_variants'])}'" if res.get("nncf_variants") else "") + "`  ",
-             f"{res['date']}; {m.get('cpu')}, {m.get('cores')} cores, {res['threads']} threads; "
-             + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v), "",
-             f"A and B alternate for {res['rounds']} rounds of {res['seconds']:g} s; medians of the rounds. Paired B/A: the median "
-             "over rounds of B's value over A's in the same round (A and B run seconds apart, so the VM's drift cancels more).", "",
-             "| candidate | metric | A (before) | B (after) | B/A | paired B/A | rounds A | rounds B | accuracy after (top-1, agreement) |",
-             "|---|---|---:|---:|---:|---:|---|---|---|"]
+    lines = [
+        "# Latency candidates, before -> after (issue 6)",
+        "",
+        f"`python -m benchmarks.studies.latency_ab {res['checkpoint']} --int8-ir {res['int8_ir']} --rounds "
+        f"{res['rounds']} --seconds {res['seconds']:g} "
+        f"--only {','.join(res.get('only', []))}"
+        + (f" --nncf-variants '{';'.join(res['nncf_variants'])}'" if res.get("nncf_variants") else "")
+        + "`  ",
+        f"{res['date']}; {m.get('cpu')}, {m.get('cores')} cores, {res['threads']} threads; "
+        + ", ".join(f"{k} {v}" for k, v in res["versions"].items() if v),
+        "",
+        f"A and B alternate for {res['rounds']} rounds of {res['seconds']:g} s; medians of the rounds. Paired B/A: the median "
+        "over rounds of B's value over A's in the same round (A and B run seconds apart, so the VM's drift cancels more).",
+        "",
+        "| candidate | metric | A (before) | B (after) | B/A | paired B/A | rounds A | rounds B | accuracy after "
+        "(top-1, agreement) |",
+        "|---|---|---:|---:|---:|---:|---|---|---|",
+    ]
     for name, c in res["candidates"].items():
         acc = c.get("accuracy_b")
         a = f"{acc['top1']:.2f}%, {acc['agreement']:.2f}%" if acc else "-"
         paired = float(np.median(np.array(c["b"]) / np.array(c["a"])))
-        lines.append(f"| {name} | {c['metric']} | {c['a_median']:.3f} | {c['b_median']:.3f} | {c['b_over_a']:.3f} | {paired:.3f} | "
-                     f"{', '.join(f'{v:.2f}' for v in c['a'])} | {', '.join(f'{v:.2f}' for v in c['b'])} | {a} |")
+        lines.append(
+            f"| {name} | {c['metric']} | {c['a_median']:.3f} | {c['b_median']:.3f} | {c['b_over_a']:.3f} | {paired:.3f} | "
+            f"{', '.join(f'{v:.2f}' for v in c['a'])} | {', '.join(f'{v:.2f}' for v in c['b'])} | {a} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -258,8 +329,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--only", default="precision,throughput,heads,optimizer,nncf,ort-int8,opset,head-tokens", help="comma-separated candidates")
-    ap.add_argument("--nncf-variants", default=None, help="semicolon-separated NNCF variants to compare with TRANSFORMER (default: all)")
+    ap.add_argument(
+        "--only",
+        default="precision,throughput,heads,optimizer,nncf,ort-int8,opset,head-tokens",
+        help="comma-separated candidates",
+    )
+    ap.add_argument(
+        "--nncf-variants",
+        default=None,
+        help="semicolon-separated NNCF variants to compare with TRANSFORMER (default: all)",
+    )
     a = ap.parse_args()
     nv = tuple(a.nncf_variants.split(";")) if a.nncf_variants else None
     print(markdown(run(a.checkpoint, a.int8_ir, a.out, a.threads, a.rounds, a.seconds, tuple(a.only.split(",")), nv)))

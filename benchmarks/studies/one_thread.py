@@ -9,6 +9,7 @@ fastest (a slow spell).
     python -m benchmarks.studies.one_thread runs/digits/export/student-openvino-fp32.xml ... \
         --runs 8 --threads 2,1 --out results/latency-ab/10-one-thread/study.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,12 +50,25 @@ def main(argv: list[str] | None = None) -> int:
             for it in items:
                 for t in threads:
                     c0, t0 = cpu_sample(), time.time()
-                    r = launcher.run_worker(launcher.loader_for(it.kind, it.target), str(it.path), t, inputs[it.name], timing)
-                    rows.append({"run": i + 1, "artifact": it.name, "threads": t, "p50_ms": r["batches"][0]["p50_ms"],
-                                 "start": time.strftime("%H:%M:%S", time.gmtime(t0)), **cpu_between(c0, cpu_sample())})
+                    r = launcher.run_worker(
+                        launcher.loader_for(it.kind, it.target), str(it.path), t, inputs[it.name], timing
+                    )
+                    rows.append(
+                        {
+                            "run": i + 1,
+                            "artifact": it.name,
+                            "threads": t,
+                            "p50_ms": r["batches"][0]["p50_ms"],
+                            "start": time.strftime("%H:%M:%S", time.gmtime(t0)),
+                            **cpu_between(c0, cpu_sample()),
+                        }
+                    )
                     print(json.dumps(rows[-1]), flush=True)
-    summary = {f"{it.name} @{t}": summarize([r["p50_ms"] for r in rows if r["artifact"] == it.name and r["threads"] == t])
-               for it in items for t in threads}
+    summary = {
+        f"{it.name} @{t}": summarize([r["p50_ms"] for r in rows if r["artifact"] == it.name and r["threads"] == t])
+        for it in items
+        for t in threads
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"timing": timing, "runs": rows, "summary": summary}, indent=1))
     print(json.dumps(summary, indent=1))

@@ -16,6 +16,7 @@ clock, what benchmark_app's Median is over).
     python -m benchmarks.studies.ov_input_tensor IR.xml [IR2.xml ...] --batch 1,16 --rounds 3 \
         --out results/latency-ab/9-ov-input-tensor/study.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,9 +46,11 @@ def one(xml: str, batch: int, threads: int, rounds: int, seconds: float) -> dict
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     reqs = {k: cm.create_infer_request() for k in (*PATHS, "bare")}
     reqs["bare"].set_input_tensor(ov.Tensor(x, shared_memory=True))
-    call = {"share": lambda x: reqs["share"].infer({0: x}, share_inputs=True),
-            "copy": lambda x: reqs["copy"].infer({0: x}, share_inputs=False),
-            "into": lambda x: (reqs["into"].get_input_tensor(0).data.__setitem__(Ellipsis, x), reqs["into"].infer())}
+    call = {
+        "share": lambda x: reqs["share"].infer({0: x}, share_inputs=True),
+        "copy": lambda x: reqs["copy"].infer({0: x}, share_inputs=False),
+        "into": lambda x: (reqs["into"].get_input_tensor(0).data.__setitem__(Ellipsis, x), reqs["into"].infer()),
+    }
     out = {k: [] for k in PATHS}
     for _ in range(rounds):
         for k in PATHS:
@@ -61,11 +64,19 @@ def one(xml: str, batch: int, threads: int, rounds: int, seconds: float) -> dict
         reqs["bare"].infer()
         wall.append((time.perf_counter_ns() - t0) / 1e6)
         own.append(reqs["bare"].latency)
-    clocks = {"perf_counter_p50_ms": float(np.median(wall)), "request_latency_p50_ms": float(np.median(own)),
-              "ratio": float(np.median(wall) / np.median(own))}
-    return {"ir": xml, "batch": batch, "threads": threads,
-            "median_ratio": {k: float(np.median([r["ratio"] for r in v])) for k, v in out.items()}, "rounds": out,
-            "bare_clocks": clocks}
+    clocks = {
+        "perf_counter_p50_ms": float(np.median(wall)),
+        "request_latency_p50_ms": float(np.median(own)),
+        "ratio": float(np.median(wall) / np.median(own)),
+    }
+    return {
+        "ir": xml,
+        "batch": batch,
+        "threads": threads,
+        "median_ratio": {k: float(np.median([r["ratio"] for r in v])) for k, v in out.items()},
+        "rounds": out,
+        "bare_clocks": clocks,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +95,33 @@ def main(argv: list[str] | None = None) -> int:
     res = []
     for xml in a.irs:
         for b in map(int, a.batch.split(",")):  # each (IR, batch) in a fresh process, as the bench's workers
-            p = subprocess.run([sys.executable, "-m", __spec__.name, xml, "--one", "--batch", str(b), "--threads", str(a.threads),
-                                "--rounds", str(a.rounds), "--seconds", str(a.seconds)], capture_output=True, text=True, check=True)
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    __spec__.name,
+                    xml,
+                    "--one",
+                    "--batch",
+                    str(b),
+                    "--threads",
+                    str(a.threads),
+                    "--rounds",
+                    str(a.rounds),
+                    "--seconds",
+                    str(a.seconds),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(p.stdout.strip().splitlines()[-1])
-            print(f"{Path(xml).name} b{b}: " + ", ".join(f"{k} {v:.3f}x bare" for k, v in r["median_ratio"].items())
-                  + f"; bare, Python clock / request.latency {r['bare_clocks']['ratio']:.3f}x", flush=True)
+            print(
+                f"{Path(xml).name} b{b}: "
+                + ", ".join(f"{k} {v:.3f}x bare" for k, v in r["median_ratio"].items())
+                + f"; bare, Python clock / request.latency {r['bare_clocks']['ratio']:.3f}x",
+                flush=True,
+            )
             res.append(r)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ matmul peak. Issue 6 asks for this before and after each latency change.
     python -m benchmarks.studies.ov_profile runs/deit_tiny-224/export/student-openvino-fp32.xml \
         --out results/latency-ab/6-profile-openvino-fp32
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,11 @@ def _flops(op) -> float | None:
     out = op.get_output_partial_shape(0)
     if kind not in ("FullyConnected", "Convolution") or out.is_dynamic:
         return None
-    k = op.get_input_partial_shape(0)[-1].get_length() if kind == "FullyConnected" else \
-        int(np.prod([d.get_length() for d in list(op.get_input_partial_shape(1))[1:]]))
+    k = (
+        op.get_input_partial_shape(0)[-1].get_length()
+        if kind == "FullyConnected"
+        else int(np.prod([d.get_length() for d in list(op.get_input_partial_shape(1))[1:]]))
+    )
     return 2.0 * int(np.prod([d.get_length() for d in out])) * k
 
 
@@ -63,19 +67,38 @@ def profile(xml: Path, threads: int, calls: int, precision: str | None) -> dict:
         g["gflop"] += (flops.get(name) or 0.0) / 1e9
     total = sum(g["ms"] for g in groups.values())
     rows = [{"node_type": t, "kernel": k, **g, "share": g["ms"] / total} for (t, k), g in groups.items()]
-    return {"ir": str(xml), "shape": shape, "precision": precision, "threads": threads, "calls": calls,
-            "wall_p50_ms": float(np.median(walls)), "nodes_ms": total, "rows": sorted(rows, key=lambda r: -r["ms"])}
+    return {
+        "ir": str(xml),
+        "shape": shape,
+        "precision": precision,
+        "threads": threads,
+        "calls": calls,
+        "wall_p50_ms": float(np.median(walls)),
+        "nodes_ms": total,
+        "rows": sorted(rows, key=lambda r: -r["ms"]),
+    }
 
 
 def markdown(res: dict, peak: float | None, command: str, stamp: str) -> str:
-    lines = [f"# OpenVINO per-node profile: {Path(res['ir']).name}", "", f"`{command}`  ", stamp, "",
-             f"Batch {res['shape'][0]}, {res['threads']} threads, inference precision {res['precision']}; medians over "
-             f"{res['calls']} calls per node. Wall p50 {res['wall_p50_ms']:.3f} ms; sum of node medians {res['nodes_ms']:.3f} ms.", "",
-             "| node type | kernel | nodes | ms | share | GFLOP | GFLOP/s | % of peak |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# OpenVINO per-node profile: {Path(res['ir']).name}",
+        "",
+        f"`{command}`  ",
+        stamp,
+        "",
+        f"Batch {res['shape'][0]}, {res['threads']} threads, inference precision {res['precision']}; medians over "
+        f"{res['calls']} calls per node. Wall p50 {res['wall_p50_ms']:.3f} ms; sum of node medians {res['nodes_ms']:.3f} ms.",
+        "",
+        "| node type | kernel | nodes | ms | share | GFLOP | GFLOP/s | % of peak |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in res["rows"]:
         rate = r["gflop"] / (r["ms"] / 1e3) if r["gflop"] else None
-        lines.append(f"| {r['node_type']} | {r['kernel']} | {r['nodes']} | {r['ms']:.3f} | {r['share']:.1%} | "
-                     + (f"{r['gflop']:.3f} | {rate:.0f} | " + (f"{rate / peak:.0%}" if peak else "-") if rate else "- | - | -") + " |")
+        lines.append(
+            f"| {r['node_type']} | {r['kernel']} | {r['nodes']} | {r['ms']:.3f} | {r['share']:.1%} | "
+            + (f"{r['gflop']:.3f} | {rate:.0f} | " + (f"{rate / peak:.0%}" if peak else "-") if rate else "- | - | -")
+            + " |"
+        )
     graph = res.get("graph") or {}
     if peak and graph.get("gflops_model") and res["precision"] == "f32":  # issue 6's fp32 target: <= 1.1x the floor
         lines += ["", *ceiling(res, peak, graph["gflops_model"], graph["gflops_exported"])]
@@ -90,14 +113,19 @@ def ceiling(res: dict, peak: float, gflop_model: float, gflop_graph: float) -> l
     mm = [r for r in res["rows"] if r["gflop"]]
     mm_ms, mm_gflop = sum(r["ms"] for r in mm), sum(r["gflop"] for r in mm)
     rest_at_peak = 1e3 * max(gflop_graph - mm_gflop, 0.0) / peak
-    need = 1.1 * floor - rest_at_peak  # ms left for the FC/conv nodes if attention ran at the peak and the rest were free
-    return [f"Floor: the model's {gflop_model:.3f} GFLOP at {peak:.0f} GFLOP/s = {floor:.3f} ms; 1.1x = {1.1 * floor:.3f} ms. "
-            f"This graph executes {gflop_graph:.3f} GFLOP: {mm_gflop:.3f} in FullyConnected/Convolution nodes "
-            f"({mm_ms:.3f} ms here, {mm_gflop / (mm_ms / 1e3) / peak:.0%} of the peak), {gflop_graph - mm_gflop:.3f} elsewhere "
-            f"(attention matmuls; {rest_at_peak:.3f} ms even at the peak).",
-            f"With attention at the peak and LayerNorm, softmax, transposes and adds free, 1.1x the floor leaves "
-            f"{need:.3f} ms for the FullyConnected/Convolution nodes: {mm_gflop / (need / 1e3) / peak:.0%} of the peak "
-            f"(measured here: {mm_gflop / (mm_ms / 1e3) / peak:.0%}), against every other node's measured {res['nodes_ms'] - mm_ms:.3f} ms."]
+    need = (
+        1.1 * floor - rest_at_peak
+    )  # ms left for the FC/conv nodes if attention ran at the peak and the rest were free
+    return [
+        f"Floor: the model's {gflop_model:.3f} GFLOP at {peak:.0f} GFLOP/s = {floor:.3f} ms; 1.1x = {1.1 * floor:.3f} ms. "
+        f"This graph executes {gflop_graph:.3f} GFLOP: {mm_gflop:.3f} in FullyConnected/Convolution nodes "
+        f"({mm_ms:.3f} ms here, {mm_gflop / (mm_ms / 1e3) / peak:.0%} of the peak), {gflop_graph - mm_gflop:.3f} elsewhere "
+        f"(attention matmuls; {rest_at_peak:.3f} ms even at the peak).",
+        f"With attention at the peak and LayerNorm, softmax, transposes and adds free, 1.1x the floor leaves "
+        f"{need:.3f} ms for the FullyConnected/Convolution nodes: {mm_gflop / (need / 1e3) / peak:.0%} of the peak "
+        f"(measured here: {mm_gflop / (mm_ms / 1e3) / peak:.0%}), against every other node's measured "
+        f"{res['nodes_ms'] - mm_ms:.3f} ms.",
+    ]
 
 
 def main() -> None:
@@ -119,13 +147,24 @@ def main() -> None:
     kind = peak_mod.PEAK_FOR.get(man.get("precision", "fp32" if res["precision"] == "f32" else ""))
     peak = peak_mod.peaks(a.threads)["gflops"].get(kind) if kind else None
     m = machine_info()
-    stamp = (f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {m.get('cpu')}, {m.get('cores')} cores; "
-             + ", ".join(f"{k} {v}" for k, v in package_versions(("openvino",)).items()) + (f"; {kind} peak {peak:.0f} GFLOP/s" if peak else ""))
+    stamp = (
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {m.get('cpu')}, {m.get('cores')} cores; "
+        + ", ".join(f"{k} {v}" for k, v in package_versions(("openvino",)).items())
+        + (f"; {kind} peak {peak:.0f} GFLOP/s" if peak else "")
+    )
     res.update(peak_gflops=peak, date=stamp)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "profile.json").write_text(json.dumps(res, indent=2))
-    md = markdown(res, peak, "python -m benchmarks.studies.ov_profile " + " ".join(
-        [str(a.ir), "--out", str(a.out), "--calls", str(a.calls)] + (["--precision", a.precision] if a.precision else [])), stamp)
+    md = markdown(
+        res,
+        peak,
+        "python -m benchmarks.studies.ov_profile "
+        + " ".join(
+            [str(a.ir), "--out", str(a.out), "--calls", str(a.calls)]
+            + (["--precision", a.precision] if a.precision else [])
+        ),
+        stamp,
+    )
     (a.out / "profile.md").write_text(md)
     print(md)
 

@@ -8,6 +8,7 @@ in the same run.
         --out results/prune-224-cpu            # phases: train, roundto, export, bench, report
     (a setting is RATIO or RATIO@EPOCHS; --epochs is the default)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,11 +50,21 @@ def tag(setting: tuple[float, int], default_epochs: int = 10) -> str:
 def train(settings: list[tuple[float, int]], lr: float, retrain: bool) -> None:
     for st in settings:
         (r, epochs), out = st, WORK / tag(st)
-        if ckpt.is_checkpoint_dir(out) and not retrain and len((out / "metrics.jsonl").read_text().splitlines()) == epochs:
+        if (
+            ckpt.is_checkpoint_dir(out)
+            and not retrain
+            and len((out / "metrics.jsonl").read_text().splitlines()) == epochs
+        ):
             print(f"{out}: done, kept", flush=True)
             continue
         wall = _vitc("prune", STUDENT, "--ratio", r, "--epochs", epochs, "--lr", lr, "--out", out, "--force")
-        ckpt.write_json(out / "wall.json", {"wall_s": wall, "command": f"vitc prune {STUDENT} --ratio {r} --epochs {epochs} --lr {lr} --out {out} --force"})
+        ckpt.write_json(
+            out / "wall.json",
+            {
+                "wall_s": wall,
+                "command": f"vitc prune {STUDENT} --ratio {r} --epochs {epochs} --lr {lr} --out {out} --force",
+            },
+        )
 
 
 def roundto(values: list[int], ratio: float) -> None:
@@ -69,38 +80,74 @@ def roundto(values: list[int], ratio: float) -> None:
         s = prune_model(model, PruneConfig(str(STUDENT), ratio=ratio, round_to=n), torch.randn(1, 3, 224, 224))
         m = meta["model"]
         spec = ModelSpec(m["name"], m["overrides"], m.get("pretrained_tag"), structure=s)
-        ckpt.save_checkpoint(WORK / "roundto" / f"r{ratio:.2f}-rt{n}", model.eval(),
-                             {**meta, "stage": "prune", "model": spec.to_json(), "metrics": {},
-                              "pruning": {"ratio": ratio, "round_to": n, "retrained": False}})
+        ckpt.save_checkpoint(
+            WORK / "roundto" / f"r{ratio:.2f}-rt{n}",
+            model.eval(),
+            {
+                **meta,
+                "stage": "prune",
+                "model": spec.to_json(),
+                "metrics": {},
+                "pruning": {"ratio": ratio, "round_to": n, "retrained": False},
+            },
+        )
 
 
 def export(settings: list[tuple[float, int]], rts: list[int], rt_ratio: float) -> list[Path]:
     from vitc.export.stage import export_checkpoint
 
     arts = []
-    jobs = [(WORK / tag(st), f"pruned-{tag(st)}") for st in settings] + [(WORK / "roundto" / f"r{rt_ratio:.2f}-rt{n}", f"untrained-r{rt_ratio:.2f}-rt{n}") for n in rts]
+    jobs = [(WORK / tag(st), f"pruned-{tag(st)}") for st in settings] + [
+        (WORK / "roundto" / f"r{rt_ratio:.2f}-rt{n}", f"untrained-r{rt_ratio:.2f}-rt{n}") for n in rts
+    ]
     for src, stem in jobs:
         if (WORK / "int8" / f"{stem}-openvino-int8.xml.json").is_file():
             arts.append(WORK / "int8" / f"{stem}-openvino-int8.xml")
             print(f"{stem}: exported before, kept", flush=True)
             continue
-        m = export_checkpoint(src, "openvino", "int8", WORK / "int8", data="digits", calib="digits", calib_size=128,
-                              threads=2, stem=stem, opts={"nncf": "auto"})
+        m = export_checkpoint(
+            src,
+            "openvino",
+            "int8",
+            WORK / "int8",
+            data="digits",
+            calib="digits",
+            calib_size=128,
+            threads=2,
+            stem=stem,
+            opts={"nncf": "auto"},
+        )
         print(f"{stem}: {m['status']}, top-1 {m['validation']['top1_artifact']:.2f}%", flush=True)
         arts.append(WORK / "int8" / m["artifact"])
     return arts
 
 
 def bench(arts: list[Path], repeats: int, min_seconds: float) -> float:
-    return _vitc("bench", STUDENT, UNPRUNED_INT8, *arts, "--baselines", "--repeats", repeats, "--min-seconds", min_seconds,
-                 "--out", WORK / "bench")
+    return _vitc(
+        "bench",
+        STUDENT,
+        UNPRUNED_INT8,
+        *arts,
+        "--baselines",
+        "--repeats",
+        repeats,
+        "--min-seconds",
+        min_seconds,
+        "--out",
+        WORK / "bench",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--settings", "--ratios", dest="settings", default="0.3,0.4,0.5")
     ap.add_argument("--roundto", default="8,16,32,64")
-    ap.add_argument("--roundto-ratio", type=float, default=0.4, help="the ratio of the round-to study (0.5 gives one shape for 8-32)")
+    ap.add_argument(
+        "--roundto-ratio",
+        type=float,
+        default=0.4,
+        help="the ratio of the round-to study (0.5 gives one shape for 8-32)",
+    )
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--repeats", type=int, default=5)
@@ -122,7 +169,16 @@ def main(argv: list[str] | None = None) -> None:
     if "report" in phases:
         from benchmarks.studies.prune_report import write
 
-        write(WORK, a.out, settings, rts, a.roundto_ratio, a.epochs, a.lr, " ".join(["python -m benchmarks.studies.prune_sweep", *(argv or sys.argv[1:])]))
+        write(
+            WORK,
+            a.out,
+            settings,
+            rts,
+            a.roundto_ratio,
+            a.epochs,
+            a.lr,
+            " ".join(["python -m benchmarks.studies.prune_sweep", *(argv or sys.argv[1:])]),
+        )
 
 
 if __name__ == "__main__":

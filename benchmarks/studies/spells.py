@@ -6,8 +6,10 @@ two vCPUs did meanwhile (busy %, steal ticks). A spell shows as a run ~1.9x slow
 fastest; whether the guest saw idle time or steal during it tells whether the guest could have
 detected it.
 
-    python -m benchmarks.studies.spells IR.xml [IR2.xml ...] --runs 10 --threads 2,1 --out results/latency-ab/8-split-pairs/spells.json
+    python -m benchmarks.studies.spells IR.xml [IR2.xml ...] --runs 10 --threads 2,1 \
+        --out results/latency-ab/8-split-pairs/spells.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,15 +36,23 @@ def cpu_sample() -> dict:
 def cpu_between(c0: dict, c1: dict) -> dict:
     """What the vCPUs did between two cpu_sample() samples: busy % per CPU, steal ticks in all."""
     d = {c: tuple(b - a for a, b in zip(c0[c], c1[c])) for c in c0}
-    return {"busy_pct": {c: round(100 * v[0] / max(1, v[0] + v[1])) for c, v in d.items()},
-            "steal_ticks": sum(v[2] for v in d.values())}
+    return {
+        "busy_pct": {c: round(100 * v[0] / max(1, v[0] + v[1])) for c, v in d.items()},
+        "steal_ticks": sum(v[2] for v in d.values()),
+    }
 
 
 def summarize(p50s: list[float]) -> dict:
     """Runs of one kind: median, min, max, and the slow ones (over 1.25x the fastest: a spell)."""
     v = np.asarray(p50s)
-    return {"median_ms": float(np.median(v)), "min_ms": float(v.min()), "max_ms": float(v.max()),
-            "max_over_min": float(v.max() / v.min()), "slow_runs": int((v > 1.25 * v.min()).sum()), "runs": len(v)}
+    return {
+        "median_ms": float(np.median(v)),
+        "min_ms": float(v.min()),
+        "max_ms": float(v.max()),
+        "max_over_min": float(v.max() / v.min()),
+        "slow_runs": int((v > 1.25 * v.min()).sum()),
+        "runs": len(v),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,14 +71,25 @@ def main(argv: list[str] | None = None) -> int:
                 shape = [1, 3, *hw]
                 c0, t0 = cpu_sample(), time.time()
                 r = benchmark_app(ir, shape, t, 1.0, precision=None)
-                rows.append({"run": i + 1, "ir": ir.name, "threads": t, "p50_ms": r.get("p50_ms"), "error": r.get("error"),
-                             "start": time.strftime("%H:%M:%S", time.gmtime(t0)), "seconds": round(time.time() - t0, 2),
-                             **cpu_between(c0, cpu_sample())})
+                rows.append(
+                    {
+                        "run": i + 1,
+                        "ir": ir.name,
+                        "threads": t,
+                        "p50_ms": r.get("p50_ms"),
+                        "error": r.get("error"),
+                        "start": time.strftime("%H:%M:%S", time.gmtime(t0)),
+                        "seconds": round(time.time() - t0, 2),
+                        **cpu_between(c0, cpu_sample()),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     summary = {}
     for ir in a.irs:
         for t in threads:
-            summary[f"{ir.name} @{t}"] = summarize([r["p50_ms"] for r in rows if r["ir"] == ir.name and r["threads"] == t and r["p50_ms"]])
+            summary[f"{ir.name} @{t}"] = summarize(
+                [r["p50_ms"] for r in rows if r["ir"] == ir.name and r["threads"] == t and r["p50_ms"]]
+            )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"runs": rows, "summary": summary}, indent=1))
     print(json.dumps(summary, indent=1))

@@ -5,6 +5,7 @@ random input of the model's shape, in this process only (run it once per model, 
     python -m benchmarks.studies.torch_timer runs/student          # a checkpoint dir (its int8 recipe applied)
     python -m benchmarks.studies.torch_timer runs/int8/model-torchscript-lite-int8.ptl
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,17 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(20):
             model(x)
         t = Timer("model(x)", globals={"model": model, "x": x}, num_threads=threads).blocked_autorange(min_run_time=3)
-    print(json.dumps({"model": str(path), "threads": threads, "median_ms": round(t.median * 1e3, 3),
-                      "calls": len(t.times) * t.number_per_run, "statistic": "median of blocked_autorange's per-block means"}))
+    print(
+        json.dumps(
+            {
+                "model": str(path),
+                "threads": threads,
+                "median_ms": round(t.median * 1e3, 3),
+                "calls": len(t.times) * t.number_per_run,
+                "statistic": "median of blocked_autorange's per-block means",
+            }
+        )
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ both alike. timm's task is run as shipped (fp32) and, for fairness, also under b
 
     python -m benchmarks.studies.train_throughput --teacher-checkpoint runs/study/teacher --out results/distill-digits
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,9 @@ def _batches(pre: dict, n: int, batch: int, seed: int) -> list[tuple[torch.Tenso
     out = []
     for _ in range(n):
         idx = torch.randint(len(src.train.targets), (batch,), generator=g).tolist()
-        out.append((torch.stack([tf(src.train.items[i]) for i in idx]), torch.tensor([src.train.targets[i] for i in idx])))
+        out.append(
+            (torch.stack([tf(src.train.items[i]) for i in idx]), torch.tensor([src.train.targets[i] for i in idx]))
+        )
     return out
 
 
@@ -42,8 +45,18 @@ def _time_loop(step, batches, steps: int) -> float:
     return steps * batches[0][0].shape[0] / (time.perf_counter() - t0)
 
 
-def run(teacher: nn.Module, tpre: dict, student_name: str, img: int, patch: int, batch: int, threads: int,
-        rounds: int, steps: int, lr: float = 1e-3) -> dict:
+def run(
+    teacher: nn.Module,
+    tpre: dict,
+    student_name: str,
+    img: int,
+    patch: int,
+    batch: int,
+    threads: int,
+    rounds: int,
+    steps: int,
+    lr: float = 1e-3,
+) -> dict:
     from timm.loss import LabelSmoothingCrossEntropy
     from timm.optim import create_optimizer_v2
     from timm.task import TokenDistillationTask
@@ -62,8 +75,14 @@ def run(teacher: nn.Module, tpre: dict, student_name: str, img: int, patch: int,
 
     def make_timm(amp: bool):
         s = copy.deepcopy(base)
-        task = TokenDistillationTask(s, copy.deepcopy(teacher), criterion=LabelSmoothingCrossEntropy(0.1),
-                                     distill_type="hard", task_loss_weight=0.5, verbose=False)
+        task = TokenDistillationTask(
+            s,
+            copy.deepcopy(teacher),
+            criterion=LabelSmoothingCrossEntropy(0.1),
+            distill_type="hard",
+            task_loss_weight=0.5,
+            verbose=False,
+        )
         task.train()
         opt = create_optimizer_v2(s, "adamw", lr=lr, weight_decay=0.05)
 
@@ -73,6 +92,7 @@ def run(teacher: nn.Module, tpre: dict, student_name: str, img: int, patch: int,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
         return step
 
     def make_vitc():
@@ -87,7 +107,7 @@ def run(teacher: nn.Module, tpre: dict, student_name: str, img: int, patch: int,
     loops = {"timm_fp32": make_timm(False), "timm_bf16_autocast": make_timm(bf16)}
     vitc_step, adapter = make_vitc()
     loops["vitc"] = vitc_step
-    for fn in loops.values():      # warm-up: allocator, oneDNN kernel selection
+    for fn in loops.values():  # warm-up: allocator, oneDNN kernel selection
         _time_loop(fn, batches, 3)
     adapter.seconds = 0.0
     res: dict[str, list[float]] = {k: [] for k in loops}
@@ -99,11 +119,23 @@ def run(teacher: nn.Module, tpre: dict, student_name: str, img: int, patch: int,
             if k == "vitc":
                 vitc_time += time.perf_counter() - t0
     med = {k: statistics.median(v) for k, v in res.items()}
-    return {"images_per_s": med, "rounds": res, "speedup_vs_timm_fp32": med["vitc"] / med["timm_fp32"],
-            "speedup_vs_timm_bf16": med["vitc"] / med["timm_bf16_autocast"],
-            "vitc_teacher_share": adapter.seconds / vitc_time, "bf16": bf16,
-            "setup": {"student": student_name, "img_size": img, "patch_size": patch, "batch": batch,
-                      "threads": threads, "steps_per_round": steps, "rounds": rounds}}
+    return {
+        "images_per_s": med,
+        "rounds": res,
+        "speedup_vs_timm_fp32": med["vitc"] / med["timm_fp32"],
+        "speedup_vs_timm_bf16": med["vitc"] / med["timm_bf16_autocast"],
+        "vitc_teacher_share": adapter.seconds / vitc_time,
+        "bf16": bf16,
+        "setup": {
+            "student": student_name,
+            "img_size": img,
+            "patch_size": patch,
+            "batch": batch,
+            "threads": threads,
+            "steps_per_round": steps,
+            "rounds": rounds,
+        },
+    }
 
 
 def main(argv=None) -> None:
@@ -126,14 +158,21 @@ def main(argv=None) -> None:
     if a.big_teacher:
         big, _ = create_model(a.big_teacher, 10, a.img_size)
         teachers[f"{a.big_teacher} (random init)"] = (big.eval(), data_config(big, a.img_size, 1.0))
-    report = {"command": "python -m benchmarks.studies.train_throughput " + " ".join(argv or __import__("sys").argv[1:]),
-              "torch": torch.__version__, "results": {}}
+    report = {
+        "command": "python -m benchmarks.studies.train_throughput " + " ".join(argv or __import__("sys").argv[1:]),
+        "torch": torch.__version__,
+        "results": {},
+    }
     for name, (model, tpre) in teachers.items():
         r = run(model, tpre, a.student, a.img_size, a.patch_size, a.batch, a.threads, a.rounds, a.steps)
         report["results"][name] = r
-        print(name, json.dumps({k: round(v, 1) for k, v in r["images_per_s"].items()}),
-              f"vitc/timm_fp32 {r['speedup_vs_timm_fp32']:.2f}x  vitc/timm_bf16 {r['speedup_vs_timm_bf16']:.2f}x "
-              f"teacher share {100 * r['vitc_teacher_share']:.0f}%", flush=True)
+        print(
+            name,
+            json.dumps({k: round(v, 1) for k, v in r["images_per_s"].items()}),
+            f"vitc/timm_fp32 {r['speedup_vs_timm_fp32']:.2f}x  vitc/timm_bf16 {r['speedup_vs_timm_bf16']:.2f}x "
+            f"teacher share {100 * r['vitc_teacher_share']:.0f}%",
+            flush=True,
+        )
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "throughput.json").write_text(json.dumps(report, indent=2) + "\n")
 

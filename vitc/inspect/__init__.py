@@ -1,4 +1,5 @@
 """`vitc info` and `vitc predict`: describe a checkpoint or artifact; classify images with any of them."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -38,14 +39,47 @@ def describe(path: Path) -> dict:
         if c.spec.get("structure"):
             from ..structure import summary
 
-            pruned = {"structure": c.spec["structure"], "widths": summary(c.spec["structure"]), "pruning": c.meta.get("pruning")}
-        return {"kind": "checkpoint", "path": str(path), "stage": c.stage, "model": c.spec, "params": count_params(c.runnable),
-                "gflops_per_image": flops, **pruned, "layers": dict(leaves.most_common()), "input": c.pre.to_json(),
-                "classes": c.classes, "data": c.recorded_data, "lineage": c.lineage, "quantization": c.quantization,
-                "metrics": {k: v for k, v in c.metrics.items() if k.startswith(("top1", "teacher", "status"))}}
+            pruned = {
+                "structure": c.spec["structure"],
+                "widths": summary(c.spec["structure"]),
+                "pruning": c.meta.get("pruning"),
+            }
+        return {
+            "kind": "checkpoint",
+            "path": str(path),
+            "stage": c.stage,
+            "model": c.spec,
+            "params": count_params(c.runnable),
+            "gflops_per_image": flops,
+            **pruned,
+            "layers": dict(leaves.most_common()),
+            "input": c.pre.to_json(),
+            "classes": c.classes,
+            "data": c.recorded_data,
+            "lineage": c.lineage,
+            "quantization": c.quantization,
+            "metrics": {k: v for k, v in c.metrics.items() if k.startswith(("top1", "teacher", "status"))},
+        }
     m = Artifact.open(path).manifest.raw
-    return {"kind": "artifact", "path": str(path), **{k: m.get(k) for k in ("target", "precision", "size_bytes", "status", "data",
-                                                                              "validation", "notes", "source", "preprocess", "classes")}}
+    return {
+        "kind": "artifact",
+        "path": str(path),
+        **{
+            k: m.get(k)
+            for k in (
+                "target",
+                "precision",
+                "size_bytes",
+                "status",
+                "data",
+                "validation",
+                "notes",
+                "source",
+                "preprocess",
+                "classes",
+            )
+        },
+    }
 
 
 def open_model(path: Path) -> Checkpoint | Artifact:
@@ -59,7 +93,9 @@ def open_model(path: Path) -> Checkpoint | Artifact:
         return Checkpoint.open(path)
     by_suffix = export.by_suffix()
     if path.suffix not in by_suffix:
-        raise VitcError(f"{path.name}: unknown artifact type {path.suffix!r}", f"known: {', '.join(by_suffix)} or a checkpoint dir")
+        raise VitcError(
+            f"{path.name}: unknown artifact type {path.suffix!r}", f"known: {', '.join(by_suffix)} or a checkpoint dir"
+        )
     return Artifact.open(path)
 
 
@@ -76,8 +112,10 @@ def load_artifact(a: Artifact, threads: int | None):
     except VitcError:
         raise
     except Exception as e:
-        raise VitcError(f"{a.path.name} is not a loadable {target.NAME} artifact ({type(e).__name__}: {str(e)[:120]})",
-                        "re-export it with `vitc export`") from e
+        raise VitcError(
+            f"{a.path.name} is not a loadable {target.NAME} artifact ({type(e).__name__}: {str(e)[:120]})",
+            "re-export it with `vitc export`",
+        ) from e
 
 
 def runner(path: Path, threads: int | None = None):

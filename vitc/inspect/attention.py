@@ -7,6 +7,7 @@ softmax(q k^T * scale) is computed); plus attention rollout and the measures tha
 Each model yields, per block, an array (batch, heads, queries, tokens). An exported graph whose last
 block was rewritten to compute only the head tokens (export/head_tokens.py) has 2 queries there,
 the class and distillation tokens, which is all the class-token maps and rollout need."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,15 +18,18 @@ import numpy as np
 from ..errors import ModelError, VitcError
 
 TOKENS = {"cls": 0, "dist": 1}
-REEXPORT = {"onnx": "re-export it with `vitc export CKPT --target onnx` (opset 20 writes each block's attention as MatMul + Softmax)",
-            "openvino": "re-export it with `vitc export CKPT --target openvino`"}
+REEXPORT = {
+    "onnx": "re-export it with `vitc export CKPT --target onnx` (opset 20 writes each block's attention as MatMul + Softmax)",
+    "openvino": "re-export it with `vitc export CKPT --target openvino`",
+}
 
 
 @dataclass
 class Attn:
     """What one model said about a batch: per-block attention, logits, the patch grid, prefix tokens."""
+
     name: str
-    layers: list[np.ndarray]          # per block: (B, H, Nq, N)
+    layers: list[np.ndarray]  # per block: (B, H, Nq, N)
     logits: np.ndarray
     grid: tuple[int, int]
     prefix: int
@@ -44,8 +48,10 @@ def unfuse(model) -> int:
 
 def require_attention(model, name: str) -> None:
     if not (hasattr(model, "blocks") and all(hasattr(b, "attn") for b in model.blocks)):
-        raise ModelError(f"{name} is a CNN ({type(model).__name__}): it has no attention maps to show",
-                         "pass a ViT checkpoint or artifact (e.g. the student made by `vitc distill`)")
+        raise ModelError(
+            f"{name} is a CNN ({type(model).__name__}): it has no attention maps to show",
+            "pass a ViT checkpoint or artifact (e.g. the student made by `vitc distill`)",
+        )
 
 
 def _grid(pre: dict, model_or_none=None, patch: int | None = None) -> tuple[int, int]:
@@ -90,7 +96,9 @@ def from_onnx(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
         raise VitcError(f"{path.name} has no Softmax to tap (its attention is a fused op)", REEXPORT["onnx"])
     half = any(i.data_type == TensorProto.FLOAT16 for i in m.graph.initializer)
     for n in soft:
-        m.graph.output.append(helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT16 if half else TensorProto.FLOAT, None))
+        m.graph.output.append(
+            helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT16 if half else TensorProto.FLOAT, None)
+        )
     s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     out = s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})
     size = x.shape[-1] // patch
@@ -114,11 +122,15 @@ def from_openvino(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
         # tap its query and key inputs, as the runtime computes them (int8 matmuls included)
         for o in sdpa:
             if o.get_input_size() > 3 and o.get_input_size() != 5 or o.get_attributes().get("causal"):
-                raise VitcError(f"{path.name}: its attention op has a mask or is causal, which vitc cannot recompute",
-                                "compare the checkpoint it was exported from")
+                raise VitcError(
+                    f"{path.name}: its attention op has a mask or is causal, which vitc cannot recompute",
+                    "compare the checkpoint it was exported from",
+                )
         taps = [t for o in sdpa for t in (o.input_value(0), o.input_value(1))]
     else:
-        raise VitcError(f"{path.name} has neither a Softmax nor a ScaledDotProductAttention op to tap", REEXPORT["openvino"])
+        raise VitcError(
+            f"{path.name} has neither a Softmax nor a ScaledDotProductAttention op to tap", REEXPORT["openvino"]
+        )
     m.add_outputs(taps)
     m.reshape({m.input(0).get_any_name(): ov.PartialShape(list(x.shape))})
     c = core.compile_model(m, "CPU", compile_config("LATENCY", None, runtime_precision(m)))
@@ -131,8 +143,11 @@ def from_openvino(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
         layers = []
         for i, o in enumerate(sdpa):
             q, k = outs[1 + 2 * i], outs[2 + 2 * i]
-            scale = (float(o.input_value(4).get_node().get_data().reshape(-1)[0]) if o.get_input_size() == 5
-                     else q.shape[-1] ** -0.5)
+            scale = (
+                float(o.input_value(4).get_node().get_data().reshape(-1)[0])
+                if o.get_input_size() == 5
+                else q.shape[-1] ** -0.5
+            )
             z = q @ np.swapaxes(k, -1, -2) * scale
             z = np.exp(z - z.max(-1, keepdims=True))
             layers.append((z / z.sum(-1, keepdims=True)).astype(np.float32))
@@ -159,7 +174,7 @@ def rollout(layers: list[np.ndarray], token: int) -> np.ndarray:
 
 def patch_map(v: np.ndarray, a: Attn) -> np.ndarray:
     """(B, N) over all tokens -> (B, gh, gw) over the patches, renormalised to sum 1."""
-    p = v[:, a.prefix:]
+    p = v[:, a.prefix :]
     p = p / p.sum(-1, keepdims=True)
     return p.reshape(p.shape[0], *a.grid)
 
@@ -169,7 +184,9 @@ def _resize(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         return maps
     import torch
 
-    t = torch.nn.functional.interpolate(torch.from_numpy(maps)[:, None].float(), size=grid, mode="bilinear", align_corners=False)
+    t = torch.nn.functional.interpolate(
+        torch.from_numpy(maps)[:, None].float(), size=grid, mode="bilinear", align_corners=False
+    )
     return t[:, 0].numpy()
 
 
@@ -180,14 +197,20 @@ def compare(ref: Attn, other: Attn, token: int, top: float = 0.10) -> dict:
 
     out: dict = {"reference": ref.name, "compared": other.name}
     if len(ref.layers) == len(other.layers) and ref.layers[0].shape[-1] == other.layers[0].shape[-1]:
-        js = np.stack([jensenshannon(r[:, :, token].astype(np.float64), o[:, :, token].astype(np.float64), axis=-1, base=2)
-                       for r, o in zip(ref.layers, other.layers)])  # (L, B, H)
+        js = np.stack(
+            [
+                jensenshannon(r[:, :, token].astype(np.float64), o[:, :, token].astype(np.float64), axis=-1, base=2)
+                for r, o in zip(ref.layers, other.layers)
+            ]
+        )  # (L, B, H)
         out["js_per_layer_head"] = js.mean(1).tolist()
         out["js_per_layer"] = js.mean((1, 2)).tolist()
         out["js_per_image"] = js.mean((0, 2)).tolist()
     else:
-        out["js_note"] = (f"not comparable token by token: {len(ref.layers)} blocks x {ref.layers[0].shape[-1]} tokens vs "
-                          f"{len(other.layers)} x {other.layers[0].shape[-1]}; rollout maps compared on the reference grid")
+        out["js_note"] = (
+            f"not comparable token by token: {len(ref.layers)} blocks x {ref.layers[0].shape[-1]} tokens vs "
+            f"{len(other.layers)} x {other.layers[0].shape[-1]}; rollout maps compared on the reference grid"
+        )
     a = patch_map(rollout(ref.layers, token), ref).reshape(len(ref.logits), -1)
     b = _resize(patch_map(rollout(other.layers, token), other), ref.grid).reshape(len(ref.logits), -1)
     r = [float(np.corrcoef(x, y)[0, 1]) for x, y in zip(a, b)]
@@ -196,7 +219,13 @@ def compare(ref: Attn, other: Attn, token: int, top: float = 0.10) -> dict:
     for x, y in zip(a, b):
         sx, sy = set(np.argsort(-x)[:k]), set(np.argsort(-y)[:k])
         iou.append(len(sx & sy) / len(sx | sy))
-    out.update(rollout_pearson=r, top10_iou=iou, rollout_pearson_mean=float(np.mean(r)), top10_iou_mean=float(np.mean(iou)),
-               pred_reference=ref.logits.argmax(1).tolist(), pred_compared=other.logits.argmax(1).tolist(),
-               agreement=float((ref.logits.argmax(1) == other.logits.argmax(1)).mean()))
+    out.update(
+        rollout_pearson=r,
+        top10_iou=iou,
+        rollout_pearson_mean=float(np.mean(r)),
+        top10_iou_mean=float(np.mean(iou)),
+        pred_reference=ref.logits.argmax(1).tolist(),
+        pred_compared=other.logits.argmax(1).tolist(),
+        agreement=float((ref.logits.argmax(1) == other.logits.argmax(1)).mean()),
+    )
     return out

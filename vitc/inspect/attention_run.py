@@ -1,6 +1,7 @@
 """`vitc attention`: one PNG per image (the image, the last block's per-head maps, the rollout, and the
 same for each compared model with its difference) and attention.json (per-layer and per-head
 Jensen-Shannon distance, rollout Pearson r, top-10% IoU, predictions) over the images or a whole val split."""
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,10 @@ def open_source(path: Path) -> Source:
         return Source(name, lambda x: A.from_torch(model, x, name), h.pre.to_json(), h.classes, h)
     src = h.checkpoint()
     if src is None:
-        raise VitcError(f"{h.path.name}: its source checkpoint {h.manifest.source_checkpoint} is gone, so its patch grid is unknown",
-                        "keep the checkpoint the artifact was exported from")
+        raise VitcError(
+            f"{h.path.name}: its source checkpoint {h.manifest.source_checkpoint} is gone, so its patch grid is unknown",
+            "keep the checkpoint the artifact was exported from",
+        )
     A.require_attention(src.model, f"{h.path.name} (exported from {src.name})")
     pre = h.pre.to_json()
     patch, prefix = A._io_meta(pre, src.meta)
@@ -47,11 +50,15 @@ def open_source(path: Path) -> Source:
         return Source(p.name, lambda x: A.from_onnx(p, x, patch, prefix), pre, h.classes, h)
     if p.suffix == ".xml":
         return Source(p.name, lambda x: A.from_openvino(p, x, patch, prefix), pre, h.classes, h)
-    raise VitcError(f"{p.name}: attention can be read from checkpoints, ONNX and OpenVINO artifacts, not {p.suffix}",
-                    "pass the checkpoint it was exported from, or an ONNX/OpenVINO export of it")
+    raise VitcError(
+        f"{p.name}: attention can be read from checkpoints, ONNX and OpenVINO artifacts, not {p.suffix}",
+        "pass the checkpoint it was exported from, or an ONNX/OpenVINO export of it",
+    )
 
 
-def _inputs(src: Source, images: list[Path] | None, data: str | None) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+def _inputs(
+    src: Source, images: list[Path] | None, data: str | None
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     import torch
 
     from ..data import build_transform, eval_tensors, load_image, load_source
@@ -64,8 +71,16 @@ def _inputs(src: Source, images: list[Path] | None, data: str | None) -> tuple[n
     return X.numpy(), Y.numpy(), [f"val[{i}]" for i in range(len(Y))]
 
 
-def run(model: Path, compare: list[Path], out: Path, images: list[Path] | None = None, data: str | None = None,
-        token: str = "cls", pngs: int = 4, limit: int | None = None) -> dict:
+def run(
+    model: Path,
+    compare: list[Path],
+    out: Path,
+    images: list[Path] | None = None,
+    data: str | None = None,
+    token: str = "cls",
+    pngs: int = 4,
+    limit: int | None = None,
+) -> dict:
     t = A.TOKENS[token]
     ref = open_source(model)
     others = [open_source(c) for c in compare]
@@ -83,11 +98,26 @@ def run(model: Path, compare: list[Path], out: Path, images: list[Path] | None =
             acc[k].append(A.compare(a_ref, a, t))
         while shown < min(pngs, n) and shown < sl.stop:
             j = shown - i
-            _png(out / f"attention-{shown:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '', Path(labels[shown]).stem)}.png", ins[0][0][shown], ref, a_ref, others, a_oth, j, t,
-                 labels[shown], None if y is None else ref.classes[int(y[shown])])
+            _png(
+                out / f"attention-{shown:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '', Path(labels[shown]).stem)}.png",
+                ins[0][0][shown],
+                ref,
+                a_ref,
+                others,
+                a_oth,
+                j,
+                t,
+                labels[shown],
+                None if y is None else ref.classes[int(y[shown])],
+            )
             shown += 1
-    res = {"model": ref.name, "token": token, "images": n, "source": "images" if images else f"val split of {ref.handoff.data_name(data)}",
-           "compared": [_merge(parts, ref, y[:n] if y is not None else None) for parts in acc]}
+    res = {
+        "model": ref.name,
+        "token": token,
+        "images": n,
+        "source": "images" if images else f"val split of {ref.handoff.data_name(data)}",
+        "compared": [_merge(parts, ref, y[:n] if y is not None else None) for parts in acc],
+    }
     ckpt.write_json(out / "attention.json", res)
     return res
 
@@ -105,18 +135,39 @@ def _merge(parts: list[dict], ref: Source, y) -> dict:
     r = sum((p["rollout_pearson"] for p in parts), [])
     iou = sum((p["top10_iou"] for p in parts), [])
     pr, pc = sum((p["pred_reference"] for p in parts), []), sum((p["pred_compared"] for p in parts), [])
-    m.update(rollout_pearson_mean=float(np.mean(r)), top10_iou_mean=float(np.mean(iou)),
-             agreement=float(np.mean(np.array(pr) == np.array(pc))), images=len(r))
+    m.update(
+        rollout_pearson_mean=float(np.mean(r)),
+        top10_iou_mean=float(np.mean(iou)),
+        agreement=float(np.mean(np.array(pr) == np.array(pc))),
+        images=len(r),
+    )
     if y is not None:
-        m.update(top1_reference=float(100 * np.mean(np.array(pr) == y)), top1_compared=float(100 * np.mean(np.array(pc) == y)))
+        m.update(
+            top1_reference=float(100 * np.mean(np.array(pr) == y)),
+            top1_compared=float(100 * np.mean(np.array(pc) == y)),
+        )
     if len(r) <= 16:  # a handful of named images: keep each one's numbers and predictions
-        m.update(rollout_pearson=r, top10_iou=iou, pred_reference=[ref.classes[i] for i in pr],
-                 pred_compared=[ref.classes[i] for i in pc])
+        m.update(
+            rollout_pearson=r,
+            top10_iou=iou,
+            pred_reference=[ref.classes[i] for i in pr],
+            pred_compared=[ref.classes[i] for i in pc],
+        )
     return m
 
 
-def _png(path: Path, x: np.ndarray, ref: Source, a_ref: A.Attn, others: list[Source], a_oth: list[A.Attn], j: int, token: int,
-         label: str, truth: str | None) -> None:
+def _png(
+    path: Path,
+    x: np.ndarray,
+    ref: Source,
+    a_ref: A.Attn,
+    others: list[Source],
+    a_oth: list[A.Attn],
+    j: int,
+    token: int,
+    label: str,
+    truth: str | None,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,20 +179,22 @@ def _png(path: Path, x: np.ndarray, ref: Source, a_ref: A.Attn, others: list[Sou
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.0 * len(rows)), squeeze=False)
     img = x.transpose(1, 2, 0)
     img = (img - img.min()) / max(1e-8, float(img.max() - img.min()))
-    r_ref = A.patch_map(A.rollout([l[j:j + 1] for l in a_ref.layers], token), a_ref)[0]
+    r_ref = A.patch_map(A.rollout([l[j : j + 1] for l in a_ref.layers], token), a_ref)[0]
     for r, (s, a) in enumerate(rows):
         ax = axes[r]
         ax[0].imshow(img)
         pred = s.classes[int(a.logits[j].argmax())]
         title = s.name[:40].replace(" (", "\n(")
-        ax[0].set_title(f"{title}\npred {pred}" + (f" (true {truth})" if truth is not None and r == 0 else ""), fontsize=6)
+        ax[0].set_title(
+            f"{title}\npred {pred}" + (f" (true {truth})" if truth is not None and r == 0 else ""), fontsize=6
+        )
         last = a.layers[-1][j]  # (H, Nq, N)
         for h in range(heads):
             if h < last.shape[0]:
-                v = last[h, token, a.prefix:]
+                v = last[h, token, a.prefix :]
                 ax[1 + h].imshow((v / v.sum()).reshape(a.grid), cmap="viridis")
                 ax[1 + h].set_title(f"last block, head {h}", fontsize=6)
-        ro = A.patch_map(A.rollout([l[j:j + 1] for l in a.layers], token), a)[0]
+        ro = A.patch_map(A.rollout([l[j : j + 1] for l in a.layers], token), a)[0]
         ax[1 + heads].imshow(ro, cmap="inferno")
         ax[1 + heads].set_title("rollout", fontsize=6)
         if r > 0:

@@ -5,6 +5,7 @@ Tokens: `cls` (the class token after the final norm), `dist` (the distillation t
 mean: what timm's `forward_head(pre_logits=True)` returns for a distilled DeiT, and what its two
 heads read). A features export outputs the prefix tokens (batch, tokens, width), so any of the three
 can be taken from one artifact."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,9 @@ def pick(tokens: np.ndarray, names: list[str], token: str) -> np.ndarray:
     if token == "avg":
         return tokens[:, : min(2, len(names))].mean(1) if "dist" in names else tokens[:, 0]
     if token not in names:
-        raise ConfigError(f"--token {token}: this model has no {token} token (it has {', '.join(names)})", "use --token cls or avg")
+        raise ConfigError(
+            f"--token {token}: this model has no {token} token (it has {', '.join(names)})", "use --token cls or avg"
+        )
     return tokens[:, names.index(token)]
 
 
@@ -42,25 +45,44 @@ def _extractor(path: Path, random_init: bool, threads: int | None):
         model = h.runnable
         if random_init:
             torch.manual_seed(0)
-            model = apply_recipe(build_from_spec(h.spec).eval(), h.quantization)  # the same architecture, timm's initialisation
+            model = apply_recipe(
+                build_from_spec(h.spec).eval(), h.quantization
+            )  # the same architecture, timm's initialisation
         ft = (FeatureTokens(model) if hasattr(model, "num_prefix_tokens") else PooledFeatures(model)).eval()
 
         def fn(x: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 return ft(torch.from_numpy(x)).numpy()
+
         kind = "random init (seed 0)" if random_init else ("PyTorch dynamic int8" if h.quantization else "PyTorch fp32")
         return fn, ft.token_names, h.pre.to_json(), h.classes, f"{path} ({kind})", h
     if random_init:
         raise ConfigError("--random-init needs a checkpoint dir (it rebuilds the architecture untrained)")
     m = h.manifest
     if m.output != "features":
-        raise VitcError(f"{path.name} outputs logits, not features",
-                        f"export a features artifact: vitc export CKPT --target {m.target} --precision {m.precision} --features")
-    return load_artifact(h, threads), m.raw["tokens"], h.pre.to_json(), h.classes, f"{path.name} ({m.target} {m.precision})", h
+        raise VitcError(
+            f"{path.name} outputs logits, not features",
+            f"export a features artifact: vitc export CKPT --target {m.target} --precision {m.precision} --features",
+        )
+    return (
+        load_artifact(h, threads),
+        m.raw["tokens"],
+        h.pre.to_json(),
+        h.classes,
+        f"{path.name} ({m.target} {m.precision})",
+        h,
+    )
 
 
-def extract(data: str, model: Path, token: str, out: Path, random_init: bool = False, threads: int | None = None,
-            batch: int = 64) -> dict:
+def extract(
+    data: str,
+    model: Path,
+    token: str,
+    out: Path,
+    random_init: bool = False,
+    threads: int | None = None,
+    batch: int = 64,
+) -> dict:
     from ..data import eval_tensors, load_source
     from ..validate import run_artifact
 
@@ -70,21 +92,37 @@ def extract(data: str, model: Path, token: str, out: Path, random_init: bool = F
     data = h.data_name(data)
     src = load_source(data, Preprocess.from_json(pre).size)
     if src.classes != list(classes):
-        raise ConfigError(f"{data} has classes {src.classes[:5]}... but the model has {list(classes)[:5]}...",
-                          "extract features of the dataset the model was trained on")
+        raise ConfigError(
+            f"{data} has classes {src.classes[:5]}... but the model has {list(classes)[:5]}...",
+            "extract features of the dataset the model was trained on",
+        )
     tensors = {}
     for split, s in (("train", src.train), ("val", src.val)):
         X, Y = eval_tensors(s, pre)
-        tensors[f"{split}_features"] = torch.from_numpy(np.ascontiguousarray(pick(run_artifact(fn, X, batch), names, token)))
+        tensors[f"{split}_features"] = torch.from_numpy(
+            np.ascontiguousarray(pick(run_artifact(fn, X, batch), names, token))
+        )
         tensors[f"{split}_labels"] = Y.long()
     token = "pooled" if names == ["pooled"] else token
-    meta = {"model": desc, "token": token, "tokens_available": json.dumps(names), "preprocess": json.dumps(pre),
-            "classes": json.dumps(list(classes)), "data": json.dumps(src.provenance), "format": "vitc-features/1"}
+    meta = {
+        "model": desc,
+        "token": token,
+        "tokens_available": json.dumps(names),
+        "preprocess": json.dumps(pre),
+        "classes": json.dumps(list(classes)),
+        "data": json.dumps(src.provenance),
+        "format": "vitc-features/1",
+    }
     if out.suffix != ".safetensors":
         raise ConfigError(f"--out {out} must end in .safetensors")
     ckpt.save_weights(out, tensors, metadata=meta)
-    return {"out": str(out), "model": desc, "token": token, "train": tuple(tensors["train_features"].shape),
-            "val": tuple(tensors["val_features"].shape)}
+    return {
+        "out": str(out),
+        "model": desc,
+        "token": token,
+        "train": tuple(tensors["train_features"].shape),
+        "val": tuple(tensors["val_features"].shape),
+    }
 
 
 def load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -92,11 +130,21 @@ def load(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 
     path = Path(path)
     if not path.is_file() or path.suffix != ".safetensors":
-        raise VitcError(f"{path} is not a features file written by `vitc features` (a .safetensors file)",
-                        "make one with `vitc features DATA --model CKPT_OR_ARTIFACT --out FILE.safetensors`")
+        raise VitcError(
+            f"{path} is not a features file written by `vitc features` (a .safetensors file)",
+            "make one with `vitc features DATA --model CKPT_OR_ARTIFACT --out FILE.safetensors`",
+        )
     t = {k: v.numpy() for k, v in ckpt.load_weights(path).items()}
     with safe_open(str(path), "np") as f:
         meta = f.metadata() or {}
-    if meta.get("format") != "vitc-features/1" or not {"train_features", "train_labels", "val_features", "val_labels"} <= set(t):
-        raise VitcError(f"{path} is not a features file written by `vitc features`", "make one with `vitc features DATA --model ...`")
+    if meta.get("format") != "vitc-features/1" or not {
+        "train_features",
+        "train_labels",
+        "val_features",
+        "val_labels",
+    } <= set(t):
+        raise VitcError(
+            f"{path} is not a features file written by `vitc features`",
+            "make one with `vitc features DATA --model ...`",
+        )
     return t, meta

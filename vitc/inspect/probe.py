@@ -3,6 +3,7 @@
 - Linear probe: standardised features, multinomial logistic regression; C chosen on a stratified
   20% split of the train set, then refit on all of train; val top-1.
 - k-NN (DINO's evaluation): cosine similarity, k=20, votes weighted by exp(similarity / 0.07)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,9 +52,18 @@ def probe(path: Path, shuffle_labels: bool = False) -> dict:
     if shuffle_labels:  # the control: features that predict shuffled labels would mean the probe leaks
         ytr = np.random.default_rng(SEED).permutation(ytr)
     n_cls = int(max(ytr.max(), yva.max()) + 1)
-    return {"file": str(path), "model": meta.get("model"), "token": meta.get("token"), "dim": int(Xtr.shape[1]),
-            "n_train": int(len(ytr)), "n_val": int(len(yva)), "chance": 100.0 * float(np.bincount(yva, minlength=n_cls).max() / len(yva)),
-            "shuffled_labels": shuffle_labels, "logreg": linear_probe(Xtr, ytr, Xva, yva), "knn": knn_probe(Xtr, ytr, Xva, yva)}
+    return {
+        "file": str(path),
+        "model": meta.get("model"),
+        "token": meta.get("token"),
+        "dim": int(Xtr.shape[1]),
+        "n_train": int(len(ytr)),
+        "n_val": int(len(yva)),
+        "chance": 100.0 * float(np.bincount(yva, minlength=n_cls).max() / len(yva)),
+        "shuffled_labels": shuffle_labels,
+        "logreg": linear_probe(Xtr, ytr, Xva, yva),
+        "knn": knn_probe(Xtr, ytr, Xva, yva),
+    }
 
 
 def run(paths: list[Path], out: Path | None = None, shuffle_labels: bool = False) -> list[dict]:
