@@ -19,6 +19,8 @@ CSV_COLUMNS = (
     "status",
     "flags",
     "size_mb",
+    "data",
+    "split",
     "top1",
     "top1_fp32",
     "agreement",
@@ -322,15 +324,31 @@ def _paired(a: dict, b: dict) -> str:
     return f" (round by round, same interleaved rounds: median {paired_ratio(pa, pb) - 1:+.1%})"
 
 
+def _data_line(rows: list[dict]) -> str:
+    """Which data and split the accuracy columns come from, with the rows that use each."""
+    by: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("data"):
+            by.setdefault(f"the {r.get('split', 'val')} split of {r['data']}", []).append(r["artifact"])
+    if not by:
+        return "no row was evaluated"
+    if len(by) == 1:
+        return f"{next(iter(by))} (every row)"
+    return "; ".join(f"{k} ({', '.join(v)})" for k, v in by.items())
+
+
 def report_md(result: dict) -> str:
     env, pk = result["environment"], result["peaks"]
     vers = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     peaks = ", ".join(f"{k} {v:.0f}" for k, v in pk["gflops"].items())
     wall = f"  \nBench wall time: {result['wall_s']:.0f} s" if result.get("wall_s") else ""
+    cid = env.get("cpu_id") or {}
+    cpu_id = f" (family {cid['family']}, model {cid['model']}, stepping {cid['stepping']})" if cid.get("family") else ""
     return (
         f"# vitc bench\n\n`{env['command']}`  \n{env['date']}{wall}\n\n"
-        f"**Machine**: {env['cpu']}, {env['cores']} cores, ISA {', '.join(env['isa'])}; {env['threads']} threads for "
-        "every runtime.  \n"
+        f"**Machine**: {env['cpu']}{cpu_id}, {env['cores']} cores, ISA {', '.join(env['isa'])}; {env['threads']} threads "
+        "for every runtime.  \n"
+        f"**Accuracy** (top-1, agreement with fp32 PyTorch) on: {_data_line(result['rows'])}.  \n"
         f"**Versions**: {vers}.  \n"
         f"**Peaks** (GFLOP/s, {pk['threads']} threads, {pk['method']['statistic']}; int8: {pk['method']['int8']}): {peaks}.  \n"
         f"**Method**: {env['method']}. Efficiency = (GFLOPs per image x batch / p50) / peak of the row's precision "

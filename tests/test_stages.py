@@ -238,3 +238,31 @@ def test_the_table_is_the_cli_and_pipeline_order():
     assert {s.folder for s in stages.TABLE.values()} == set(runs.FOLDERS)
     with pytest.raises(TypeError):
         stages.run("quantize", stages.TABLE["export"].config(), stages.Inputs(), Path("x"))
+
+
+def test_one_export_stage_loads_the_checkpoint_and_its_val_split_once(tmp_path, tiny_ckpt, monkeypatch):
+    """Four artifacts from one stage run: the val tensors and the fp32 reference are computed once, not per artifact."""
+    from vitc import handoff
+    from vitc.config import ExportConfig
+
+    calls = {"val": 0, "ref": 0}
+    real_val, real_ref = handoff.eval_tensors, handoff.reference_logits
+
+    def val(*a, **k):
+        calls["val"] += 1
+        return real_val(*a, **k)
+
+    def ref(*a, **k):
+        calls["ref"] += 1
+        return real_ref(*a, **k)
+
+    monkeypatch.setattr(handoff, "eval_tensors", val)
+    monkeypatch.setattr(handoff, "reference_logits", ref)
+    res = stages.run(
+        "export",
+        ExportConfig(["onnx", "openvino"], ["fp32", "fp16"], threads=1),
+        stages.Inputs(checkpoint=tiny_ckpt),
+        tmp_path,
+    )
+    assert len(res.artifacts) == 4 and all(m["status"] == "ok" for m in res.artifacts), res.summary
+    assert calls == {"val": 1, "ref": 1}

@@ -70,8 +70,21 @@ AUTO_TEACHER = "<auto teacher: trained or fetched once the rest is validated>"
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    data_root: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="where --data fashion-mnist looks first (torchvision's layout, or the four .gz files); "
+            "also VITC_DATA_ROOT"
+        ),
+    ] = None,
+) -> None:
     _state["debug"] = debug
+    if data_root is not None:
+        import os
+
+        os.environ["VITC_DATA_ROOT"] = str(data_root)  # read by vitc.tv_data, here and in worker processes
 
 
 def _train(args: dict, defaults: dict) -> dict:
@@ -440,7 +453,8 @@ def _exported(m: dict) -> None:
     Console().print(
         f"[{colour}]{m['status']}[/]: {m['artifact']} ({m['size_bytes'] / 1e6:.1f} MB)  "
         f"max|diff| {v['max_abs_diff']:.2e}  agreement {100 * v['top1_agreement']:.2f}%  "
-        f"top-1 {v['top1_artifact']:.2f}% (PyTorch fp32 {v['top1_reference']:.2f}%)",
+        f"top-1 {v['top1_artifact']:.2f}% (PyTorch fp32 {v['top1_reference']:.2f}%)"
+        + (f" on the {d['split']} split of {d['name']} ({d['images']} images)" if (d := m.get("data")) else ""),
         highlight=False,
     )
     for k, note in m.get("notes", {}).items():
