@@ -30,4 +30,10 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vitc pipeline configs/digits.yaml
 
-.PHONY: install test test-fast lint demo
+# Fashion-MNIST (issue 24): the dataset from Debian's package where this user may install it, else how to get it.
+fashion-data:
+	@if [ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || [ -n "$$VITC_DATA_ROOT" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y -q dataset-fashion-mnist; \
+	else echo "Fashion-MNIST is not installed: run 'sudo apt-get install dataset-fashion-mnist', or put the four .gz files in a folder and set VITC_DATA_ROOT=DIR"; exit 2; fi
+
+.PHONY: install test test-fast lint demo fashion-data

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vitc import __version__
 from vitc import checkpoint as ckpt
-from vitc.data import DIGITS
+from vitc.data import is_builtin
 from vitc.errors import OutputError
 
 RUN_FILES = (ckpt.META, ckpt.WEIGHTS, ckpt.TRAIN_STATE, "metrics.jsonl", "config.json")
@@ -101,8 +101,9 @@ def versions() -> dict:
 
 
 def default_crop_pct(data: str, crop_pct: float | None) -> float | None:
-    # digits are already tight 8x8 crops: a centre crop would cut strokes, so keep the full image
-    return 1.0 if (crop_pct is None and data == DIGITS) else crop_pct
+    # the built-in datasets are already tight crops (digits' 8x8 strokes, Fashion-MNIST's 28x28 products):
+    # a centre crop would cut them, so keep the full image
+    return 1.0 if (crop_pct is None and is_builtin(data)) else crop_pct
 
 
 def checkpoint_meta(*, stage: str, spec, classes, pre, config: dict, metrics: dict, inputs: dict) -> dict:

@@ -7,7 +7,13 @@ from typing import Annotated, Optional
 
 import typer
 
-Data = Annotated[str, typer.Option(help="'digits' (built-in, offline) or an ImageFolder dir with train/ and val/")]
+Data = Annotated[
+    str,
+    typer.Option(
+        help="'digits' (built-in), 'fashion-mnist' (torchvision's reader; see `vitc --data-root`) "
+        "or an ImageFolder dir with train/ and val/"
+    ),
+]
 Out = Annotated[Optional[Path], typer.Option(help="output dir (default: the stage's folder under runs/, printed)")]
 ImgSize = Annotated[int, typer.Option(help="input resolution (digits are upsampled to it)")]
 PatchSize = Annotated[Optional[int], typer.Option(help="ViT patch size override (ViT-family models only)")]

@@ -154,7 +154,8 @@ def _image_folder(root: Path) -> DataSource:
     return DataSource(str(root), classes, train, val, prov)
 
 
-BUILTIN = (DIGITS,)
+FASHION = "fashion-mnist"
+BUILTIN = (DIGITS, FASHION)
 
 
 def is_builtin(data: str) -> bool:
@@ -162,8 +163,38 @@ def is_builtin(data: str) -> bool:
     return data in BUILTIN
 
 
+def _fashion() -> DataSource:
+    """Fashion-MNIST through torchvision's reader (vitc/tv_data.py): 28x28 grayscale, kept at 28 px as RGB PIL
+    images; the model's transform resizes them. Train: the 60k train images; val: the 10k test images."""
+    from .tv_data import fashion_arrays
+
+    a = fashion_arrays()
+
+    def make(x, y) -> Split:
+        return Split([Image.fromarray(im).convert("RGB") for im in x], [int(t) for t in y])
+
+    return DataSource(FASHION, a["classes"], make(*a["train"]), make(*a["val"]), a["provenance"])
+
+
+def _check(src: DataSource) -> DataSource:
+    """Data that cannot train a classifier: one sentence before anything is trained or written."""
+    if len(src.classes) < 2:
+        raise DataError(
+            f"{src.name} has {len(src.classes)} class ({', '.join(src.classes)}): a classifier needs two or more",
+            "add a folder per class under train/ and val/",
+        )
+    for split, s in (("train", src.train), ("val", src.val)):
+        if not s.targets:
+            raise DataError(f"{src.name}: the {split} split is empty", f"add images to its {split} split")
+    return src
+
+
 def load_source(data: str, img_size: int) -> DataSource:
-    return _digits(img_size) if data == DIGITS else _image_folder(Path(data))
+    if data == DIGITS:
+        return _check(_digits(img_size))
+    if data == FASHION:
+        return _check(_fashion())
+    return _check(_image_folder(Path(data)))
 
 
 def build_transform(pre: dict, train: bool, aug: AugConfig | None = None) -> Callable:

@@ -1,0 +1,130 @@
+"""--data fashion-mnist through torchvision's reader, on tiny IDX files the tests write themselves (no package, no
+network), and the bad-data sentences: missing, partial, corrupt, mismatched files; one class; an empty split."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from vitc import tv_data
+from vitc.data import FASHION, load_source
+from vitc.errors import DataError
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def _idx(images: np.ndarray | None = None, labels: np.ndarray | None = None, magic: int | None = None) -> bytes:
+    """The IDX format by its spec (big-endian magic: 0x08 = ubyte, then the number of dims; then each dim)."""
+    a = images if images is not None else labels
+    head = struct.pack(">I", magic if magic is not None else (0x0800 | a.ndim)) + b"".join(
+        struct.pack(">I", d) for d in a.shape
+    )
+    return head + a.astype(np.uint8).tobytes()
+
+
+def _write(d, n_train=20, n_test=10, gz=True, skip=(), edit=None):
+    rng = np.random.default_rng(0)
+    files = {}
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        files[f"{split}-images-idx3-ubyte"] = _idx(images=rng.integers(0, 256, (n, 28, 28)))
+        files[f"{split}-labels-idx1-ubyte"] = _idx(labels=np.arange(n) % 10)
+    if edit:
+        edit(files)
+    d.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        if name in skip:
+            continue
+        if gz:
+            (d / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (d / name).write_bytes(data)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """No Debian package, no network, a private cache: only what a test writes is found."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("VITC_DATA_ROOT", raising=False)
+    monkeypatch.setattr(tv_data, "DEBIAN_DIR", tmp_path / "no-debian-package")
+    import vitc.models
+
+    monkeypatch.setattr(vitc.models, "_hub_reachable", lambda host="", timeout=0: False)
+
+
+def test_a_folder_of_gz_files_reads_as_60k_train_and_10k_val(tmp_path, monkeypatch):
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm")))
+    src = load_source(FASHION, 32)
+    assert src.classes == CLASSES  # torchvision's class names
+    assert len(src.train.targets) == 20 and len(src.val.targets) == 10  # train file -> train, t10k -> val
+    assert (
+        src.train.targets[:3] == [0, 1, 2] and src.train.items[0].size == (28, 28) and src.train.items[0].mode == "RGB"
+    )
+    assert src.provenance["n_val"] == 10 and "FashionMNIST" in src.provenance["source"]
+
+
+def test_torchvisions_own_layout_is_read_in_place(tmp_path, monkeypatch):
+    _write(tmp_path / "root" / "FashionMNIST" / "raw", gz=False)
+    monkeypatch.setenv("VITC_DATA_ROOT", str(tmp_path / "root"))
+    assert len(load_source(FASHION, 28).val.targets) == 10
+    assert not (tmp_path / "cache").exists()  # nothing extracted: torchvision reads the folder itself
+
+
+def test_the_debian_package_folder_is_found(tmp_path, monkeypatch):
+    monkeypatch.setattr(tv_data, "DEBIAN_DIR", _write(tmp_path / "usr-share"))
+    assert len(load_source(FASHION, 28).train.targets) == 20
+
+
+def test_no_files_and_no_network_names_the_ways_to_get_them():
+    with pytest.raises(DataError) as e:
+        load_source(FASHION, 28)
+    assert "not on this machine" in e.value.message and "apt-get install dataset-fashion-mnist" in e.value.hint
+
+
+def test_a_root_with_some_of_the_files_names_the_missing_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm", skip=("t10k-labels-idx1-ubyte",))))
+    with pytest.raises(DataError, match="only 3 of Fashion-MNIST's four files; missing: t10k-labels-idx1-ubyte"):
+        load_source(FASHION, 28)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda f: f.update({"train-images-idx3-ubyte": _idx(images=np.zeros((20, 28, 28)), magic=0x0F03)}),
+            "not valid IDX",
+        ),
+        (lambda f: f.update({"t10k-images-idx3-ubyte": f["t10k-images-idx3-ubyte"][:-100]}), "not valid IDX"),
+        (lambda f: f.update({"train-labels-idx1-ubyte": _idx(labels=np.arange(19) % 10)}), "20 images but 19 labels"),
+    ],
+    ids=["wrong magic", "truncated", "counts differ"],
+)
+def test_corrupt_files_get_one_sentence(tmp_path, monkeypatch, edit, message):
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm", edit=edit)))
+    with pytest.raises(DataError, match=message):
+        load_source(FASHION, 28)
+
+
+def test_one_class_or_an_empty_split_stops_before_training(tmp_path, image_folder, monkeypatch, capsys):
+    import shutil
+
+    from vitc.cli import main
+
+    one = tmp_path / "one"
+    for split in ("train", "val"):
+        shutil.copytree(image_folder / split / "digit0", one / split / "digit0")
+    with pytest.raises(DataError, match="a classifier needs two or more"):
+        load_source(str(one), 32)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["teacher", "--data", str(one), "--epochs", "1", "--out", "t"])
+    assert e.value.code == 2 and "a classifier needs two or more" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()  # nothing written
+
+
+def test_an_empty_split_gets_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm", n_test=0)))
+    with pytest.raises(DataError, match="the test files are not valid IDX files") as e:
+        load_source(FASHION, 28)  # torchvision's reader refuses a file with no images after its header
+    assert "replace them" in e.value.hint
