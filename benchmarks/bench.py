@@ -216,7 +216,7 @@ def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> BenchRow | 
 EAGER_BASELINE = "eager PyTorch fp32: the timm model in eval mode under torch.no_grad, torch defaults"
 
 
-def _with_baselines(items: list[Item], out: Path, console: Console) -> list[Item]:
+def _with_baselines(items: list[Item], out: Path, console: Console, data: str | None = None) -> list[Item]:
     """After each fp32 checkpoint's row (itself the eager baseline), the by-hand baselines built
     from that checkpoint. A pruned checkpoint gets none: by hand, a user quantizes the distilled
     student, so that student's baselines are the ones a pruned row is compared with."""
@@ -228,7 +228,7 @@ def _with_baselines(items: list[Item], out: Path, console: Console) -> list[Item
         if it.kind == "checkpoint" and it.precision == "fp32" and ckpt.load_meta(it.path).get("stage") != "prune":
             it.manifest["baseline"] = EAGER_BASELINE
             console.print(f"building the by-hand baselines from {it.path} in {out / it.path.name}", highlight=False)
-            res += [_artifact(p) for p in build(it.path, out / it.path.name)]
+            res += [_artifact(p) for p in build(it.path, out / it.path.name, data=data)]
     return res
 
 
@@ -397,7 +397,7 @@ def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console |
     items = discover(paths)
     report.prepare(out)
     if cfg.baselines:
-        items = _with_baselines(items, out / "baselines", console)
+        items = _with_baselines(items, out / "baselines", console, cfg.data)
     torch.set_num_threads(cfg.threads)
     pk = peak.peaks(cfg.threads, cfg.remeasure_peak)
     console.print(

@@ -4,7 +4,8 @@
 2. Hub weights to be had (online) -> fine-tune them on the data (the `vitc teacher --pretrained`
    stage; DeiT's recipe: its regnety_16gf teacher is `regnety_160.deit_in1k`), unless the data is
    the 1000 ImageNet classes, when the hub model is the teacher as it is.
-3. Offline, or no hub weights -> train NAME on the data (the `vitc teacher` stage with its defaults).
+3. Offline, or no hub weights -> train NAME on the data (the `vitc teacher` stage with its defaults,
+   and the augmentation the student is given: chosen for the data, not fixed to digits').
 `--no-auto-teacher` keeps the strict error instead.
 """
 

@@ -171,8 +171,8 @@ def quantize_checkpoint(
     if c.quantization:
         raise ConfigError(f"{c.path} is already quantized ({c.quantization['method']})", "pass the fp32 checkpoint")
     data = c.data_name(data)
+    prepare_out(out, resume=False, force=force)  # before the val split is loaded: a refusal costs nothing
     X, Y = c.val(data)
-    prepare_out(out, resume=False, force=force)
     fp32 = 100.0 * float((c.reference(data).argmax(1) == Y.numpy()).mean())
     int8 = evaluate(dynamic_int8(copy.deepcopy(c.model)), X, Y)["top1"]
     drop = fp32 - int8

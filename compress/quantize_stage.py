@@ -12,7 +12,7 @@ from rich.console import Console
 from vitc import checkpoint as ckpt
 from vitc.config import QUANT_BACKENDS, QUANT_TARGET, QuantizeConfig
 from vitc.errors import AccuracyGateError, ConfigError, VitcError
-from vitc.export.stage import SKIPPED_FILE, export_checkpoint
+from vitc.export.stage import SKIPPED_FILE, clear_artifacts, export_checkpoint
 from vitc.handoff import Checkpoint
 from vitc.stages import Inputs, Result
 
@@ -25,6 +25,8 @@ def run(cfg: QuantizeConfig, inputs: Inputs, out: Path) -> Result:
     if c.quantization:
         raise ConfigError(f"{c.path} is already quantized ({c.quantization['method']})", "pass the fp32 checkpoint")
     c.data_name(cfg.data)  # no data to validate on: one sentence before anything is written
+    if inputs.force and out.is_dir():
+        clear_artifacts(out)
     res = Result("")
     done = []
     for b in sorted(cfg.backends, key=QUANT_BACKENDS.index):  # torch first: it starts the folder (prepare_out)

@@ -21,7 +21,7 @@ from vitc.models import gflops
 from vitc.stages import Inputs, Result
 from vitc.validate import compare, reference_logits, run_artifact
 
-from . import get
+from . import by_suffix, get
 from .head_tokens import rewrite
 
 # (atol on logits, minimum top-1 agreement with fp32 PyTorch) per precision
@@ -199,6 +199,20 @@ def target_versions(target: str) -> dict:
 def read_manifest(artifact: Path) -> dict:
     """The manifest as written (every key); typed: `vitc.handoff.Artifact.open(path).manifest`."""
     return Artifact.open(artifact).manifest.raw
+
+
+def clear_artifacts(out: Path) -> None:
+    """--force: what an earlier run left in `out` (its artifacts whatever their stem, their manifests and external
+    data, skipped.json), so that the bench does not time a stale artifact beside the new ones."""
+    suffixes = by_suffix()
+    for m in list(out.glob("*.json")):
+        art = m.with_suffix("")
+        if art.suffix in suffixes:
+            for p in list(out.glob(art.name + "*")):
+                p.unlink(missing_ok=True)
+            if art.suffix == ".xml":
+                art.with_suffix(".bin").unlink(missing_ok=True)
+    (out / SKIPPED_FILE).unlink(missing_ok=True)
 
 
 def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:

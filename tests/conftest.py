@@ -52,6 +52,7 @@ SLOW = {
         "test_cli_and_pipeline_name_a_stage_folder_and_files_alike",
         "test_the_int8_gate_fails_alike_in_the_cli_and_the_pipeline",
         "test_one_export_stage_loads_the_checkpoint_and_its_val_split_once",
+        "test_quantize_force_leaves_no_stale_artifact_for_the_bench",
     },
 }
 

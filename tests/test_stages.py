@@ -266,3 +266,18 @@ def test_one_export_stage_loads_the_checkpoint_and_its_val_split_once(tmp_path, 
     )
     assert len(res.artifacts) == 4 and all(m["status"] == "ok" for m in res.artifacts), res.summary
     assert calls == {"val": 1, "ref": 1}
+
+
+def test_quantize_force_leaves_no_stale_artifact_for_the_bench(tmp_path, tiny_ckpt, monkeypatch):
+    """Artifacts are named for their source folder, so --force must clear what an earlier run left (any stem)."""
+    cwd = tmp_path / "cwd"
+    (cwd / "runs" / "int8").mkdir(parents=True)
+    shutil.copytree(tiny_ckpt, cwd / "runs" / "student")
+    stale = cwd / "runs" / "int8" / "model-onnx-int8.onnx"
+    stale.write_bytes(b"old")
+    Path(str(stale) + ".json").write_text("{}")
+    assert _cli(monkeypatch, cwd, "quantize") == 2  # a folder that holds files: refused without --force
+    assert stale.exists()
+    assert _cli(monkeypatch, cwd, "quantize", "--force") == 0
+    assert not stale.exists() and not Path(str(stale) + ".json").exists()
+    assert (cwd / "runs" / "int8" / "student-torchscript-lite-int8.ptl").is_file()

@@ -54,6 +54,7 @@ from .config import (
     QuantizeConfig,
     TeacherConfig,
     TrainConfig,
+    check_policies,
     default_warmup,
 )
 from .errors import AccuracyGateError, ConfigError, VitcError
@@ -87,7 +88,7 @@ def _root(
         os.environ["VITC_DATA_ROOT"] = str(data_root)  # read by vitc.tv_data, here and in worker processes
 
 
-def _train(args: dict, defaults: dict) -> dict:
+def _train(args: dict) -> dict:
     """The training settings a command was given, for its stage config to merge over the stage's defaults
     (vitc.config.stage_train). A warm-up the user did not set is the stage's, cut to fit a short run (with a note)."""
     keys = set(TrainConfig.__dataclass_fields__) - {"aug"}
@@ -165,10 +166,10 @@ def teacher(
 ) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
     args = dict(locals())
-    cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, _train(args, TEACHER_TRAIN))
+    cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, _train(args))
     _warmup_note(args, TEACHER_TRAIN)
     con = Console()
-    out = out or runs.default_out("teacher", con)
+    out = out or runs.default_out(stages.get("teacher").folder, con)
     _finish("teacher", out, stages.run("teacher", cfg, _inputs(con, args), out))
 
 
@@ -250,13 +251,15 @@ def distill(
         tau,
         teacher_amp,
         init_checkpoint,
-        _train(args, DISTILL_TRAIN),
+        _train(args),
     )
     _warmup_note(args, DISTILL_TRAIN)
     con = Console()
-    out = out or runs.default_out("student", con)
+    out = out or runs.default_out(stages.get("distill").folder, con)
     if auto:
         from .compress.auto_teacher import resolve
+
+        check_policies(cfg)  # the teacher trains with the same augmentation: a bad policy fails before it
 
         found, hub = resolve(
             teacher,
@@ -334,12 +337,12 @@ def prune(
         round_to or None,
         distillation=distillation,
         alpha=alpha,
-        train=_train(args, PRUNE_TRAIN),
+        train=_train(args),
     )
     _warmup_note(args, PRUNE_TRAIN)
     con = Console()
-    checkpoint = checkpoint or runs.default_checkpoint("student", con)
-    out = out or runs.default_out("pruned", con)
+    checkpoint = checkpoint or runs.default_checkpoint(stages.get("prune").reads, con)
+    out = out or runs.default_out(stages.get("prune").folder, con)
     _finish("prune", out, stages.run("prune", cfg, _inputs(con, args, checkpoint=checkpoint), out))
 
 
@@ -388,8 +391,8 @@ def quantize(
         raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(QUANT_BACKENDS)}")
     cfg = QuantizeConfig([backend], calib, calib_size, max_drop, data, ort_mode, nncf, threads)
     con = Console()
-    checkpoint = checkpoint or runs.default_checkpoint("student", con)
-    out = out or runs.default_out("int8", con)
+    checkpoint = checkpoint or runs.default_checkpoint(stages.get("quantize").reads, con)
+    out = out or runs.default_out(stages.get("quantize").folder, con)
     _finish("quantize", out, stages.run("quantize", cfg, _inputs(con, {"force": force}, checkpoint=checkpoint), out))
 
 
@@ -435,8 +438,8 @@ def export(
         raise VitcError(f"{tgt.NAME} target unavailable here: {why}")
     cfg = ExportConfig([target], [precision], calib, calib_size, max_drop, data, threads, features)
     con = Console()
-    checkpoint = checkpoint or runs.default_checkpoint("student", con)
-    out = out or runs.default_out("exports", con)
+    checkpoint = checkpoint or runs.default_checkpoint(stages.get("export").reads, con)
+    out = out or runs.default_out(stages.get("export").folder, con)
     _finish("export", out, stages.run("export", cfg, _inputs(con, {}, checkpoint=checkpoint), out))
 
 
@@ -521,7 +524,7 @@ def bench(
         return
     con = _wide()
     paths = paths or runs.bench_inputs(con)
-    out = out or runs.default_out("bench", con)
+    out = out or runs.default_out(stages.get("bench").folder, con)
     res = stages.run("bench", cfg, stages.Inputs(paths=list(paths), console=con), out)
     rows = res.metrics["rows"]
     con.print(f"report: {out / 'report.md'}", highlight=False)

@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import AugConfig
 from .errors import DataError
+from .tv_data import FASHION
 
 DIGITS = "digits"
 DIGITS_SPLIT_SEED = 0  # fixed: the val split never changes with the training seed
@@ -154,7 +155,6 @@ def _image_folder(root: Path) -> DataSource:
     return DataSource(str(root), classes, train, val, prov)
 
 
-FASHION = "fashion-mnist"
 BUILTIN = (DIGITS, FASHION)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .data import DIGITS, DataSource, eval_tensors, is_builtin, load_source
+from .data import DataSource, eval_tensors, is_builtin, load_source
 from .errors import CheckpointError, DataError, VitcError
 from .int8_recipe import apply_recipe
 from .models import build_from_spec, gflops
@@ -301,4 +301,4 @@ class Artifact:
         return resolve_data(rec, override, f"artifact {self.path.name}")
 
 
-__all__ = ["Artifact", "Checkpoint", "DIGITS", "Manifest", "Preprocess", "VAL_SPLIT", "recorded_data", "resolve_data"]
+__all__ = ["Artifact", "Checkpoint", "Manifest", "Preprocess", "VAL_SPLIT", "recorded_data", "resolve_data"]

@@ -116,7 +116,10 @@ class Pipeline:
         if stage in ("quantize", "export"):
             kw["checkpoint"] = self.student_dir()
         if stage == "bench":  # the unpruned student (and its by-hand baselines) next to the pruned one
-            kw["paths"] = runs.benchable(c.root)
+            ours = {
+                stages.get(s).folder for s in self.stages()
+            }  # not a pruned/ left by a config that had a prune stage
+            kw["paths"] = [p for p in runs.benchable(c.root) if p.name in ours]
         return stages.Inputs(**kw)
 
     def config(self, stage: str):

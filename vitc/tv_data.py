@@ -146,11 +146,17 @@ def fashion_arrays(root: str | Path | None = None) -> dict:
         h.update(np.ascontiguousarray(a).tobytes())
     prov = {
         "name": FASHION,
-        "source": f"torchvision.datasets.FashionMNIST ({origin})",
+        "source": "torchvision.datasets.FashionMNIST",  # not where: the same files by another path are the same data
         "train_split": "the 60k train images",
         "val_split": "the 10k test images",
         "n_train": int(len(y_tr)),
         "n_val": int(len(y_va)),
         "sha256": h.hexdigest(),
     }
-    return {"train": (x_tr, y_tr), "val": (x_va, y_va), "classes": list(tr.classes), "provenance": prov}
+    return {
+        "train": (x_tr, y_tr),
+        "val": (x_va, y_va),
+        "classes": list(tr.classes),
+        "provenance": prov,
+        "origin": origin,
+    }

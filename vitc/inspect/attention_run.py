@@ -66,7 +66,7 @@ def _inputs(
     if images:
         tf = build_transform(src.pre, train=False)
         return torch.stack([tf(load_image(p)) for p in images]).numpy(), None, [Path(p).name for p in images]
-    s = load_source(src.handoff.data_name(data), Preprocess.from_json(src.pre).size)
+    s = load_source(data, Preprocess.from_json(src.pre).size)
     X, Y = eval_tensors(s.val, src.pre)
     return X.numpy(), Y.numpy(), [f"val[{i}]" for i in range(len(Y))]
 
@@ -85,6 +85,7 @@ def run(
     ref = open_source(model)
     others = [open_source(c) for c in compare]
     ckpt.writable_dir(out)
+    data = None if images else ref.handoff.data_name(data)  # the reference's data, for every model compared
     ins = [_inputs(s, images, data) for s in [ref, *others]]
     n = len(ins[0][0]) if limit is None else min(limit, len(ins[0][0]))
     labels, y = ins[0][2], ins[0][1]
@@ -115,7 +116,7 @@ def run(
         "model": ref.name,
         "token": token,
         "images": n,
-        "source": "images" if images else f"val split of {ref.handoff.data_name(data)}",
+        "source": "images" if images else f"val split of {data}",
         "compared": [_merge(parts, ref, y[:n] if y is not None else None) for parts in acc],
     }
     ckpt.write_json(out / "attention.json", res)
