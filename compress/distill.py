@@ -11,7 +11,7 @@ from rich.console import Console
 from vitc import checkpoint as ckpt
 from vitc import runtime
 from vitc.config import DistillConfig, to_dict
-from vitc.data import eval_tensors, load_source
+from vitc.data import load_source
 from vitc.errors import CheckpointError, ModelError
 from vitc.models import (
     create_model,
@@ -25,7 +25,7 @@ from vitc.stages import Inputs, Result
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
 from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
-from .trainer import evaluate, fit
+from .trainer import SplitEvaluator, fit
 
 
 def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple[torch.nn.Module, dict, dict]:
@@ -153,7 +153,8 @@ def train_student(
 ) -> dict:
     """DeiT distillation of `student` (fresh, or pruned by `vitc prune`) from cfg's teacher into `out`:
     the loss, the training loop, checkpoints, best/ and --resume that `vitc distill` and `vitc prune` share."""
-    Xv, Yv = eval_tensors(src.val, pre)
+    evaluate_fn = SplitEvaluator(src, pre)
+    Xv, Yv = evaluate_fn.val
     adapter, teacher_top1 = None, None
     inputs = dict(inputs)
     if cfg.distillation != "none":
@@ -176,7 +177,7 @@ def train_student(
         ckpt.write_json(out / "config.json", {"stage": stage, **config, **(extra_meta or {})})
 
     def eval_fn(m):
-        r = evaluate(m, Xv, Yv)
+        r = evaluate_fn(m)
         if teacher_top1 is not None:
             r["teacher_top1"] = teacher_top1
         return r

@@ -9,13 +9,13 @@ from rich.console import Console
 from vitc import checkpoint as ckpt
 from vitc import runtime
 from vitc.config import TeacherConfig, to_dict
-from vitc.data import eval_tensors, load_source
+from vitc.data import load_source
 from vitc.models import create_model, data_config
 from vitc.stages import Inputs, Result
 
 from .losses import base_criterion
 from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
-from .trainer import evaluate, fit
+from .trainer import SplitEvaluator, fit
 
 
 def run_teacher(
@@ -37,7 +37,7 @@ def run_teacher(
             m.name, len(src.classes), m.img_size, m.patch_size, m.pretrained, drop_path_rate=cfg.train.drop_path
         )
         pre = data_config(model, m.img_size, default_crop_pct(cfg.data, m.crop_pct))
-        Xv, Yv = eval_tensors(src.val, pre)
+        evaluate_fn = SplitEvaluator(src, pre)
         config = to_dict(cfg)
         if d.main:
             ckpt.write_json(out / "config.json", {"stage": "teacher", **config})
@@ -61,7 +61,7 @@ def run_teacher(
             pre=pre,
             num_classes=len(src.classes),
             cfg=cfg.train,
-            evaluate_fn=lambda mdl: evaluate(mdl, Xv, Yv),
+            evaluate_fn=evaluate_fn,
             out=out,
             meta_fn=meta,
             resume=resume,

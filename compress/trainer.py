@@ -63,6 +63,28 @@ def evaluate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, batch: int = 25
     return out
 
 
+class SplitEvaluator:
+    """Per-epoch metrics: top-1/top-5 on the val split (what is reported) and, where the data holds part of
+    train out (DataSource.holdout), `holdout_top1` on it: fit() chooses best/ by that, so val decides nothing."""
+
+    def __init__(self, src, pre: dict):
+        from vitc.data import eval_tensors
+
+        self.val = eval_tensors(src.val, pre)
+        self.holdout = eval_tensors(src.holdout, pre) if src.holdout is not None else None
+
+    def __call__(self, model: nn.Module) -> dict:
+        r = evaluate(model, *self.val)
+        if self.holdout is not None:
+            r["holdout_top1"] = evaluate(model, *self.holdout)["top1"]
+        return r
+
+
+def selection_score(row: dict) -> float:
+    """What best/ is chosen by: the held-out part of train where there is one, else val (digits, ImageFolder)."""
+    return row.get("holdout_top1", row["top1"])
+
+
 def train_step(
     net: nn.Module, criterion: Callable, opt: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor, bf16: bool
 ) -> torch.Tensor:
@@ -230,8 +252,9 @@ def fit(
             eval_model = ema.module if ema is not None else model
             row.update(evaluate_fn(eval_model))
             history.append(row)
-            best_now = row["top1"] > best
-            best = max(best, row["top1"])
+            score = selection_score(row)
+            best_now = score > best
+            best = max(best, score)
             _save(out, model, ema, opt, sched, epoch + 1, best, history, cfg_json, meta_fn(row), best_now)
             console.print(
                 f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  top1 {row['top1']:.2f}"

@@ -13,6 +13,7 @@ from PIL import Image
 # training, benches and CLIs in subprocesses; also those whose module fixture trains or exports. `make test-fast`
 # (-m "not slow") runs the rest in under 3 minutes; `make test` and CI run everything.
 SLOW = {
+    "test_fashion.py": {"test_the_best_epoch_is_chosen_on_the_holdout_not_on_val"},
     "test_pipeline.py": {"test_pipeline_end_to_end_skips_and_from", "test_from_needs_the_earlier_stages"},
     "test_prune.py": {
         "test_pipeline_reruns_from_prune_when_its_ratio_changes",

@@ -2,6 +2,7 @@
 network), and the bad-data sentences: missing, partial, corrupt, mismatched files; one class; an empty split."""
 
 import gzip
+import json
 import struct
 
 import numpy as np
@@ -53,15 +54,18 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setattr(vitc.models, "_hub_reachable", lambda host="", timeout=0: False)
 
 
-def test_a_folder_of_gz_files_reads_as_60k_train_and_10k_val(tmp_path, monkeypatch):
-    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm")))
+def test_a_folder_of_gz_files_reads_as_train_holdout_and_10k_val(tmp_path, monkeypatch):
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm", n_train=120)))
     src = load_source(FASHION, 32)
     assert src.classes == CLASSES  # torchvision's class names
-    assert len(src.train.targets) == 20 and len(src.val.targets) == 10  # train file -> train, t10k -> val
-    assert (
-        src.train.targets[:3] == [0, 1, 2] and src.train.items[0].size == (28, 28) and src.train.items[0].mode == "RGB"
-    )
-    assert src.provenance["n_val"] == 10 and "FashionMNIST" in src.provenance["source"]
+    # train file -> train minus a stratified twelfth held out (5,000 of 60k), t10k -> val
+    assert len(src.train.targets) == 110 and len(src.holdout.targets) == 10 and len(src.val.targets) == 10
+    assert sorted(src.holdout.targets) == list(range(10))  # one per class: stratified
+    assert sorted(src.train.targets + src.holdout.targets) == sorted(np.arange(120) % 10)
+    assert src.train.items[0].size == (28, 28) and src.train.items[0].mode == "RGB"
+    assert src.provenance["n_val"] == 10 and src.provenance["n_holdout"] == 10
+    assert "FashionMNIST" in src.provenance["source"]
+    assert load_source(FASHION, 32).holdout.targets == src.holdout.targets  # the same split every time
 
 
 def test_torchvisions_own_layout_is_read_in_place(tmp_path, monkeypatch):
@@ -73,7 +77,8 @@ def test_torchvisions_own_layout_is_read_in_place(tmp_path, monkeypatch):
 
 def test_the_debian_package_folder_is_found(tmp_path, monkeypatch):
     monkeypatch.setattr(tv_data, "DEBIAN_DIR", _write(tmp_path / "usr-share"))
-    assert len(load_source(FASHION, 28).train.targets) == 20
+    src = load_source(FASHION, 28)
+    assert len(src.train.targets) + len(src.holdout.targets) == 20
 
 
 def test_no_files_and_no_network_names_the_ways_to_get_them():
@@ -128,3 +133,50 @@ def test_an_empty_split_gets_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="the test files are not valid IDX files") as e:
         load_source(FASHION, 28)  # torchvision's reader refuses a file with no images after its header
     assert "replace them" in e.value.hint
+
+
+def test_the_best_epoch_is_chosen_on_the_holdout_not_on_val(tmp_path, monkeypatch):
+    from compress.teacher import run_teacher
+    from vitc.config import TeacherConfig, from_dict
+
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm", n_train=120, n_test=20)))
+    cfg = from_dict(
+        TeacherConfig,
+        {
+            "data": FASHION,
+            "model": {"name": "resnet18", "img_size": 28},
+            "train": {"epochs": 3, "batch_size": 16, "lr": 3e-3, "warmup_epochs": 0, "aug": {"preset": "none"}},
+        },
+    )
+    run_teacher(cfg, tmp_path / "t")
+    rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    assert all("holdout_top1" in r and "top1" in r for r in rows)
+    chosen = max(rows, key=lambda r: r["holdout_top1"])  # the first epoch with the best holdout score
+    best = json.loads((tmp_path / "t" / "best" / "vitc.json").read_text())["metrics"]
+    assert best["epoch"] == chosen["epoch"]
+
+
+def test_torchvision_datasets_on_disk_read_by_their_own_class(tmp_path, monkeypatch):
+    # torchvision's MNIST reads the same four IDX files from ROOT/MNIST/raw
+    _write(tmp_path / "root" / "MNIST" / "raw", n_train=24, gz=False)
+    monkeypatch.setenv("VITC_DATA_ROOT", str(tmp_path / "root"))
+    src = load_source("torchvision:MNIST", 28)
+    assert src.classes[0].startswith("0") and len(src.classes) == 10
+    assert len(src.train.targets) + len(src.holdout.targets) == 24 and len(src.val.targets) == 10
+    assert src.train.items[0].mode == "RGB" and src.provenance["source"] == "torchvision.datasets.MNIST"
+
+
+@pytest.mark.parametrize(
+    "name, root, message",
+    [
+        ("torchvision:NoSuchSet", True, "torchvision has no dataset class 'NoSuchSet'"),
+        ("torchvision:MNIST", False, "reads its files from the data root, and none is set"),
+        ("torchvision:CIFAR10", True, "torchvision's CIFAR10 found no readable train files under"),
+    ],
+)
+def test_torchvision_datasets_get_one_sentence(tmp_path, monkeypatch, name, root, message):
+    if root:
+        monkeypatch.setenv("VITC_DATA_ROOT", str(tmp_path))
+    with pytest.raises(DataError) as e:
+        load_source(name, 28)
+    assert message in str(e.value)

@@ -10,8 +10,8 @@ import typer
 Data = Annotated[
     str,
     typer.Option(
-        help="'digits' (built-in), 'fashion-mnist' (torchvision's reader; see `vitc --data-root`) "
-        "or an ImageFolder dir with train/ and val/"
+        help="'digits' (built-in), 'fashion-mnist' (torchvision's reader; see `vitc --data-root`), "
+        "'torchvision:NAME' (e.g. torchvision:CIFAR10, files under --data-root) or an ImageFolder dir with train/ and val/"
     ),
 ]
 Out = Annotated[Optional[Path], typer.Option(help="output dir (default: the stage's folder under runs/, printed)")]
@@ -49,7 +49,7 @@ Amp = Annotated[
 Seed = Annotated[int, typer.Option(help="training seed (the val split is fixed)")]
 Workers = Annotated[int, typer.Option(help="DataLoader worker processes")]
 Threads = Annotated[Optional[int], typer.Option(help="torch threads per process (default: cores / processes)")]
-Aug = Annotated[str, typer.Option(help="augmentation preset: digits | deit | none")]
+Aug = Annotated[str, typer.Option(help="augmentation preset: digits | fashion | deit | none")]
 AutoAug = Annotated[Optional[str], typer.Option(help="timm RandAugment string, e.g. rand-m9-mstd0.5-inc1 ('none' off)")]
 Reprob = Annotated[Optional[float], typer.Option(help="random erasing probability")]
 Mixup = Annotated[Optional[float], typer.Option(help="mixup alpha (0: off)")]

@@ -1,4 +1,4 @@
-"""Datasets (built-in digits, ImageFolder) and the timm transforms that travel with a model."""
+"""Datasets (built-in digits and Fashion-MNIST, torchvision:NAME, ImageFolder) and the timm transforms a model carries."""
 
 from __future__ import annotations
 
@@ -13,11 +13,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import AugConfig
 from .errors import DataError
-from .tv_data import FASHION
+from .tv_data import FASHION, TORCHVISION
 
 DIGITS = "digits"
 DIGITS_SPLIT_SEED = 0  # fixed: the val split never changes with the training seed
 DIGITS_VAL_FRACTION = 0.2
+# Fashion-MNIST: a fixed, stratified twelfth of the train images (5,000 of 60k) held out from training; the best
+# epoch is chosen on it, so the 10k test images (vitc's val split) decide nothing and only report
+FASHION_HOLDOUT_SHARE = 12
+FASHION_HOLDOUT_SEED = 0
 IMG_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -64,6 +68,7 @@ class DataSource:
     train: Split
     val: Split
     provenance: dict
+    holdout: Split | None = None  # held out of train for choices made on data (best epoch); None: they use val
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -159,21 +164,64 @@ BUILTIN = (DIGITS, FASHION)
 
 
 def is_builtin(data: str) -> bool:
-    """A dataset vitc reads by name (no path)."""
-    return data in BUILTIN
+    """A dataset vitc reads by name (no path): digits, fashion-mnist, torchvision:NAME."""
+    return data in BUILTIN or data.startswith(TORCHVISION)
+
+
+def _hold_out(name: str, classes: list[str], x: list, y: np.ndarray, val: Split, prov: dict) -> DataSource:
+    """Train minus a fixed, stratified twelfth (5,000 of Fashion-MNIST's 60k) held out for the choices made on
+    data; vitc's val split (the dataset's test images) only reports."""
+    from sklearn.model_selection import train_test_split
+
+    n_hold = max(1, len(y) // FASHION_HOLDOUT_SHARE)
+    strat = y if n_hold >= len(np.unique(y)) else None
+    tr, ho = train_test_split(np.arange(len(y)), test_size=n_hold, random_state=FASHION_HOLDOUT_SEED, stratify=strat)
+    prov = {
+        **prov,
+        "train_split": f"{len(tr)} of the {len(y)} train images",
+        "holdout_split": f"the other {len(ho)} (seed {FASHION_HOLDOUT_SEED}): the best epoch is chosen on them",
+        "n_train": len(tr),
+        "n_holdout": len(ho),
+    }
+
+    def pick(ids) -> Split:
+        return Split([x[i] for i in ids], [int(y[i]) for i in ids])
+
+    return DataSource(name, classes, pick(tr), val, prov, pick(ho))
 
 
 def _fashion() -> DataSource:
     """Fashion-MNIST through torchvision's reader (vitc/tv_data.py): 28x28 grayscale, kept at 28 px as RGB PIL
-    images; the model's transform resizes them. Train: the 60k train images; val: the 10k test images."""
+    images; the model's transform resizes them. Val: the 10k test images."""
     from .tv_data import fashion_arrays
 
     a = fashion_arrays()
 
-    def make(x, y) -> Split:
-        return Split([Image.fromarray(im).convert("RGB") for im in x], [int(t) for t in y])
+    def pil(x) -> list:
+        return [Image.fromarray(im).convert("RGB") for im in x]
 
-    return DataSource(FASHION, a["classes"], make(*a["train"]), make(*a["val"]), a["provenance"])
+    (x, y), (xv, yv) = a["train"], a["val"]
+    return _hold_out(FASHION, a["classes"], pil(x), y, Split(pil(xv), [int(t) for t in yv]), a["provenance"])
+
+
+def _torchvision(name: str) -> DataSource:
+    """`torchvision:NAME` from the data root, by torchvision's own class; images as RGB PIL, labels as ints."""
+    from .tv_data import torchvision_splits
+
+    s = torchvision_splits(name[len(TORCHVISION) :])
+
+    def read(ds) -> tuple[list, list[int]]:
+        pairs = [ds[i] for i in range(len(ds))]
+        return [to_rgb(im) for im, _ in pairs], [int(t) for _, t in pairs]
+
+    x, y = read(s["train"])
+    xv, yv = read(s["val"])
+    h = hashlib.sha256()
+    for im, t in zip(x + xv, y + yv):
+        h.update(np.asarray(im).tobytes() + bytes([t % 256]))
+    s["provenance"]["sha256"] = h.hexdigest()
+    classes = s["classes"] or [str(c) for c in sorted(set(y))]
+    return _hold_out(s["provenance"]["name"], classes, x, np.asarray(y), Split(xv, yv), s["provenance"])
 
 
 def _check(src: DataSource) -> DataSource:
@@ -194,6 +242,8 @@ def load_source(data: str, img_size: int) -> DataSource:
         return _check(_digits(img_size))
     if data == FASHION:
         return _check(_fashion())
+    if data.startswith(TORCHVISION):
+        return _check(_torchvision(data))
     return _check(_image_folder(Path(data)))
 
 

@@ -160,3 +160,52 @@ def fashion_arrays(root: str | Path | None = None) -> dict:
         "provenance": prov,
         "origin": origin,
     }
+
+
+def torchvision_splits(name: str, root: str | Path | None = None) -> dict:
+    """`--data torchvision:NAME`: a torchvision classification dataset the user already has under the data root,
+    read by its own class (download=False) -> {"train": ds, "val": ds, "classes": [...], "provenance": {...}}."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, tvd.VisionDataset)):
+        raise DataError(
+            f"torchvision has no dataset class {name!r}", "use its class name, e.g. --data torchvision:CIFAR10"
+        )
+    r = data_root(root)
+    if r is None or not r.is_dir():
+        raise DataError(
+            f"--data {TORCHVISION}{name} reads its files from the data root, and "
+            + ("none is set" if r is None else f"{r} is not a folder"),
+            "pass --data-root DIR (or set VITC_DATA_ROOT) where torchvision's download=True put them",
+        )
+    splits = {}
+    for split, flag in (("train", True), ("val", False)):
+        try:
+            try:
+                ds = cls(str(r), train=flag, download=False)
+            except TypeError:  # SVHN, STL10, ...: split= instead of train=
+                ds = cls(str(r), split="train" if flag else "test", download=False)
+        except TypeError:
+            raise DataError(
+                f"torchvision's {name} takes neither train= nor split=: not a classification dataset vitc can read",
+                "use an ImageFolder tree instead",
+            ) from None
+        except (AssertionError, RuntimeError, ValueError, OSError) as e:
+            msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+            raise DataError(
+                f"torchvision's {name} found no readable {split} files under {r} ({msg})",
+                "put them there in torchvision's layout, as its download=True writes them",
+            ) from None
+        if len(ds) == 0:
+            raise DataError(f"torchvision's {name}: the {split} split under {r} is empty", "replace the files")
+        splits[split] = ds
+    classes = getattr(splits["train"], "classes", None)
+    prov = {
+        "name": f"{TORCHVISION}{name}",
+        "source": f"torchvision.datasets.{name}",
+        "train_split": "its train split",
+        "val_split": "its test split",
+        "n_val": len(splits["val"]),
+    }
+    return {**splits, "classes": [str(c) for c in classes] if classes else None, "provenance": prov}
