@@ -352,7 +352,7 @@ Ckpt = Annotated[
 Calib = Annotated[
     Optional[str],
     typer.Option(
-        help="calibration images for int8 (train split): 'digits' or an ImageFolder (default: the checkpoint's data)"
+        help="calibration images for int8 (train split): a dataset as --data takes (default: the checkpoint's data)"
     ),
 ]
 CalibSize = Annotated[int, typer.Option(help="number of calibration images")]
@@ -635,7 +635,10 @@ def posembed(
 
 @app.command()
 def features(
-    data: Annotated[str, typer.Argument(help="'digits' or an ImageFolder dir with train/ and val/")],
+    data: Annotated[
+        str,
+        typer.Argument(help="a dataset as --data takes: digits, fashion-mnist, torchvision:NAME or an ImageFolder dir"),
+    ],
     model: Annotated[
         Optional[Path],
         typer.Option(help="checkpoint dir, or an artifact exported with --features (default: runs/student)"),
@@ -648,12 +651,16 @@ def features(
     ] = False,
     out: Annotated[Path, typer.Option(help="output .safetensors file")] = Path("runs/diagnostics/features.safetensors"),
     threads: Threads = None,
+    train_limit: Annotated[
+        Optional[int], typer.Option(min=1, help="a fixed stratified subset of this many train images (default: all)")
+    ] = None,
 ) -> None:
     """Pre-logits features and labels of every train and val image, to safetensors."""
     from .inspect.features import extract
 
     con = Console()
-    r = extract(data, model or runs.default_checkpoint("student", con), token, out, random_init, threads)
+    ckpt_dir = model or runs.default_checkpoint("student", con)
+    r = extract(data, ckpt_dir, token, out, random_init, threads, train_limit=train_limit)
     con.print(f"{r['model']}: {r['token']} features, train {r['train']}, val {r['val']} -> {r['out']}", highlight=False)
 
 

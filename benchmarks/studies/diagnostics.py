@@ -1,9 +1,10 @@
 """Issue 16's committed diagnostics: does int8 change where the student looks and what its features
-encode? For one run folder (digits or 224): attention PNGs of 4 val images and the whole-val-split
-table (student fp32 vs each compressed model), the position-embedding grid, and the probe table
-(fp32 student, int8 student, teacher, the student at random init).
+encode? For one pipeline run folder (runs/NAME/student, int8, teacher): attention PNGs of 4 val images and
+the whole-val-split table (student fp32 vs each compressed model), the position-embedding grid, and the probe
+table (fp32 student, int8 student, teacher, the student at random init), on the data the student was trained on.
 
     python -m benchmarks.studies.diagnostics --run runs/digits --out results/diagnostics-digits
+    python -m benchmarks.studies.diagnostics --run runs/fashion --train-limit 10000 --out results/fashion-cpu/diagnostics
     python -m benchmarks.studies.diagnostics --run runs/deit_tiny-224 --teacher runs/digits/teacher \\
         --out results/diagnostics-224
 """
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from vitc import checkpoint as ckpt
+from vitc.runtime import machine_info
 
 
 def vitc(*args) -> float:
@@ -33,11 +35,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--teacher", type=Path, default=None, help="default: <run>/teacher")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--train-limit", type=int, default=None, help="probe on a stratified subset of train (vitc features)"
+    )
     a = ap.parse_args(argv)
-    student, q, work = a.run / "distill", a.run / "quantize", a.run / "diagnostics"
+    # the stage table's folders (vitc/stages.py); artifacts are named for their source folder
+    student, q, work = a.run / "student", a.run / "int8", a.run / "diagnostics"
+    data = json.loads((student / "vitc.json").read_text())["data"]
     teacher = a.teacher or a.run / "teacher"
     a.out.mkdir(parents=True, exist_ok=True)
     log: dict = {
+        "machine": machine_info(),
+        "data": data,
         "command": " ".join(["python -m benchmarks.studies.diagnostics", *(argv or sys.argv[1:])]),
         "steps": [],
     }
@@ -45,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     def step(*args):
         log["steps"].append({"command": shlex.join(["vitc", *map(str, args)]), "seconds": round(vitc(*args), 1)})
 
-    compared = [q / "torch-int8", q / "student-onnx-int8.onnx", q / "student-openvino-int8.xml"]
+    compared = [q, q / "student-onnx-int8.onnx", q / "student-openvino-int8.xml"]  # q itself: PyTorch dynamic int8
     compared = [c for c in compared if c.exists()]
     step(
         "attention",
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         "--precision",
         "int8",
         "--calib",
-        "digits",
+        data,
         "--features",
         "--out",
         work / "features-ov",
@@ -74,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     ov_feat = next((work / "features-ov").glob("*.xml"))
     feats = {
         "student fp32": (student, []),
-        "student int8 (PyTorch dynamic)": (q / "torch-int8", []),
+        "student int8 (PyTorch dynamic)": (q, []),
         "student int8 (OpenVINO NNCF, features export)": (ov_feat, []),
         "teacher": (teacher, []),
         "student, random init (floor)": (student, ["--random-init"]),
@@ -82,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     files = []
     for i, (name, (model, extra)) in enumerate(feats.items()):
         f = work / f"features-{i}.safetensors"
-        step("features", "digits", "--model", model, "--token", "cls", *extra, "--out", f)
+        limit = ["--train-limit", str(a.train_limit)] if a.train_limit else []
+        step("features", data, "--model", model, "--token", "cls", *extra, *limit, "--out", f)
         files.append(f)
     step("probe", *files, "--out", a.out / "probe.json")
     ckpt.write_json(a.out / "steps.json", log)
@@ -93,11 +103,14 @@ def render(a, names: list[str], log: dict) -> str:
     att = json.loads((a.out / "attention" / "attention.json").read_text())
     pe = json.loads((a.out / "posembed" / "posembed.json").read_text())
     probe = json.loads((a.out / "probe.json").read_text())
+    mc = log["machine"]
     L = [
         f"# Diagnostics: {a.run}",
         "",
         f"Command: `{log['command']}`; each step below is a `vitc` command (steps.json has them "
-        "with their wall times). Machine: AMD EPYC (Zen 5), 2 cores, no GPU.",
+        f"with their wall times). Data: {log['data']}. Machine: {mc['cpu']} (family {mc['cpu_id']['family']} model "
+        f"{mc['cpu_id']['model']} stepping {mc['cpu_id']['stepping']}), {mc['cores']} cores, "
+        f"no GPU; torch {mc['torch']}, timm {mc['timm']}.",
         "",
         f"## Attention: student fp32 vs compressed ({att['images']} images, the {att['source']})",
         "",

@@ -1,10 +1,14 @@
-"""Distillation study on the built-in digits data: teacher, then students with
---distillation none / hard / soft over several seeds (same epochs, augmentation, schedule).
+"""Distillation study: a teacher, then students with --distillation none / hard / soft over several seeds
+(same epochs, augmentation, schedule), on the built-in digits or Fashion-MNIST.
 
 Drives the real CLI in subprocesses and reads each run's vitc.json. Finished runs (final epoch
 present) are reused, so an interrupted study continues where it stopped.
 
     python -m benchmarks.studies.distill_study --out results/distill-digits --work runs/study
+    python -m benchmarks.studies.distill_study --data fashion-mnist --img-size 28 --patch-size 7 --epochs 2 \
+        --lr 1e-3 --amp auto --teacher-dir runs/fashion/teacher --reuse hard-s0=runs/fashion/student \
+        --extra '--batch-size 128 --warmup-epochs 0.3 --drop-path 0 --aug fashion' \
+        --out results/fashion-cpu/students --work runs/fashion-study
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def train(run: Path, args: list[str], epochs: int) -> tuple[dict, float | None]:
     return json.loads((run / "vitc.json").read_text()), secs
 
 
-def teacher_label_disagreement(teacher_dir: Path, epochs: int = 3) -> dict:
+def teacher_label_disagreement(teacher_dir: Path, data: str, presets: list[str], epochs: int) -> dict:
     """How often the teacher's hard label differs from the true label on augmented training images,
     per augmentation preset. Hard distillation can only add information where they differ."""
     import torch
@@ -57,9 +61,9 @@ def teacher_label_disagreement(teacher_dir: Path, epochs: int = 3) -> dict:
     from vitc.models import load_checkpoint_model
 
     teacher, meta = load_checkpoint_model(teacher_dir)
-    src = load_source("digits", meta["preprocess"]["input_size"][-1])
+    src = load_source(data, meta["preprocess"]["input_size"][-1])
     out = {}
-    for preset in ("none", "digits", "deit"):
+    for preset in presets:
         aug = AugConfig(preset)
         ds = ImageDataset(src.train, build_transform(meta["preprocess"], train=True, aug=aug))
         mix = mixup_fn(aug, len(src.classes))
@@ -87,7 +91,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--work", type=Path, default=Path("runs/study"))
+    ap.add_argument("--data", default="digits")
+    ap.add_argument("--img-size", type=int, default=32)
     ap.add_argument("--teacher", default="resnet18")
+    ap.add_argument("--teacher-dir", type=Path, help="a trained teacher to use instead of training one")
     ap.add_argument("--teacher-epochs", type=int, default=10)
     ap.add_argument("--teacher-lr", type=float, default=2e-3)
     ap.add_argument("--epochs", type=int, default=30)
@@ -96,24 +103,36 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--modes", nargs="+", default=["none", "hard", "soft"])
     ap.add_argument("--extra", default="", help="more distill options, e.g. '--auto-augment none'")
+    ap.add_argument("--amp", default="bf16", help="--amp and --teacher-amp of every student (auto: vitc's default)")
+    ap.add_argument("--reuse", action="append", default=[], help="NAME=DIR: a finished run of that variant and seed")
+    ap.add_argument("--presets", nargs="+", default=["none", "digits", "deit"], help="for the label disagreement")
+    ap.add_argument("--disagreement-epochs", type=int, default=3)
     ap.add_argument("--fp32-check", action="store_true", help="also run hard with --amp off --teacher-amp off")
     a = ap.parse_args(argv)
     extra = shlex.split(a.extra)
 
-    tdir = a.work / f"teacher-{a.teacher}"
-    tmeta, tsecs = train(
-        tdir,
-        ["teacher", "--model", a.teacher, "--epochs", str(a.teacher_epochs), "--lr", str(a.teacher_lr)],
-        a.teacher_epochs,
-    )
+    data = ["--data", a.data]
+    if a.teacher_dir:
+        tdir, tsecs = a.teacher_dir, None
+        tmeta = json.loads((tdir / "vitc.json").read_text())
+        a.teacher_epochs = tmeta["metrics"]["epoch"]
+    else:
+        tdir = a.work / f"teacher-{a.teacher}"
+        tmeta, tsecs = train(
+            tdir,
+            ["teacher", *data, "--model", a.teacher, "--epochs", str(a.teacher_epochs), "--lr", str(a.teacher_lr)],
+            a.teacher_epochs,
+        )
+    reuse = dict(r.split("=", 1) for r in a.reuse)
     common = [
         "distill",
+        *data,
         "--teacher-checkpoint",
         str(tdir),
         "--student",
         "deit_tiny",
         "--img-size",
-        "32",
+        str(a.img_size),
         "--patch-size",
         str(a.patch_size),
         "--epochs",
@@ -123,34 +142,58 @@ def main(argv=None) -> None:
         *extra,
     ]
     # the main rows train under bf16 autocast (student and teacher); --fp32-check repeats hard in fp32
-    variants = {m: ["--distillation", m, "--amp", "bf16", "--teacher-amp", "bf16"] for m in a.modes}
+    variants = {m: ["--distillation", m, "--amp", a.amp, "--teacher-amp", a.amp] for m in a.modes}
     if a.fp32_check:
         variants["hard-fp32"] = ["--distillation", "hard", "--amp", "off", "--teacher-amp", "off"]
     runs: dict[str, list[dict]] = {}
     for name, opts in variants.items():
         for seed in a.seeds:
-            meta, secs = train(a.work / f"{name}-s{seed}", [*common, *opts, "--seed", str(seed)], a.epochs)
+            key = f"{name}-s{seed}"
+            if key in reuse:  # a run of the same recipe made elsewhere (the pipeline's student)
+                meta, secs = finished(Path(reuse[key]), a.epochs), None
+                if meta is None:
+                    raise SystemExit(f"--reuse {key}={reuse[key]}: no finished {a.epochs}-epoch run there")
+            else:
+                meta, secs = train(a.work / key, [*common, *opts, "--seed", str(seed)], a.epochs)
             m = meta["metrics"]
+            keep = ("top", "teacher", "images", "holdout", "epoch_s")
             runs.setdefault(name, []).append(
-                {"seed": seed, "wall_s": secs, **{k: m[k] for k in m if k.startswith(("top", "teacher", "images"))}}
+                {
+                    "seed": seed,
+                    "wall_s": secs,
+                    "run": reuse.get(key, str(a.work / key)),
+                    **{k: m[k] for k in m if k.startswith(keep)},
+                }
             )
     summary = {}
     for name, rs in runs.items():
         summary[name] = {k: mean_std([r[k] for r in rs]) for k in ("top1_avg", "top1_cls", "top1_dist", "images_per_s")}
-    disagreement = teacher_label_disagreement(tdir)
+    disagreement = (
+        teacher_label_disagreement(tdir, a.data, a.presets, a.disagreement_epochs) if a.disagreement_epochs else {}
+    )
     report = {
         "machine": machine_info(),
         "teacher_label_disagreement_pct": disagreement,
         "command": "python -m benchmarks.studies.distill_study " + shlex.join(argv or sys.argv[1:]),
-        "teacher": {"name": a.teacher, "top1": tmeta["metrics"]["top1"], "epochs": a.teacher_epochs, "wall_s": tsecs},
+        "data": a.data,
+        "n_val": tmeta["inputs"]["data"].get("n_val"),
+        "teacher": {
+            "name": tmeta["model"]["name"],
+            "dir": str(tdir),
+            "top1": tmeta["metrics"]["top1"],
+            "epochs": a.teacher_epochs,
+            "wall_s": tsecs,
+        },
         "student": {
             "name": "deit_tiny_distilled_patch16_224",
-            "img_size": 32,
+            "img_size": a.img_size,
             "patch_size": a.patch_size,
             "epochs": a.epochs,
             "lr": a.lr,
             "extra": a.extra,
         },
+        "amp": a.amp,
+        "disagreement_epochs": a.disagreement_epochs,
         "runs": runs,
         "summary": summary,
     }
@@ -163,16 +206,17 @@ def main(argv=None) -> None:
 def render(r: dict) -> str:
     s, t, mc = r["student"], r["teacher"], r["machine"]
     lines = [
-        "# Distillation on digits (val split, 360 images)",
+        f"# Distillation on {r.get('data', 'digits')} (val split, {r.get('n_val') or 360} images)",
         "",
         f"Machine: {mc['cpu']}, {mc['cores']} cores ({', '.join(mc['isa'])}); torch {mc['torch']}, timm {mc['timm']}.",
         f"Command: `{r['command']}`",
         "",
-        f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**.",
+        f"Teacher: {t['name']} trained with `vitc teacher` for {t['epochs']} epochs: **top-1 {t['top1']:.2f}%**"
+        + (f" ({t['dir']})." if t.get("dir") else "."),
         f"Student: {s['name']} at img {s['img_size']}, patch {s['patch_size']}, {s['epochs']} epochs, lr {s['lr']} "
         f"{s['extra']}; final-epoch weights (not best-of-run).",
         "",
-        "Rows none/hard/soft: bf16 autocast for student and teacher; hard-fp32: both in fp32.",
+        f"Rows none/hard/soft: --amp {r.get('amp', 'bf16')} for student and teacher; hard-fp32: both in fp32.",
         "",
         "| distillation | seeds | deployed top-1 (avg of heads) | class head | dist head |",
         "|---|---|---|---|---|",
@@ -185,14 +229,19 @@ def render(r: dict) -> str:
     if d:
         lines += [
             "",
-            "Teacher hard label != true label on augmented training images (3 epochs of draws): "
+            "Teacher hard label != true label on augmented training images "
+            f"({r.get('disagreement_epochs', 3)} epochs of draws): "
             + ", ".join(f"aug `{k}`: {v:.2f}%" for k, v in d.items())
             + ".",
         ]
     lines += [
         "",
-        "Per seed (deployed top-1): "
-        + "; ".join(f"{name}: " + ", ".join(f"{x['top1_avg']:.2f}" for x in rs) for name, rs in r["runs"].items()),
+        "Per seed (deployed top-1; wall time of the run): "
+        + "; ".join(
+            f"{name}: "
+            + ", ".join(f"{x['top1_avg']:.2f}" + (f" ({x['wall_s'] / 60:.1f} min)" if x["wall_s"] else "") for x in rs)
+            for name, rs in r["runs"].items()
+        ),
         "",
     ]
     return "\n".join(lines)

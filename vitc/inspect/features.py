@@ -82,8 +82,9 @@ def extract(
     random_init: bool = False,
     threads: int | None = None,
     batch: int = 64,
+    train_limit: int | None = None,
 ) -> dict:
-    from ..data import eval_tensors, load_source
+    from ..data import Split, eval_tensors, load_source
     from ..validate import run_artifact
 
     if token not in TOKENS:
@@ -96,8 +97,19 @@ def extract(
             f"{data} has classes {src.classes[:5]}... but the model has {list(classes)[:5]}...",
             "extract features of the dataset the model was trained on",
         )
+    train = src.train
+    if train_limit is not None and train_limit < len(train.targets):
+        # a fixed, stratified subset: the probes' cost grows with the train features (55k on Fashion-MNIST)
+        from sklearn.model_selection import train_test_split
+
+        if train_limit < len(classes):
+            raise ConfigError(f"--train-limit {train_limit} is fewer than the {len(classes)} classes")
+        keep, _ = train_test_split(
+            np.arange(len(train.targets)), train_size=train_limit, random_state=0, stratify=train.targets
+        )
+        train = Split([train.items[i] for i in keep], [train.targets[i] for i in keep])
     tensors = {}
-    for split, s in (("train", src.train), ("val", src.val)):
+    for split, s in (("train", train), ("val", src.val)):
         X, Y = eval_tensors(s, pre)
         tensors[f"{split}_features"] = torch.from_numpy(
             np.ascontiguousarray(pick(run_artifact(fn, X, batch), names, token))
