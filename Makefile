@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # The change-test loop: everything but the tests marked slow (training, benches, subprocess CLIs); under 3 min here.
 test-fast: $(STAMP)

@@ -78,10 +78,7 @@ def run(cfg: DistillConfig, inputs: Inputs, out: Path) -> Result:
     m = run_distill(
         cfg,
         out,
-        resume=inputs.resume,
-        force=inputs.force,
-        console=inputs.console,
-        default_batch_size=inputs.default_batch_size,
+        **inputs.training(),
     )
     if not m:
         return Result("", m)

@@ -228,10 +228,7 @@ def run(cfg: PruneConfig, inputs: Inputs, out: Path) -> Result:
     m = run_prune(
         cfg,
         out,
-        resume=inputs.resume,
-        force=inputs.force,
-        console=inputs.console,
-        default_batch_size=inputs.default_batch_size,
+        **inputs.training(),
     )
     if "top1" not in m:
         return Result("", m)

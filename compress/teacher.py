@@ -77,9 +77,6 @@ def run(cfg: TeacherConfig, inputs: Inputs, out: Path) -> Result:
     m = run_teacher(
         cfg,
         out,
-        resume=inputs.resume,
-        force=inputs.force,
-        console=inputs.console,
-        default_batch_size=inputs.default_batch_size,
+        **inputs.training(),
     )
     return Result(f"top-1 {m['top1']:.2f}%" if m else "", m)

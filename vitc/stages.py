@@ -44,6 +44,15 @@ class Inputs:
     # pipeline); False raises at once and writes nothing more (a CLI command asked for that one artifact)
     keep_going: bool = False
 
+    def training(self) -> dict:
+        """The keyword arguments every training stage (teacher, distill, prune) takes from the inputs."""
+        return {
+            "resume": self.resume,
+            "force": self.force,
+            "console": self.console,
+            "default_batch_size": self.default_batch_size,
+        }
+
 
 @dataclass
 class Result:
