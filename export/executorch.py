@@ -105,6 +105,7 @@ def load(path: Path, threads: int | None = None):
     module = lib._load_for_executorch(str(path))
 
     def run(x: np.ndarray) -> np.ndarray:
-        return module.forward([torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))])[0].numpy()
+        x = np.ascontiguousarray(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32)  # uint8: in-graph
+        return module.forward([torch.from_numpy(x)])[0].numpy()
 
     return run

@@ -40,6 +40,9 @@ class Options:
     # export, nncf_result says which one ran and the agreement that chose it
     nncf: str = "auto"
     nncf_result: dict | None = None
+    # --preprocess in-graph: {"mean": [...], "std": [...]}; the IR then takes uint8 NHWC pixels and its
+    # PrePostProcessor casts, normalizes and transposes (added after NNCF, which calibrates the float model)
+    in_graph: dict | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -84,11 +87,27 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
 
         ov_model, opts.nncf_result = nncf_int8(ov_model, opts.calibration, opts.nncf)
         ov_model.set_rt_info(opts.nncf_result["scheme"], _NNCF_KEY)
+    if opts.in_graph:
+        ov_model = add_preprocessing(ov_model, opts.in_graph["mean"], opts.in_graph["std"])
     mark_inference_precision(ov_model, opts.inference_precision)
     with staged(out) as tmp:
         # save_model compresses weights to fp16 unless told otherwise: only do it when asked
         ov.save_model(ov_model, str(tmp / out.name), compress_to_fp16=opts.precision == "fp16")
     return out
+
+
+def add_preprocessing(ov_model, mean: list[float], std: list[float]):
+    """OpenVINO's PrePostProcessor: uint8 NHWC in; cast, /255, -mean, /std (torchvision's ToTensor + Normalize,
+    in that order), NHWC -> NCHW inside the IR."""
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(ov_model)
+    inp = ppp.input()
+    inp.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    inp.model().set_layout(ov.Layout("NCHW"))
+    inp.preprocess().convert_element_type(ov.Type.f32).scale(255.0).mean(list(mean)).scale(list(std))
+    return ppp.build()
 
 
 def mark_inference_precision(ov_model, value: str) -> None:
@@ -120,6 +139,7 @@ def load(path: Path, threads: int | None = None, inference_precision: str | None
     core = ov.Core()
     model = core.read_model(str(path))
     cfg = compile_config("LATENCY", threads, inference_precision or runtime_precision(model))
+    dtype = np.uint8 if model.input(0).get_element_type() == ov.Type.u8 else np.float32  # in-graph: pixels
     requests: dict[tuple, object] = {}
 
     def request(shape: tuple):
@@ -135,7 +155,7 @@ def load(path: Path, threads: int | None = None, inference_precision: str | None
         return requests[shape]
 
     def run(x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=dtype)
         req = request(x.shape)
         if static_shapes:
             # Write into the request's own input buffer and infer with no arguments: handing the array

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from vitc import checkpoint as ckpt
 from vitc.config import ExportConfig
-from vitc.data import eval_tensors, load_source
+from vitc.data import eval_pixels, eval_tensors, load_source
 from vitc.errors import AccuracyGateError, ConfigError, VitcError
 from vitc.feature_tokens import FeatureTokens, compare_features
 from vitc.handoff import VAL_SPLIT, Artifact, Checkpoint, Preprocess
@@ -23,6 +23,7 @@ from vitc.validate import compare, reference_logits, run_artifact
 
 from . import by_suffix, get
 from .head_tokens import rewrite
+from .ingraph import SUFFIX, InGraphPreprocess
 
 # (atol on logits, minimum top-1 agreement with fp32 PyTorch) per precision
 TOLERANCE = {"fp32": (1e-3, 0.999), "fp16": (5e-2, 0.99), "int8": (1.5, 0.97)}
@@ -32,9 +33,12 @@ SKIPPED_FILE = (
 )
 
 
-def calibration_images(data: str | Checkpoint, pre: dict | None, n: int, calib: str | None = None) -> torch.Tensor:
+def calibration_images(
+    data: str | Checkpoint, pre: dict | None, n: int, calib: str | None = None, pixels: bool = False
+) -> torch.Tensor:
     """n real images from the *train* split (never val, never random tensors), eval transform. `data` is a
-    dataset name with `pre` the model's pre-processing, or a Checkpoint (its own data unless `calib` names other)."""
+    dataset name with `pre` the model's pre-processing, or a Checkpoint (its own data unless `calib` names other).
+    pixels: as uint8 (N, H, W, 3), for a model with its pre-processing in the graph."""
     if isinstance(data, Checkpoint):
         src, pre = data.source(calib), data.pre.to_json()
     else:
@@ -42,11 +46,23 @@ def calibration_images(data: str | Checkpoint, pre: dict | None, n: int, calib: 
     g = np.random.default_rng(CALIB_SEED)
     idx = g.permutation(len(src.train.targets))[:n]
     sub = type(src.train)([src.train.items[i] for i in idx], [src.train.targets[i] for i in idx])
-    return eval_tensors(sub, pre)[0]
+    return (eval_pixels if pixels else eval_tensors)(sub, pre)[0]
 
 
-def artifact_path(out_dir: Path, stem: str, target, precision: str) -> Path:
-    return out_dir / f"{stem}-{target.NAME}-{precision}{target.SUFFIX}"
+def artifact_path(out_dir: Path, stem: str, target, precision: str, variant: str = "") -> Path:
+    return out_dir / f"{stem}-{target.NAME}-{precision}{variant}{target.SUFFIX}"
+
+
+PREPROCESS = ("python", "in-graph")
+IN_GRAPH_TARGETS = ("onnx", "openvino", "executorch", "torchscript-lite")
+
+
+def input_spec(in_graph: bool, pre: Preprocess) -> dict:
+    """What the artifact takes (the manifest's `input`, read by the bench, predict and bundles)."""
+    h, w = pre.input_size[1:]
+    if in_graph:
+        return {"preprocess": "in-graph", "dtype": "uint8", "layout": "NHWC", "shape": [-1, h, w, 3]}
+    return {"preprocess": "python", "dtype": "float32", "layout": "NCHW", "shape": [-1, 3, h, w]}
 
 
 def export_checkpoint(
@@ -63,15 +79,28 @@ def export_checkpoint(
     stem: str | None = None,
     opts: dict | None = None,
     features: bool = False,
+    preprocess: str = "python",
 ) -> dict:
     """Export one (target, precision) of a checkpoint and validate it on the val split of its data (or
     `data`). Pass a `Checkpoint` to export several artifacts from one load: its model, val tensors and
     fp32 reference are computed once. The artifact is named `<stem>-<target>-<precision><suffix>`, the
     stem defaulting to the checkpoint's folder name (runs/student -> student-onnx-fp32.onnx).
     features: export the pre-logits token features (`vitc features`) instead of the logits, validated
-    against PyTorch's features (max diff, cosine)."""
+    against PyTorch's features (max diff, cosine).
+    preprocess: "in-graph" makes an artifact that takes uint8 RGB pixels (N, H, W, 3) and casts, normalizes and
+    transposes inside (export/ingraph.py), validated on the val images' pixels against the fp32 PyTorch model."""
     if max_drop is not None and max_drop < 0:
         raise ConfigError(f"--max-drop {max_drop} is negative", "give the allowed top-1 loss in points, e.g. 1.0")
+    if preprocess not in PREPROCESS:
+        raise ConfigError(f"--preprocess {preprocess!r} is not one of {', '.join(PREPROCESS)}")
+    in_graph = preprocess == "in-graph"
+    if in_graph and target_name not in IN_GRAPH_TARGETS:
+        raise ConfigError(
+            f"--preprocess in-graph is not available for {target_name}",
+            f"use it with {', '.join(IN_GRAPH_TARGETS)}, or export with --preprocess python",
+        )
+    if in_graph and features:
+        raise ConfigError("--features artifacts take the float tensor", "drop --preprocess in-graph")
     target = get(target_name)
     why = target.check()
     if why:
@@ -89,8 +118,13 @@ def export_checkpoint(
     X, Y = c.val(data)
     kw = dict(opts or {})
     kw["precision"] = precision
+    # OpenVINO adds its PrePostProcessor after NNCF, which calibrates the float model; the torch-based targets
+    # quantize the wrapped model, whose input is pixels
+    wrap = in_graph and target.NAME != "openvino"
     if precision == "int8" and "calibration" in target.Options.__dataclass_fields__:
-        kw["calibration"] = calibration_images(c, None, calib_size, calib or data)
+        kw["calibration"] = calibration_images(c, None, calib_size, calib or data, pixels=wrap)
+    if in_graph and not wrap:
+        kw["in_graph"] = {"mean": list(c.pre.mean), "std": list(c.pre.std)}
     if "metadata" in target.Options.__dataclass_fields__:
         kw["metadata"] = {
             "vitc.classes": c.classes,
@@ -100,7 +134,10 @@ def export_checkpoint(
             "vitc.data": data,
         }
     o = target.Options(**kw)
-    out = artifact_path(Path(out_dir), (stem or c.path.name) + ("-features" if features else ""), target, precision)
+    variant = SUFFIX if in_graph else ""
+    out = artifact_path(
+        Path(out_dir), (stem or c.path.name) + ("-features" if features else ""), target, precision, variant
+    )
     model = copy.deepcopy(c.model)  # the exporters may trace or transform it; the loaded checkpoint stays as it is
     if features:
         model = FeatureTokens(model)
@@ -109,10 +146,13 @@ def export_checkpoint(
         ref = c.reference(data)  # fp32 PyTorch, computed once per checkpoint and dataset
     t0 = time.perf_counter()
     graph_model, graph = rewrite(model)  # same logits, less work; validated below against `ref`
-    target.export(graph_model, X[:2], out, o)  # batch 2: torch.export specialises a batch of 1 to a constant
+    X_in = c.pixels(data)[0] if in_graph else X  # what the artifact takes; `ref` stays fp32 PyTorch on X
+    exported = InGraphPreprocess(graph_model, c.pre.mean, c.pre.std) if wrap else graph_model
+    example = X_in[:2] if wrap else X[:2]  # batch 2: torch.export specialises a batch of 1 to a constant
+    target.export(exported, example, out, o)
     export_s = time.perf_counter() - t0
     atol, agree = TOLERANCE[precision]
-    got = run_artifact(target.load(out, threads), X, 32)
+    got = run_artifact(target.load(out, threads), X_in, 32)
     common = {
         "artifact": out.name,
         "target": target.NAME,
@@ -120,6 +160,7 @@ def export_checkpoint(
         "size_bytes": _size(out),
         "source": {"checkpoint": str(c.path), "weights_sha256": c.sha256, "quantization": c.quantization},
         "data": {"name": data, "split": VAL_SPLIT, "images": int(len(Y))},
+        "input": input_spec(in_graph, c.pre),
         "options": {k: v_ for k, v_ in vars(o).items() if k != "calibration"},
         "export_s": export_s,
         "classes": c.classes,

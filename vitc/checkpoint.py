@@ -13,11 +13,9 @@ import os
 import tempfile
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError, OutputError
 
@@ -25,6 +23,9 @@ WEIGHTS = "model.safetensors"
 META = "vitc.json"
 TRAIN_STATE = "train_state.pt"
 FORMAT = "vitc-checkpoint/1"
+
+if TYPE_CHECKING:  # torch is imported where weights are read or written: `vitc predict x.onnx` runs without it
+    import torch
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -105,6 +106,8 @@ def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     with atomic_path(path) as tmp:
+        from safetensors.torch import save_file
+
         save_file(state, str(tmp), metadata=metadata)
 
 
@@ -117,6 +120,8 @@ def save_checkpoint(out_dir: str | Path, model: torch.nn.Module, meta: dict) -> 
     with ExitStack() as stack:  # contexts exit in reverse: weights are renamed first, vitc.json last
         tmp_meta = stack.enter_context(atomic_path(out_dir / META))
         tmp_weights = stack.enter_context(atomic_path(out_dir / WEIGHTS))
+        from safetensors.torch import save_file
+
         save_file(state_dict_for_save(model), str(tmp_weights), metadata={"format": FORMAT})
         meta = {"format": FORMAT, **meta, "weights_sha256": sha256_file(tmp_weights)}
         tmp_meta.write_text(_json_text(meta))
@@ -163,6 +168,8 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
             "convert it with safetensors.torch.save_file, or pass a vitc checkpoint dir",
         )
     try:
+        from safetensors.torch import load_file
+
         return load_file(str(path))
     except FileNotFoundError as e:
         raise CheckpointError(f"{path} does not exist") from e
@@ -192,6 +199,8 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: st
 
 def save_train_state(path: str | Path, state: dict) -> None:
     with atomic_path(path) as tmp:
+        import torch
+
         torch.save(state, tmp)
 
 
@@ -199,6 +208,8 @@ def load_train_state(path: str | Path) -> dict:
     try:
         # weights_only: only tensors and plain containers are accepted; a pickle that would run
         # code raises UnpicklingError instead of executing.
+        import torch
+
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
         raise CheckpointError(f"no training state at {path}", "run without --resume to start fresh") from e

@@ -57,7 +57,7 @@ from .config import (
     check_policies,
     default_warmup,
 )
-from .errors import AccuracyGateError, ConfigError, VitcError
+from .errors import AccuracyGateError, ConfigError, DataError, VitcError
 
 app = typer.Typer(
     add_completion=False,
@@ -561,13 +561,70 @@ def predict(
     topk: Annotated[int, typer.Option(help="labels per image")] = 5,
     threads: Threads = None,
 ) -> None:
-    """Classify images with any checkpoint or artifact; prints labels and probabilities."""
-    from .inspect import predict as run
+    """Classify images with any checkpoint or artifact; prints labels and probabilities (.onnx and .xml without
+    torch: the runner a bundle ships)."""
+    missing = [str(p) for p in images if not p.is_file()]
+    if missing:
+        raise DataError(f"image {missing[0]} does not exist", "pass image files (jpg, png, ...)")
+    if artifact.suffix in (".onnx", ".xml") and artifact.is_file():
+        from .export.bundle import in_graph, read_manifest
+        from .export.edge_run import Bundle
 
-    for r in run(artifact, images, topk, threads):
+        m = read_manifest(artifact)
+        b = Bundle(artifact, m["preprocess"], m["classes"], in_graph(m), threads)
+        tops = b.top(list(images), topk, on_error=DataError)
+        rows = [
+            {"image": str(p), "top": [{"label": label, "prob": prob} for label, prob in t]}
+            for p, t in zip(images, tops)
+        ]
+    else:
+        from .inspect import predict as run
+
+        rows = run(artifact, images, topk, threads)
+    for r in rows:
         Console(soft_wrap=True).print(
             f"{r['image']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]), highlight=False
         )
+
+
+@app.command()
+def bundle(
+    source: Annotated[
+        Path, typer.Argument(help="an artifact (.onnx, .xml, .pte), or a checkpoint dir to export first")
+    ],
+    out: Annotated[Path, typer.Option(help="the folder that goes onto the device")],
+    target: Annotated[str, typer.Option(help="with a checkpoint: onnx | openvino | executorch")] = "onnx",
+    precision: Annotated[
+        str, typer.Option(help="with a checkpoint: fp32 | fp16 | int8 (those the target has)")
+    ] = "fp32",
+    preprocess: Annotated[
+        str, typer.Option(help="with a checkpoint: in-graph (the artifact takes uint8 RGB) | python")
+    ] = "in-graph",
+    calib_size: Annotated[int, typer.Option(help="with a checkpoint and int8: train images to calibrate on")] = 128,
+    force: Annotated[bool, typer.Option(help="replace a non-empty --out")] = False,
+) -> None:
+    """A folder that runs on a device without torch or vitc: the artifact, labels.json, run.py (numpy, Pillow and the
+    runtime), requirements.txt and a README."""
+    import tempfile
+
+    from .export.bundle import make
+
+    con = Console()
+    if source.is_dir():
+        from .export.stage import export_checkpoint
+
+        with tempfile.TemporaryDirectory(prefix="vitc-bundle-") as tmp:
+            m = export_checkpoint(
+                source, target, precision, Path(tmp), preprocess=preprocess, calib_size=calib_size, max_drop=None
+            )
+            con.print(f"exported {m['artifact']}: {m['status']}", highlight=False)
+            r = make(Path(tmp) / m["artifact"], out, force)
+    else:
+        r = make(source, out, force)
+    how = "pre-processing in the graph" if r["in_graph"] else "pre-processing in run.py"
+    con.print(
+        f"{r['out']}: {r['artifact']} for {r['runtime']} ({how}); run: python {out}/run.py IMAGE", highlight=False
+    )
 
 
 @app.command()

@@ -282,6 +282,27 @@ def eval_tensors(split: Split, pre: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(xs), torch.tensor(split.targets)
 
 
+def pixel_transform(pre: dict) -> Callable:
+    """The eval transform up to the tensor: resize and crop on the PIL image, as uint8 pixels (H, W, 3). What an
+    artifact with in-graph pre-processing takes; its graph casts, normalizes and transposes as the rest would."""
+    from torchvision.transforms import Compose
+
+    steps = build_transform(pre, train=False).transforms
+    cut = next(i for i, t in enumerate(steps) if "ToTensor" in type(t).__name__)
+    pil = Compose(steps[:cut])
+    return lambda img: np.asarray(pil(img), dtype=np.uint8)
+
+
+def eval_pixels(split: Split, pre: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole eval split as uint8 pixels (N, H, W, 3): the input of an in-graph-pre-processing artifact."""
+    from .progress import track
+
+    tf = pixel_transform(pre)
+    ds = ImageDataset(split, None)
+    xs = [tf(ds[i][0]) for i in track(range(len(ds)), "prepare pixels", len(ds), unit="image")]
+    return torch.from_numpy(np.stack(xs)), torch.tensor(split.targets)
+
+
 def mixup_fn(aug: AugConfig, num_classes: int):
     if not aug.mixing:
         return None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .data import DataSource, eval_tensors, is_builtin, load_source
+from .data import DataSource, eval_pixels, eval_tensors, is_builtin, load_source
 from .errors import CheckpointError, DataError, VitcError
 from .int8_recipe import apply_recipe
 from .models import build_from_spec, gflops
@@ -91,6 +91,7 @@ class Checkpoint:
         self._sources: dict[str, DataSource] = {}
         self._val: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._ref: dict[str, np.ndarray] = {}
+        self._pixels: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> "Checkpoint":
@@ -171,6 +172,13 @@ class Checkpoint:
         if name not in self._val:
             self._val[name] = eval_tensors(self.source(name).val, self.pre.to_json())
         return self._val[name]
+
+    def pixels(self, override: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The val split as uint8 pixels (N, H, W, 3), resized and cropped: an in-graph artifact's input."""
+        name = self.data_name(override)
+        if name not in self._pixels:
+            self._pixels[name] = eval_pixels(self.source(name).val, self.pre.to_json())
+        return self._pixels[name]
 
     # -- the model
     @cached_property

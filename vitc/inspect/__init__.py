@@ -127,11 +127,17 @@ def runner(path: Path, threads: int | None = None):
 
 
 def predict(path: Path, images: list[Path], topk: int = 5, threads: int | None = None) -> list[dict]:
-    from ..data import build_transform, load_image
+    """Checkpoints and .ptl/.pte/.engine artifacts (.onnx and .xml take the torch-free path: vitc.export.edge_run)."""
+    from ..data import build_transform, load_image, pixel_transform
 
     fn, pre, classes = runner(path, threads)
-    tf = build_transform(pre, train=False)
-    x = torch.stack([tf(load_image(p)) for p in images]).numpy()
+    h = open_model(path)
+    if isinstance(h, Artifact) and (h.manifest.raw.get("input") or {}).get("preprocess") == "in-graph":
+        tf = pixel_transform(pre)  # the artifact normalizes itself: uint8 pixels in
+        x = np.stack([tf(load_image(p)) for p in images])
+    else:
+        tf = build_transform(pre, train=False)
+        x = torch.stack([tf(load_image(p)) for p in images]).numpy()
     logits = fn(x)
     z = logits - logits.max(1, keepdims=True)
     prob = np.exp(z) / np.exp(z).sum(1, keepdims=True)

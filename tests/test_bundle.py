@@ -1,0 +1,135 @@
+"""Issue 25: pre-processing inside the artifact, and bundles that run without torch, timm or vitc."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vitc.errors import VitcError
+from vitc.export.stage import export_checkpoint
+
+# run a script with torch, timm and vitc unimportable: what a device without the training stack sees
+BLOCKER = """
+import runpy, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"{{name}} is blocked in this test")
+sys.meta_path.insert(0, Block())
+sys.argv = {argv!r}
+{run}
+"""
+
+
+def blocked_run(argv: list[str], blocked: set[str], run: str) -> subprocess.CompletedProcess:
+    code = BLOCKER.format(blocked=sorted(blocked), argv=argv, run=run)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def jpegs(tmp_path_factory):
+    """60 val images of digits as JPEG files of another size than the model's (the runner must resize them)."""
+    from vitc.data import load_source
+
+    src = load_source("digits", 32)
+    d = tmp_path_factory.mktemp("jpg")
+    paths = []
+    for i in range(60):
+        p = d / f"val{i:03d}.jpg"
+        src.val.items[i].resize((48, 40), Image.BILINEAR).save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino", "torchscript-lite", "executorch"])
+def test_in_graph_artifact_takes_pixels_and_computes_the_pytorch_function(tiny_ckpt, tmp_path, target):
+    m = export_checkpoint(tiny_ckpt, target, "fp32", tmp_path, preprocess="in-graph")
+    assert m["artifact"].endswith(f"-{target}-fp32-rgb8" + m["artifact"][m["artifact"].rindex(".") :])
+    assert m["input"] == {"preprocess": "in-graph", "dtype": "uint8", "layout": "NHWC", "shape": [-1, 32, 32, 3]}
+    v = m["validation"]
+    assert m["status"] == "ok" and v["top1_agreement"] == 1.0 and v["max_abs_diff"] < 1e-3
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_in_graph_int8(tiny_ckpt, tmp_path, target):
+    m = export_checkpoint(tiny_ckpt, target, "int8", tmp_path, preprocess="in-graph", calib_size=64)
+    assert m["status"] == "ok" and m["input"]["dtype"] == "uint8"
+    assert m["validation"]["top1_agreement"] >= 0.97
+
+
+def test_in_graph_refuses_a_target_without_it(tiny_ckpt, tmp_path):
+    with pytest.raises(VitcError, match="--preprocess in-graph is not available for tensorrt"):
+        export_checkpoint(tiny_ckpt, "tensorrt", "fp32", tmp_path, preprocess="in-graph")
+    assert not any(tmp_path.iterdir())
+
+
+def _top1(stdout: str) -> dict[str, str]:
+    """`IMAGE: label p, label p, ...` lines -> {image name: first label}."""
+    out = {}
+    for line in stdout.splitlines():
+        img, _, rest = line.partition(": ")
+        if rest:
+            out[img.rsplit("/", 1)[-1]] = rest.split(",")[0].rsplit(" ", 1)[0]
+    return out
+
+
+@pytest.mark.parametrize("target, preprocess", [("onnx", "in-graph"), ("openvino", "in-graph"), ("onnx", "python")])
+def test_bundle_runs_without_torch_and_agrees_with_vitc_predict(tiny_ckpt, tmp_path, jpegs, target, preprocess):
+    from vitc.export.bundle import make
+
+    m = export_checkpoint(tiny_ckpt, target, "fp32", tmp_path / "exp", preprocess=preprocess)
+    out = tmp_path / "bundle"
+    make(tmp_path / "exp" / m["artifact"], out)
+    names = {p.name for p in out.iterdir()}
+    assert {m["artifact"], "labels.json", "preprocess.json", "run.py", "requirements.txt", "README.md"} <= names
+    assert json.loads((out / "labels.json").read_text()) == m["classes"]
+    req = (out / "requirements.txt").read_text()
+    assert ("onnxruntime==" if target == "onnx" else "openvino==") in req and "torch" not in req
+
+    files = [str(p) for p in jpegs]
+    device = blocked_run(
+        [str(out / "run.py"), *files],
+        {"torch", "timm", "vitc", "torchvision"},
+        f"runpy.run_path({str(out / 'run.py')!r}, run_name='__main__')",
+    )
+    assert device.returncode == 0, device.stderr[-2000:]
+    got = _top1(device.stdout)
+    ref = subprocess.run(
+        [sys.executable, "-m", "vitc", "predict", str(tiny_ckpt), *files, "--topk", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    want = _top1(ref.stdout)
+    assert len(got) == len(want) == len(jpegs)
+    agree = np.mean([got[k] == want[k] for k in want])
+    assert agree >= 0.995, (agree, got, want)
+
+    # `vitc predict` on the artifact itself takes the same torch-free path
+    art = str(tmp_path / "exp" / m["artifact"])
+    pred = blocked_run(
+        ["vitc", "predict", art, *files[:5]],
+        {"torch", "timm", "torchvision"},
+        "runpy.run_module('vitc', run_name='__main__')",
+    )
+    assert pred.returncode == 0, pred.stderr[-2000:]
+    assert all(_top1(pred.stdout)[k] == got[k] for k in _top1(pred.stdout))
+
+
+def test_bundle_refuses_what_cannot_run_without_torch_and_a_full_out(tiny_ckpt, tmp_path):
+    from vitc.export.bundle import make
+
+    m = export_checkpoint(tiny_ckpt, "torchscript-lite", "fp32", tmp_path / "exp")
+    with pytest.raises(VitcError, match="a bundle runs without torch"):
+        make(tmp_path / "exp" / m["artifact"], tmp_path / "b1")
+    assert not (tmp_path / "b1").exists()
+    m = export_checkpoint(tiny_ckpt, "onnx", "fp32", tmp_path / "exp")
+    full = tmp_path / "b2"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    with pytest.raises(VitcError, match="already holds files"):
+        make(tmp_path / "exp" / m["artifact"], full)
+    assert [p.name for p in full.iterdir()] == ["keep.txt"]
