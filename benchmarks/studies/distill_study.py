@@ -42,12 +42,22 @@ def finished(run: Path, epochs: int) -> dict | None:
     return None
 
 
+def wall(run: Path) -> float | None:
+    """The wall time a study recorded for the run (study-wall.json), or the pipeline's (stage.json)."""
+    for name, key in (("study-wall.json", "wall_s"), ("stage.json", "seconds")):
+        p = run / name
+        if p.is_file():
+            return json.loads(p.read_text()).get(key)
+    return None
+
+
 def train(run: Path, args: list[str], epochs: int) -> tuple[dict, float | None]:
     m = finished(run, epochs)
     if m is not None:
         print(f"reusing {run}", flush=True)
-        return m, None
+        return m, wall(run)
     secs = vitc([*args, "--out", str(run), "--force"])
+    (run / "study-wall.json").write_text(json.dumps({"wall_s": secs, "command": "vitc " + shlex.join(args)}) + "\n")
     return json.loads((run / "vitc.json").read_text()), secs
 
 
@@ -107,6 +117,7 @@ def main(argv=None) -> None:
     ap.add_argument("--reuse", action="append", default=[], help="NAME=DIR: a finished run of that variant and seed")
     ap.add_argument("--presets", nargs="+", default=["none", "digits", "deit"], help="for the label disagreement")
     ap.add_argument("--disagreement-epochs", type=int, default=3)
+    ap.add_argument("--report-only", action="store_true", help="report the finished runs, train none")
     ap.add_argument("--fp32-check", action="store_true", help="also run hard with --amp off --teacher-amp off")
     a = ap.parse_args(argv)
     extra = shlex.split(a.extra)
@@ -150,9 +161,14 @@ def main(argv=None) -> None:
         for seed in a.seeds:
             key = f"{name}-s{seed}"
             if key in reuse:  # a run of the same recipe made elsewhere (the pipeline's student)
-                meta, secs = finished(Path(reuse[key]), a.epochs), None
+                meta, secs = finished(Path(reuse[key]), a.epochs), wall(Path(reuse[key]))
                 if meta is None:
                     raise SystemExit(f"--reuse {key}={reuse[key]}: no finished {a.epochs}-epoch run there")
+            elif a.report_only:
+                meta, secs = finished(a.work / key, a.epochs), wall(a.work / key)
+                if meta is None:
+                    print(f"not finished, left out: {a.work / key}", flush=True)
+                    continue
             else:
                 meta, secs = train(a.work / key, [*common, *opts, "--seed", str(seed)], a.epochs)
             m = meta["metrics"]
