@@ -25,7 +25,7 @@ from rich.console import Console
 from vitc import checkpoint as ckpt
 from vitc import export
 from vitc.config import BenchConfig
-from vitc.data import eval_tensors, load_source
+from vitc.data import eval_pixels, eval_tensors, load_image, load_source
 from vitc.errors import VitcError
 from vitc.export.stage import SKIPPED_FILE, TOLERANCE
 from vitc.handoff import VAL_SPLIT, Artifact, Checkpoint
@@ -34,7 +34,7 @@ from vitc.runtime import machine_info, package_versions
 from vitc.stages import Inputs, Result
 from vitc.validate import compare, run_artifact
 
-from . import crosscheck, launcher, peak, report
+from . import crosscheck, launcher, peak, report, serving
 from .row import BenchRow
 from .timing import AGREE, SPREAD_LIMIT, _summary_ms, over_rounds, paired_ratio
 from .worker import LATER_WARMUP_S, time_artifact
@@ -120,15 +120,17 @@ class _Sources:
     def __init__(self, data: str | None, eval_batch: int):
         self.data, self.eval_batch, self._cache = data, eval_batch, {}
 
-    def get(self, handoff: Checkpoint | Artifact, source: Checkpoint | None) -> dict:
+    def get(self, handoff: Checkpoint | Artifact, source: Checkpoint | None, pixels: bool = False) -> dict:
+        """pixels: the val images as uint8 (N, H, W, 3), the input of an artifact with in-graph pre-processing."""
         pre = handoff.pre
         data = handoff.data_name(self.data)
-        key = (str(source.path) if source else None, pre, data)
+        key = (str(source.path) if source else None, pre, data, pixels)
         if key in self._cache:
             return self._cache[key]
         if source is not None and source.pre == pre:
-            X, Y = source.val(data)
+            X, Y = source.pixels(data) if pixels else source.val(data)
             ref, flops = source.reference(data), source.gflops
+            first = source.source(data).val.items[0]
         else:
             src = load_source(data, pre.size)
             if len(src.classes) != len(handoff.classes):
@@ -136,9 +138,11 @@ class _Sources:
                     f"--data {data} has other classes than {handoff.path.name}",
                     "pass the dataset it was trained on with --data",
                 )
-            X, Y = eval_tensors(src.val, pre.to_json())
+            X, Y = (eval_pixels if pixels else eval_tensors)(src.val, pre.to_json())
             ref, flops = None, None
-        s = {"X": X.numpy(), "Y": Y.numpy(), "data": data, "ref": ref, "gflops": flops}
+            first = src.val.items[0]
+        first = first if not isinstance(first, (str, Path)) else load_image(first)
+        s = {"X": X.numpy(), "Y": Y.numpy(), "data": data, "ref": ref, "gflops": flops, "image0": np.asarray(first)}
         self._cache[key] = s
         return s
 
@@ -174,6 +178,7 @@ class _Live:
     rounds: list = field(default_factory=list)  # per round: the worker's result (batches, runtimes)
     tool: list = field(default_factory=list)  # per round: the cross-check tool's result
     split: list = field(default_factory=list)  # pairs (vitc, tool) re-timed: the machine changed between them
+    e2e: dict | None = None  # the worker's serving spec: JPEG path, pre-processing, in-graph or not
 
 
 def _row(item: Item, cfg: BenchConfig) -> BenchRow:
@@ -200,7 +205,9 @@ def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> BenchRow | 
             row.status = f"skipped: {why}"
             return row
     fn, handoff, source = load_item(item, cfg.threads)
-    s = sources.get(handoff, source)
+    in_graph = (m.get("input") or {}).get("preprocess") == "in-graph"
+    row.preprocess = "in-graph" if in_graph else "python"
+    s = sources.get(handoff, source, pixels=in_graph)
     X, Y = s["X"], s["Y"]
     got = run_artifact(fn, torch.from_numpy(X), cfg.eval_batch)
     row.top1, row.data, row.split = 100.0 * float((got.argmax(1) == Y).mean()), s["data"], VAL_SPLIT
@@ -210,7 +217,9 @@ def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> BenchRow | 
         row.status = "ok" if v.passed else "validation failed"
     else:
         row.status = "ok (no fp32 reference: source checkpoint not found)"
-    return _Live(row, fn, item, X, s["gflops"])
+    live = _Live(row, fn, item, X, s["gflops"])
+    live.e2e = {"preprocess": handoff.pre.to_json(), "in_graph": in_graph, "image0": s["image0"]}
+    return live
 
 
 EAGER_BASELINE = "eager PyTorch fp32: the timm model in eval mode under torch.no_grad, torch defaults"
@@ -250,7 +259,9 @@ def time_round(live: _Live, cfg: BenchConfig, r: int) -> None:
 
     def run() -> dict:
         if cfg.isolate:
-            return launcher.run_worker(_loader(live.item), str(live.item.path), cfg.threads, live.inputs, _timing(cfg))
+            return launcher.run_worker(
+                _loader(live.item), str(live.item.path), cfg.threads, live.inputs, _timing(cfg), live.e2e
+            )
         xs = [(b, np.load(p)) for b, p in live.inputs]
         return {
             "batches": time_artifact(live.fn, xs, _timing(cfg)),
@@ -320,6 +331,7 @@ def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> BenchRow:
         )
         for k, b in enumerate(live.rounds[0]["batches"])
     }
+    _serving(row, live.rounds)
     row.worker = {
         "isolated": cfg.isolate,
         "torch_imported": any(r["torch_imported"] for r in live.rounds),
@@ -344,6 +356,30 @@ def finish_item(live: _Live, cfg: BenchConfig, peaks: dict) -> BenchRow:
             flags.append(f"disagrees with {c['tool'].split(' (')[0]}")
     row.flags = flags
     return row
+
+
+def _serving(row: BenchRow, rounds: list[dict]) -> None:
+    """The worker's serving numbers over the rounds: medians of e2e and cold start, the largest peak RSS."""
+
+    def med(rs: list[dict], key: str) -> float | None:
+        v = [r[key] for r in rs if r.get(key) is not None]
+        return float(np.median(v)) if v else None
+
+    e2e = [r["e2e"] for r in rounds if r.get("e2e")]
+    if e2e:
+        row.e2e = {
+            "p50_ms": med(e2e, "p50_ms"),
+            "preprocess_p50_ms": med(e2e, "preprocess_p50_ms"),
+            "p50_rounds_ms": [x["p50_ms"] for x in e2e],
+            "jpeg": f"{e2e[0]['jpeg_size'][0]}x{e2e[0]['jpeg_size'][1]}, {e2e[0]['jpeg_bytes']} bytes",
+        }
+    cold = [r["cold_start"] for r in rounds if r.get("cold_start")]
+    if cold:
+        row.cold_start = {k: med(cold, k) for k in ("total_s", "start_s", "load_s", "first_call_s")}
+    rss = [r["rss"] for r in rounds if r.get("rss")]
+    if rss:
+        peaks = [x["peak_mb"] for x in rss if x.get("peak_mb") is not None]
+        row.rss_mb = {"peak_mb": max(peaks) if peaks else None, "end_mb": med(rss, "end_mb")}
 
 
 def _error_row(item: Item, cfg: BenchConfig, e: Exception) -> BenchRow:
@@ -426,6 +462,11 @@ def run_bench(paths: list[Path], out: Path, cfg: BenchConfig, console: Console |
         for i, live in enumerate(rows):
             if isinstance(live, _Live):
                 live.inputs = launcher.write_inputs(live.X, cfg.batch, Path(tmp), f"{i}")
+                if cfg.isolate and live.e2e is not None:  # the serving path needs the worker's own process
+                    jpeg = serving.camera_jpeg(live.e2e.pop("image0"), Path(tmp) / f"{i}-camera.jpg")
+                    live.e2e["jpeg"] = str(jpeg)
+                else:
+                    live.e2e = None
                 if cfg.isolate:
                     live.fn = None  # the parent keeps no runtime session alive while the workers time
         gc.collect()

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,14 @@ def write_inputs(X: np.ndarray, batches: tuple[int, ...], folder: Path, stem: st
     for b in batches:
         p = folder / f"{stem}-b{b}.npy"
         if not p.exists():
-            np.save(p, np.ascontiguousarray(np.repeat(X, -(-b // len(X)), 0)[:b], dtype=np.float32))
+            # uint8 pixels stay uint8 (an in-graph artifact's input); anything else is the float tensor
+            dtype = np.uint8 if X.dtype == np.uint8 else np.float32
+            np.save(p, np.ascontiguousarray(np.repeat(X, -(-b // len(X)), 0)[:b], dtype=dtype))
         out.append([b, str(p)])
     return out
 
 
-def run_worker(loader: str, path: str, threads: int, inputs: list[list], timing: dict) -> dict:
+def run_worker(loader: str, path: str, threads: int, inputs: list[list], timing: dict, e2e: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="vitc-worker-") as tmp:
         spec = {
             "loader": loader,
@@ -49,9 +52,12 @@ def run_worker(loader: str, path: str, threads: int, inputs: list[list], timing:
             "inputs": inputs,
             "timing": timing,
             "out": str(Path(tmp) / "result.json"),
+            "e2e": e2e,
         }
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))
         try:
+            spec["spawned_at"] = time.time()  # cold start counts from here: the process is started next
+            (Path(tmp) / "spec.json").write_text(json.dumps(spec))
             p = subprocess.run(
                 [sys.executable, "-m", "vitc.benchmarks.worker", str(Path(tmp) / "spec.json")],
                 capture_output=True,

@@ -42,6 +42,12 @@ CSV_COLUMNS = (
     "crosscheck_ratio",
     "crosscheck_paired_ratio",
     "crosscheck_tool",
+    "preprocess",
+    "e2e_p50_ms",
+    "e2e_preprocess_p50_ms",
+    "cold_start_s",
+    "load_s",
+    "peak_rss_mb",
 )
 SAME_RECIPE_LIMIT = 0.05  # vitc's NNCF-defaults IR vs the by-hand NNCF-defaults IR: same recipe, same number
 
@@ -63,6 +69,11 @@ def _flat(r: dict) -> dict:
         "crosscheck_ratio": cc.get("ratio"),
         "crosscheck_paired_ratio": cc.get("paired_ratio"),
         "crosscheck_tool": cc.get("tool") or cc.get("error"),
+        "e2e_p50_ms": (r.get("e2e") or {}).get("p50_ms"),
+        "e2e_preprocess_p50_ms": (r.get("e2e") or {}).get("preprocess_p50_ms"),
+        "cold_start_s": (r.get("cold_start") or {}).get("total_s"),
+        "load_s": (r.get("cold_start") or {}).get("load_s"),
+        "peak_rss_mb": (r.get("rss_mb") or {}).get("peak_mb"),
     }
 
 
@@ -337,6 +348,31 @@ def _data_line(rows: list[dict]) -> str:
     return "; ".join(f"{k} ({', '.join(v)})" for k, v in by.items())
 
 
+def serving_table(rows: list[dict]) -> str:
+    """What an edge user feels, per row: the model alone, JPEG bytes -> top-5, process start -> first result, memory."""
+    rows = [r for r in rows if r.get("e2e") or r.get("cold_start")]
+    if not rows:
+        return ""
+    head = (
+        "\n## Serving (benchmarks/serving.py, in each row's isolated worker)\n\n"
+        "End to end: a 640x480 JPEG's bytes -> top-5 labels (Pillow decode, resize and crop as the bundle's run.py "
+        "does them, normalize in numpy unless the artifact does it in its graph, inference, top-5), batch 1, median "
+        "of the rounds. Cold start: process start -> first result, with the runtime's load/compile and the first "
+        "call. Peak RSS: the worker's VmHWM while serving.\n\n"
+        "| artifact | pre-processing | model p50 ms | end-to-end p50 ms | of which decode+pre ms | cold start s "
+        "(load s) | peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for r in rows:
+        e, c, m = r.get("e2e") or {}, r.get("cold_start") or {}, r.get("rss_mb") or {}
+        lines.append(
+            f"| {r['artifact']} | {r.get('preprocess', '-')} | {_f(r.get('p50_ms'), '.3f')} | {_f(e.get('p50_ms'), '.3f')} "
+            f"| {_f(e.get('preprocess_p50_ms'), '.3f')} | {_f(c.get('total_s'), '.2f')} ({_f(c.get('load_s'), '.2f')}) "
+            f"| {_f(m.get('peak_mb'), '.0f')} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
 def report_md(result: dict) -> str:
     env, pk = result["environment"], result["peaks"]
     vers = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
@@ -354,6 +390,7 @@ def report_md(result: dict) -> str:
         f"**Method**: {env['method']}. Efficiency = (GFLOPs per image x batch / p50) / peak of the row's precision "
         f"(fp16 rows against the fp32 peak: these CPU runtimes compute fp16 models in fp32).\n\n"
         + markdown_table(result["rows"])
+        + serving_table(result["rows"])
         + "\n## Reading\n\n"
         + "\n".join(f"- {s}" for s in reading(result))
         + "\n"

@@ -40,6 +40,11 @@ class BenchRow:
     floor_ms: float | None = None
     efficiency: float | None = None
     crosscheck: dict | None = None  # benchmark_app / bare ORT loop in the same rounds
+    # serving, in the isolated worker (benchmarks/serving.py): JPEG bytes -> top-5, process start -> first result, RSS
+    preprocess: str | None = None  # python | in-graph: where normalize and transpose run
+    e2e: dict | None = None  # p50_ms, preprocess_p50_ms (median of the rounds)
+    cold_start: dict | None = None  # total_s, start_s, load_s, first_call_s (median of the rounds)
+    rss_mb: dict | None = None  # peak_mb (max over rounds), end_mb
     flags: list | None = None  # unstable, disagrees with ...
     bench_s: float | None = None
 

@@ -9,7 +9,8 @@ starts one worker per (artifact, round) and reads the JSON it writes.
 
 SPEC: {"loader": "module:function" -> fn(path, threads) -> callable(np.ndarray), "path", "threads",
 "inputs": [[batch, "x.npy"], ...] (latency batch first), "timing": time_calls kwargs (warmup_seconds included),
-"out": "res.json"}
+"out": "res.json", optional "spawned_at": the parent's time.time() at start (cold start), "e2e": {"jpeg", "preprocess",
+"in_graph"} (JPEG bytes -> top-5, benchmarks/serving.py)}
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import serving
 from .timing import time_calls
+
+READY_AT = serving.now()  # interpreter started and this module imported: what comes next is the runtime's
 
 # runtimes whose presence in sys.modules the result reports (what the process really loaded)
 RUNTIMES = ("torch", "onnxruntime", "openvino", "executorch", "tensorrt")
@@ -74,10 +78,17 @@ def run(spec: dict) -> dict:
     fn = resolve(spec["loader"])(spec["path"], spec["threads"])
     load_s = time.perf_counter() - t0
     inputs = [(int(b), np.load(p)) for b, p in spec["inputs"]]
+    t1 = time.perf_counter()
+    fn(inputs[0][1])  # the first result: compiles the latency shape where the runtime compiles lazily
+    cold = serving.cold_start(spec.get("spawned_at"), READY_AT, load_s, time.perf_counter() - t1)
     batches = time_artifact(fn, inputs, spec["timing"])
+    e2e = serving.time_e2e(fn, spec["e2e"], spec["timing"]) if spec.get("e2e") else None
     return {
         "batches": batches,
         "load_s": load_s,
+        "cold_start": cold,
+        "e2e": e2e,
+        "rss": serving.rss_mb(),
         "pid": os.getpid(),
         "torch_imported": "torch" in sys.modules,
         "runtimes": [m for m in RUNTIMES if m in sys.modules],

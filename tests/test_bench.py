@@ -126,6 +126,12 @@ def test_bench_rows_statuses_and_report_files(tmp_path, monkeypatch, exports, ti
         assert r["worker"]["isolated"] and r["worker"]["torch_imported"] == (name == "tiny-pytorch-fp32")
         assert set(r["throughput"]) == {"1", "4"} and r["threads"] == 1
         assert 0 < r["top1"] <= 100 and r["peak_kind"] == ("int8" if "int8" in name else "fp32")
+        # serving, in the same workers: JPEG bytes -> top-5, process start -> first result, memory
+        e, c, m = r["e2e"], r["cold_start"], r["rss_mb"]
+        assert r["preprocess"] == "python" and e["p50_ms"] > 0 and e["preprocess_p50_ms"] > 0
+        assert len(e["p50_rounds_ms"]) == 2 and e["jpeg"].startswith("640x480")
+        assert c["total_s"] == pytest.approx(c["start_s"] + c["load_s"] + c["first_call_s"]) and c["load_s"] > 0
+        assert m["peak_mb"] >= m["end_mb"] > 0
         assert r["efficiency"] == pytest.approx(
             r["gflops_per_image"] / (r["p50_ms"] / 1e3) / FAKE_PEAKS["gflops"][r["peak_kind"]]
         )
@@ -423,8 +429,14 @@ def test_timing_workers_load_only_their_runtime(tmp_path, exports, tiny_ckpt):
         ("artifact", "openvino", tmp_path / m["artifact"], "openvino"),
         ("checkpoint", "pytorch", tiny_ckpt, "torch"),
     ]
+    from vitc.benchmarks.serving import camera_jpeg
+
+    jpeg = camera_jpeg(np.zeros((32, 32, 3), np.uint8), tmp_path / "cam.jpg")
+    pre = json.loads((tmp_path / (m["artifact"] + ".json")).read_text())["preprocess"]
+    e2e = {"jpeg": str(jpeg), "preprocess": pre, "in_graph": False}  # Pillow and numpy only: still no torch
     for kind, target, path, runtime in cases:
-        res = run_worker(loader_for(kind, target), str(path), 1, inputs, timing)
+        res = run_worker(loader_for(kind, target), str(path), 1, inputs, timing, e2e)
+        assert res["e2e"]["p50_ms"] > 0 and res["rss"]["peak_mb"] > 0
         assert res["torch_imported"] == (runtime == "torch"), (target, res["runtimes"])
         assert res["runtimes"] == [runtime] if runtime != "torch" else "torch" in res["runtimes"]
         assert [b["batch"] for b in res["batches"]] == [1, 2] and all(b["runs"] >= 3 for b in res["batches"])
@@ -471,7 +483,7 @@ def test_a_pair_split_by_a_machine_change_is_retimed(monkeypatch):
     from vitc.benchmarks.report import _trust
     from vitc.benchmarks.row import BenchRow
 
-    def worker(loader, path, threads, inputs, timing):
+    def worker(loader, path, threads, inputs, timing, e2e=None):
         s = np.full(60, 1.0)
         return {
             "batches": [{"batch": b, "p50_ms": 1.0, "runs": 60, "samples_ms": s.tolist()} for b, _ in inputs],

@@ -133,3 +133,28 @@ def test_bundle_refuses_what_cannot_run_without_torch_and_a_full_out(tiny_ckpt, 
     with pytest.raises(VitcError, match="already holds files"):
         make(tmp_path / "exp" / m["artifact"], full)
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
+
+
+def test_the_bench_feeds_an_in_graph_artifact_pixels_and_times_its_serving_path(tiny_ckpt, tmp_path, monkeypatch):
+    from vitc.benchmarks import peak
+    from vitc.benchmarks.bench import run_bench
+    from vitc.config import BenchConfig
+
+    fake = {
+        "threads": 1,
+        "gflops": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0},
+        "method": {"int8": "-", "statistic": "-"},
+    }
+    monkeypatch.setattr(peak, "peaks", lambda threads, remeasure=False: fake)
+    export_checkpoint(tiny_ckpt, "onnx", "fp32", tmp_path / "exp", preprocess="in-graph")
+    export_checkpoint(tiny_ckpt, "onnx", "fp32", tmp_path / "exp")
+    cfg = BenchConfig(
+        threads=1, batch=(1,), warmup=1, warmup_seconds=0.0, min_runs=3, min_seconds=0.0, repeats=1, crosscheck=False
+    )
+    rows = {r["artifact"]: r for r in run_bench([tmp_path / "exp"], tmp_path / "rep", cfg)["rows"]}
+    ig, py = rows["tiny-onnx-fp32-rgb8"], rows["tiny-onnx-fp32"]
+    assert ig["status"] == "ok" and ig["agreement"] == 100.0 and ig["top1"] == py["top1"]
+    assert ig["preprocess"] == "in-graph" and py["preprocess"] == "python"
+    assert ig["e2e"]["p50_ms"] > 0 and py["e2e"]["p50_ms"] > 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Serving" in md and "| tiny-onnx-fp32-rgb8 | in-graph |" in md
