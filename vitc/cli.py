@@ -367,7 +367,10 @@ def quantize(
     checkpoint: Ckpt = None,
     out: Out = None,
     backend: Annotated[
-        str, typer.Option(help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8)")
+        str,
+        typer.Option(
+            help="torch (dynamic int8 + mobile) | onnxruntime | openvino (static int8) | executorch (XNNPACK quantizer)"
+        ),
     ] = "torch",
     calib: Calib = None,
     calib_size: CalibSize = _Q.calib_size,

@@ -398,11 +398,12 @@ class PruneConfig:
         _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
 
 
-QUANT_BACKENDS = ("torch", "onnxruntime", "openvino")
+QUANT_BACKENDS = ("torch", "onnxruntime", "openvino", "executorch")
 QUANT_TARGET = {
     "torch": "torchscript-lite",
     "onnxruntime": "onnx",
     "openvino": "openvino",
+    "executorch": "executorch",  # the XNNPACK quantizer (PT2E), lowered to the XNNPACK delegate: the mobile path
 }  # the artifact each backend writes
 ORT_MODES = ("auto", "static", "dynamic")
 NNCF_SCHEMES = ("auto", "defaults", "transformer")
@@ -412,7 +413,8 @@ NNCF_SCHEMES = ("auto", "defaults", "transformer")
 class QuantizeConfig:
     """`vitc quantize` and a pipeline's `quantize:`: int8 through each runtime's own quantizer."""
 
-    backends: list = field(default_factory=lambda: list(QUANT_BACKENDS))
+    # executorch is asked for by name: its export is the slowest and it needs the `mobile` extra
+    backends: list = field(default_factory=lambda: [b for b in QUANT_BACKENDS if b != "executorch"])
     calib: str | None = None  # calibration images (train split); default: the checkpoint's own data
     calib_size: int = 128
     max_drop: float | None = (
