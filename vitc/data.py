@@ -178,8 +178,9 @@ def _hold_out(name: str, classes: list[str], x: list, y: np.ndarray, val: Split,
     tr, ho = train_test_split(np.arange(len(y)), test_size=n_hold, random_state=FASHION_HOLDOUT_SEED, stratify=strat)
     prov = {
         **prov,
-        "train_split": f"{len(tr)} of the {len(y)} train images",
-        "holdout_split": f"the other {len(ho)} (seed {FASHION_HOLDOUT_SEED}): the best epoch is chosen on them",
+        "train_split": f"{len(tr)} of the {f'{len(y) // 1000}k' if len(y) % 1000 == 0 else len(y)} train images",
+        "holdout_split": f"the other {len(ho)} ({'stratified, ' if strat is not None else ''}seed {FASHION_HOLDOUT_SEED}): "
+        "best epoch chosen here",
         "n_train": len(tr),
         "n_holdout": len(ho),
     }

@@ -48,6 +48,9 @@ def wall(run: Path) -> float | None:
         p = run / name
         if p.is_file():
             return json.loads(p.read_text()).get(key)
+    m = run / "metrics.jsonl"  # a run started outside the study: its epochs' training time (no evaluation)
+    if m.is_file():
+        return sum(json.loads(line)["epoch_s"] for line in m.read_text().splitlines() if line.strip())
     return None
 
 
