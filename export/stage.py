@@ -264,38 +264,44 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
     c = Checkpoint.open(inputs.checkpoint)
     c.data_name(cfg.data)  # no data to validate on: one sentence before anything is written
     res = Result("")
-    for name in cfg.targets:
+    todo = [
+        (name, p, mode)
+        for mode in cfg.preprocess
+        for name in cfg.targets
+        for p in cfg.precisions
+        if p in get(name).PRECISIONS and (mode == "python" or name in IN_GRAPH_TARGETS)
+    ]
+    for name, p, mode in todo:
         t = get(name)
-        for p in [p for p in cfg.precisions if p in t.PRECISIONS]:
-            why = t.check()
-            if why:
+        why = t.check()
+        if why:
+            if not any(s["target"] == t.NAME and s["precision"] == p for s in res.skipped):
                 res.skipped.append({"target": t.NAME, "precision": p, "reason": why})
-                continue
-            try:
-                res.artifacts.append(
-                    export_checkpoint(
-                        c,
-                        name,
-                        p,
-                        out,
-                        data=cfg.data,
-                        calib=cfg.calib,
-                        calib_size=cfg.calib_size,
-                        threads=cfg.threads,
-                        max_drop=cfg.max_drop,
-                        features=cfg.features,
-                    )
+            continue
+        try:
+            res.artifacts.append(
+                export_checkpoint(
+                    c,
+                    name,
+                    p,
+                    out,
+                    data=cfg.data,
+                    calib=cfg.calib,
+                    calib_size=cfg.calib_size,
+                    threads=cfg.threads,
+                    max_drop=cfg.max_drop,
+                    features=cfg.features,
+                    preprocess=mode,
                 )
-            except AccuracyGateError as e:
-                console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
-                res.failed.append(e.message)
-            except VitcError as e:
-                if not inputs.keep_going:
-                    raise
-                console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
-                res.skipped.append(
-                    {"target": t.NAME, "precision": p, "reason": e.message, "status": f"error: {e.message}"}
-                )
+            )
+        except AccuracyGateError as e:
+            console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
+            res.failed.append(e.message)
+        except VitcError as e:
+            if not inputs.keep_going:
+                raise
+            console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
+            res.skipped.append({"target": t.NAME, "precision": p, "reason": e.message, "status": f"error: {e.message}"})
     if res.skipped:
         ckpt.write_json(out / SKIPPED_FILE, res.skipped)
     ok = sum(m["status"] == "ok" for m in res.artifacts)

@@ -158,3 +158,15 @@ def test_the_bench_feeds_an_in_graph_artifact_pixels_and_times_its_serving_path(
     assert ig["e2e"]["p50_ms"] > 0 and py["e2e"]["p50_ms"] > 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Serving" in md and "| tiny-onnx-fp32-rgb8 | in-graph |" in md
+
+
+def test_an_export_stage_writes_both_pre_processings_where_the_target_has_them(tiny_ckpt, tmp_path):
+    from vitc import stages
+    from vitc.config import ExportConfig
+
+    cfg = ExportConfig(["onnx", "tensorrt"], ["fp32"], preprocess=["python", "in-graph"])
+    res = stages.run("export", cfg, stages.Inputs(checkpoint=tiny_ckpt, keep_going=True), tmp_path)
+    assert sorted(m["artifact"] for m in res.artifacts) == ["tiny-onnx-fp32-rgb8.onnx", "tiny-onnx-fp32.onnx"]
+    assert [s["target"] for s in res.skipped] == ["tensorrt"]  # once, not per pre-processing
+    with pytest.raises(VitcError, match="preprocess: must be a non-empty list drawn from python, in-graph"):
+        ExportConfig(preprocess=["gpu"])

@@ -413,6 +413,12 @@ def export(
     features: Annotated[
         bool, typer.Option(help="export the pre-logits token features (for `vitc features`) instead of the logits")
     ] = False,
+    preprocess: Annotated[
+        str,
+        typer.Option(
+            help="python (the artifact takes the normalized float tensor) | in-graph (uint8 RGB pixels, NHWC)"
+        ),
+    ] = "python",
     list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False,
 ) -> None:
     """Write an artifact for a runtime and prove it computes the same function as PyTorch."""
@@ -439,7 +445,7 @@ def export(
     why = tgt.check()
     if why:  # before any default is looked up or announced: nothing is read or written
         raise VitcError(f"{tgt.NAME} target unavailable here: {why}")
-    cfg = ExportConfig([target], [precision], calib, calib_size, max_drop, data, threads, features)
+    cfg = ExportConfig([target], [precision], calib, calib_size, max_drop, data, threads, features, [preprocess])
     con = Console()
     checkpoint = checkpoint or runs.default_checkpoint(stages.get("export").reads, con)
     out = out or runs.default_out(stages.get("export").folder, con)

@@ -456,8 +456,16 @@ class ExportConfig:
     data: str | None = None  # val data; default: the checkpoint's own
     threads: int | None = None
     features: bool = False  # the pre-logits token features instead of the logits
+    # python: the artifact takes the normalized float tensor; in-graph: uint8 RGB pixels, normalized inside (the
+    # targets that can: export/stage.py IN_GRAPH_TARGETS; the others are exported for python only)
+    preprocess: list = field(default_factory=lambda: ["python"])
 
     def __post_init__(self):
+        _check(
+            isinstance(self.preprocess, list) and self.preprocess and set(self.preprocess) <= {"python", "in-graph"},
+            "preprocess",
+            f"must be a non-empty list drawn from python, in-graph; got {self.preprocess!r}",
+        )
         if not isinstance(self.targets, list) or not self.targets:
             raise ConfigError(f"targets: must be a non-empty list, got {self.targets!r}")
         for t in self.targets:
