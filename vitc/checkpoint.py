@@ -99,6 +99,19 @@ def read_json(path: str | Path) -> Any:
         raise CheckpointError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from e
 
 
+def save_file(state: dict, path: str, metadata: dict | None = None) -> None:
+    """safetensors' torch writer, imported on first use (importing this module loads no torch)."""
+    from safetensors.torch import save_file as write
+
+    write(state, path, metadata=metadata)
+
+
+def load_file(path: str) -> dict:
+    from safetensors.torch import load_file as read
+
+    return read(path)
+
+
 def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share storage (tied weights, views)
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -106,8 +119,6 @@ def state_dict_for_save(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     with atomic_path(path) as tmp:
-        from safetensors.torch import save_file
-
         save_file(state, str(tmp), metadata=metadata)
 
 
@@ -120,8 +131,6 @@ def save_checkpoint(out_dir: str | Path, model: torch.nn.Module, meta: dict) -> 
     with ExitStack() as stack:  # contexts exit in reverse: weights are renamed first, vitc.json last
         tmp_meta = stack.enter_context(atomic_path(out_dir / META))
         tmp_weights = stack.enter_context(atomic_path(out_dir / WEIGHTS))
-        from safetensors.torch import save_file
-
         save_file(state_dict_for_save(model), str(tmp_weights), metadata={"format": FORMAT})
         meta = {"format": FORMAT, **meta, "weights_sha256": sha256_file(tmp_weights)}
         tmp_meta.write_text(_json_text(meta))
@@ -168,8 +177,6 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
             "convert it with safetensors.torch.save_file, or pass a vitc checkpoint dir",
         )
     try:
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     except FileNotFoundError as e:
         raise CheckpointError(f"{path} does not exist") from e
