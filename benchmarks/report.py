@@ -117,6 +117,24 @@ def _p50(r: dict) -> str:
     return _f(r.get("p50_ms"), ".3f") + (f" ({min(p):.2f}-{max(p):.2f})" if len(p) > 1 else "")
 
 
+def summary_table(rows: list[dict]) -> str:
+    """The page's table: one line per row, the numbers a reader ranks by; the rounds are in the appendix."""
+    head = (
+        "| artifact | status | size MB | top-1 % | agree % | p50 ms | spread | img/s @batch | eff. | vs tool |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = []
+    for r in rows:
+        c = r.get("crosscheck") or {}
+        vs = f"{c['ratio']:.2f}x" if "ratio" in c else "-"
+        lines.append(
+            f"| {r['artifact']} | {_status(r)} | {_f(r.get('size_mb'), '.1f')} | {_f(r.get('top1'))} | "
+            f"{_f(r.get('agreement'))} | {_f(r.get('p50_ms'), '.3f')} | {_spread(r)} | {_tp(r)} | "
+            f"{_f(r.get('efficiency'), '.1%')} | {vs} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
 def markdown_table(rows: list[dict]) -> str:
     head = (
         "| artifact | status | size MB | top-1 % | agree % | p50 ms (rounds min-max) | spread | p90 ms | p99 ms | mean±std ms "
@@ -192,11 +210,53 @@ def reading(result: dict) -> list[str]:
         if big:
             b = max(big, key=lambda r: max(r["throughput"].values()))
             out.append(f"Highest throughput: {b['artifact']}, {max(b['throughput'].values()):.0f} images/s.")
-    out += _trust(result)
-    bad = [r for r in rows if not r["status"].startswith("ok")]
-    for r in bad:
-        out.append(f"{r['artifact']}: {r['status']}.")
+    out += _trust_summary(result)
+    by_status: dict[str, list[str]] = {}
+    for r in rows:
+        if not r["status"].startswith("ok"):
+            by_status.setdefault(r["status"], []).append(r["artifact"])
+    for status, names in by_status.items():  # rows skipped for one reason (a target's precisions) share a line
+        out.append(f"{', '.join(names)}: {status}.")
     return out
+
+
+def _trust_summary(result: dict) -> list[str]:
+    """The reading's part of `_trust`: counts and verdicts, one line each; every row's numbers are in the appendix."""
+    rows, out = result["rows"], []
+    timed = [r for r in rows if (r.get("latency") or {}).get("rounds", 0) > 1]
+    if timed:
+        unstable = [r for r in timed if "unstable" in (r.get("flags") or [])]
+        worst = max(timed, key=lambda r: r["latency"]["spread"])
+        s = (
+            f"Stability: {len(timed) - len(unstable)} of {len(timed)} timed rows have round p50s within {SPREAD_LIMIT}x "
+            f"(max/min); widest: {worst['artifact']} {worst['latency']['spread']:.2f}x"
+        )
+        if unstable:
+            moved = steady = 0
+            for r in unstable:
+                t = (r.get("crosscheck") or {}).get("tool_p50s_ms")
+                if t:
+                    moved += max(t) / min(t) > SPREAD_LIMIT
+                    steady += max(t) / min(t) <= SPREAD_LIMIT
+            s += (
+                f". Of the {len(unstable)} unstable rows, {moved} had their tool move with them in the same rounds (the "
+                f"machine slowed), {steady} had it steady (vitc's timing in doubt), "
+                f"{len(unstable) - moved - steady} have no tool; each is listed in the appendix"
+            )
+        out.append(s + ".")
+    cc = [r for r in rows if "ratio" in (r.get("crosscheck") or {})]
+    if cc:
+        bad = [r["artifact"] for r in cc if not r["crosscheck"]["agrees"]]
+        out.append(
+            f"Cross-checks: {len(cc) - len(bad)} of {len(cc)} OpenVINO / ONNX Runtime rows within {AGREE[0]}-{AGREE[1]}x "
+            f"of their tool's median over the same interleaved rounds"
+            + (f"; disagreeing: {', '.join(bad)} (appendix)" if bad else "")
+            + "."
+        )
+    n_split = sum(len(r["crosscheck"].get("split_pairs", [])) for r in cc)
+    if n_split:
+        out.append(f"Re-timed: {n_split} vitc/tool pair(s) that the machine split (appendix).")
+    return out + _same_recipe(rows)
 
 
 def _trust(result: dict) -> list[str]:
@@ -389,10 +449,16 @@ def report_md(result: dict) -> str:
         f"**Peaks** (GFLOP/s, {pk['threads']} threads, {pk['method']['statistic']}; int8: {pk['method']['int8']}): {peaks}.  \n"
         f"**Method**: {env['method']}. Efficiency = (GFLOPs per image x batch / p50) / peak of the row's precision "
         f"(fp16 rows against the fp32 peak: these CPU runtimes compute fp16 models in fp32).\n\n"
-        + markdown_table(result["rows"])
+        + summary_table(result["rows"])
         + serving_table(result["rows"])
         + "\n## Reading\n\n"
         + "\n".join(f"- {s}" for s in reading(result))
+        + "\n\n## Appendix: every round\n\nPer row: the rounds' p50s (min-max), spread, p90/p99, mean±std, and the "
+        "cross-check tool's p50 with vitc/tool; then each unstable or disagreeing row and each re-timed pair. "
+        "bench.json holds every number.\n\n"
+        + markdown_table(result["rows"])
+        + "\n"
+        + "\n".join(f"- {s}" for s in _trust(result) if s not in _same_recipe(result["rows"]))
         + "\n"
     )
 
