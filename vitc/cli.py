@@ -580,7 +580,18 @@ def predict(
         from .export.edge_run import Bundle
 
         m = read_manifest(artifact)
-        b = Bundle(artifact, m["preprocess"], m["classes"], in_graph(m), threads)
+        if artifact.suffix == ".onnx":
+            from .export.onnx import check_external_data
+
+            check_external_data(artifact)  # refuses data paths outside the model's folder, as the onnx target does
+        try:
+            b = Bundle(artifact, m["preprocess"], m["classes"], in_graph(m), threads)
+        except Exception as e:  # the runtime's own error on a truncated or foreign file
+            kind = "ONNX model" if artifact.suffix == ".onnx" else "OpenVINO IR"
+            raise VitcError(
+                f"{artifact.name} is not a readable {kind} ({type(e).__name__}: {str(e).splitlines()[0][:160]})",
+                "re-export it with `vitc export`",
+            ) from None
         tops = b.top(list(images), topk, on_error=DataError)
         rows = [
             {"image": str(p), "top": [{"label": label, "prob": prob} for label, prob in t]}
