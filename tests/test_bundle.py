@@ -170,3 +170,26 @@ def test_an_export_stage_writes_both_pre_processings_where_the_target_has_them(t
     assert [s["target"] for s in res.skipped] == ["tensorrt"]  # once, not per pre-processing
     with pytest.raises(VitcError, match="preprocess: must be a non-empty list drawn from python, in-graph"):
         ExportConfig(preprocess=["gpu"])
+
+
+@pytest.mark.parametrize(
+    "size, crop_pct, interp", [(32, 1.0, "bicubic"), (224, 0.875, "bicubic"), (28, 0.9, "bilinear")]
+)
+def test_the_bundle_runner_resizes_and_crops_as_timm_does(size, crop_pct, interp):
+    """export/edge_run.py's Pillow resize + centre crop (written out: the device has no torchvision) gives the same
+    pixels as timm's eval transform up to the tensor, for images larger, smaller and of other aspect ratios."""
+    from vitc.data import pixel_transform
+    from vitc.export.edge_run import resize_crop
+
+    pre = {
+        "input_size": [3, size, size],
+        "interpolation": interp,
+        "crop_pct": crop_pct,
+        "mean": [0.5] * 3,
+        "std": [0.5] * 3,
+    }
+    rng = np.random.default_rng(0)
+    for w, h in [(640, 480), (48, 40), (size, size), (97, 301), (13, 17)]:
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        ours, timm_px = resize_crop(img, pre), pixel_transform(pre)(img)
+        assert ours.shape == timm_px.shape == (size, size, 3) and np.array_equal(ours, timm_px), (w, h)
