@@ -68,8 +68,17 @@ def make(artifact: Path, out: Path, force: bool = False) -> dict:
         )
     if not str(m.get("status", "ok")).startswith("ok"):
         raise ConfigError(f"{artifact.name} failed its validation ({m['status']})", "bundle an artifact marked ok")
+    out = Path(out).resolve()
+    if out == Path.cwd().resolve() or out == artifact.resolve().parent or out in artifact.resolve().parents:
+        raise OutputError(
+            f"--out {out} is the current folder or holds the artifact; --force would delete it",
+            "pass a new folder for the bundle, e.g. --out bundle/",
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputError(f"--out {out} already holds files", "pass --force to replace it, or another --out")
+    missing = [f.name for f in files_of(artifact) if not f.is_file()]
+    if missing:
+        raise ConfigError(f"{artifact.name} needs {', '.join(missing)} beside it", "re-export the artifact")
     runtime = RUNTIMES[artifact.suffix]
     version = (m.get("versions") or {}).get(runtime)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
@@ -94,9 +103,16 @@ def make(artifact: Path, out: Path, force: bool = False) -> dict:
         reqs = ["numpy", "Pillow", f"{runtime}=={version}" if version else runtime]
         (tmp / "requirements.txt").write_text("\n".join(reqs) + "\n")
         (tmp / "README.md").write_text(readme(artifact.name, runtime, info))
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():  # moved aside, deleted only once the new bundle is in place
+            out.rename(old)
+        try:
+            tmp.rename(out)
+        except BaseException:
+            if old.exists():
+                old.rename(out)
+            raise
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

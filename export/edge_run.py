@@ -23,7 +23,18 @@ import numpy as np
 from PIL import Image, ImageOps
 
 SUFFIXES = (".onnx", ".xml", ".pte")
-RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "lanczos": Image.LANCZOS}
+RESAMPLE = {
+    "bicubic": Image.BICUBIC,
+    "bilinear": Image.BILINEAR,
+    "nearest": Image.NEAREST,
+    "lanczos": Image.LANCZOS,
+    "box": Image.BOX,
+    "hamming": Image.HAMMING,
+}
+
+
+class ImageUnreadable(ValueError):
+    """An image file this runner cannot decode, or a pre-processing it does not implement."""
 
 
 def decode(source) -> Image.Image:
@@ -33,22 +44,35 @@ def decode(source) -> Image.Image:
     with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as im:
         im.load()
         im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # as vitc.data.to_rgb: rescale, do not clip
+            a = np.asarray(im, dtype=np.float64)
+            hi = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+            im = Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        if im.mode == "P":
+            im = im.convert("RGBA")
         return im.convert("RGB") if im.mode != "RGB" else im.copy()
 
 
 def resize_crop(img: Image.Image, pre: dict) -> np.ndarray:
     """torchvision's Resize(shorter side) + CenterCrop on a PIL image, as timm's eval transform runs them
     -> uint8 (H, W, 3)."""
-    if pre.get("crop_mode", "center") != "center":
-        raise SystemExit(f"crop_mode {pre['crop_mode']!r} is not supported by this runner (center only)")
     h, w = int(pre["input_size"][-2]), int(pre["input_size"][-1])
+    interp = pre.get("interpolation", "bicubic")
+    if interp not in RESAMPLE:
+        raise ImageUnreadable(f"interpolation {interp!r} is not one this runner implements ({', '.join(RESAMPLE)})")
+    mode = pre.get("crop_mode", "center")
+    if mode == "squash":  # timm: resize both sides to size / crop_pct, then the centre crop
+        scale = [math.floor(v / float(pre.get("crop_pct", 1.0))) for v in (h, w)]
+        img = img.resize((scale[1], scale[0]), RESAMPLE[interp])
+    elif mode != "center":
+        raise ImageUnreadable(f"crop_mode {mode!r} is not one this runner implements (center, squash)")
     scale = math.floor(min(h, w) / float(pre.get("crop_pct", 1.0)))
     iw, ih = img.size
     short, long = (iw, ih) if iw <= ih else (ih, iw)
-    if short != scale:
+    if mode == "center" and short != scale:
         new_long = int(scale * long / short)
         size = (scale, new_long) if iw <= ih else (new_long, scale)
-        img = img.resize(size, RESAMPLE[pre.get("interpolation", "bicubic")])
+        img = img.resize(size, RESAMPLE[interp])
     iw, ih = img.size
     top, left = int(round((ih - h) / 2.0)), int(round((iw - w) / 2.0))
     return np.asarray(img.crop((left, top, left + w, top + h)), dtype=np.uint8)
@@ -75,8 +99,13 @@ def _runtime(path: Path, threads: int | None):
     if path.suffix == ".xml":
         import openvino as ov
 
+        core = ov.Core()
+        model = core.read_model(str(path))
         cfg = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-        compiled = ov.Core().compile_model(str(path), "CPU", cfg)
+        key = ["vitc", "inference_precision"]  # what vitc validated the IR with (f32 for an fp32 IR), as its loader
+        if model.has_rt_info(key) and model.get_rt_info(key).astype(str) != "default":
+            cfg["INFERENCE_PRECISION_HINT"] = model.get_rt_info(key).astype(str)
+        compiled = core.compile_model(model, "CPU", cfg)
         return lambda x: compiled(x)[0]
     if path.suffix == ".pte":  # the executorch package (it brings torch); a phone runs the .pte from C++/Java/Swift
         import torch
@@ -106,10 +135,14 @@ class Bundle:
         pixels = []
         for im in images:
             try:
-                pixels.append(resize_crop(decode(im), self.pre))
-            except (OSError, ValueError, SyntaxError) as e:  # Pillow: not an image, truncated, bomb
+                img = decode(im)
+            except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:  # not an image
                 where = im if not isinstance(im, (bytes, bytearray)) else "an image"
                 raise on_error(f"{where} is not a readable image ({type(e).__name__}: {e})") from None
+            try:
+                pixels.append(resize_crop(img, self.pre))
+            except ImageUnreadable as e:  # the model's pre-processing, not the image
+                raise on_error(str(e)) from None
         pixels = np.stack(pixels)
         return pixels if self.in_graph else normalize(pixels, self.pre)
 

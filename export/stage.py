@@ -269,9 +269,20 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
         for mode in cfg.preprocess
         for name in cfg.targets
         for p in cfg.precisions
-        if p in get(name).PRECISIONS and (mode == "python" or name in IN_GRAPH_TARGETS)
+        if p in get(name).PRECISIONS
     ]
     for name, p, mode in todo:
+        if mode == "in-graph" and name not in IN_GRAPH_TARGETS:
+            if "python" not in cfg.preprocess:  # asked for in-graph only: say why this target wrote nothing
+                res.skipped.append(
+                    {
+                        "target": name,
+                        "precision": p,
+                        "preprocess": mode,
+                        "reason": f"{name} takes the float tensor only",
+                    }
+                )
+            continue
         t = get(name)
         why = t.check()
         if why:
@@ -301,7 +312,15 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
             if not inputs.keep_going:
                 raise
             console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
-            res.skipped.append({"target": t.NAME, "precision": p, "reason": e.message, "status": f"error: {e.message}"})
+            res.skipped.append(
+                {
+                    "target": t.NAME,
+                    "precision": p,
+                    "preprocess": mode,
+                    "reason": e.message,
+                    "status": f"error: {e.message}",
+                }
+            )
     if res.skipped:
         ckpt.write_json(out / SKIPPED_FILE, res.skipped)
     ok = sum(m["status"] == "ok" for m in res.artifacts)

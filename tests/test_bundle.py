@@ -53,9 +53,10 @@ def test_in_graph_artifact_takes_pixels_and_computes_the_pytorch_function(tiny_c
     assert m["status"] == "ok" and v["top1_agreement"] == 1.0 and v["max_abs_diff"] < 1e-3
 
 
-@pytest.mark.parametrize("target", ["onnx", "openvino"])
-def test_in_graph_int8(tiny_ckpt, tmp_path, target):
-    m = export_checkpoint(tiny_ckpt, target, "int8", tmp_path, preprocess="in-graph", calib_size=64)
+@pytest.mark.parametrize("target, opts", [("onnx", {"int8_mode": "static"}), ("openvino", None), ("executorch", None)])
+def test_in_graph_int8(tiny_ckpt, tmp_path, target, opts):
+    # ONNX static QDQ and ExecuTorch's PT2E calibrate the wrapped model on uint8 pixels; NNCF the float IR
+    m = export_checkpoint(tiny_ckpt, target, "int8", tmp_path, preprocess="in-graph", calib_size=64, opts=opts)
     assert m["status"] == "ok" and m["input"]["dtype"] == "uint8"
     assert m["validation"]["top1_agreement"] >= 0.97
 
@@ -116,7 +117,8 @@ def test_bundle_runs_without_torch_and_agrees_with_vitc_predict(tiny_ckpt, tmp_p
         "runpy.run_module('vitc', run_name='__main__')",
     )
     assert pred.returncode == 0, pred.stderr[-2000:]
-    assert all(_top1(pred.stdout)[k] == got[k] for k in _top1(pred.stdout))
+    rows = _top1(pred.stdout)
+    assert len(rows) == 5 and all(rows[k] == got[k] for k in rows)
 
 
 def test_bundle_refuses_what_cannot_run_without_torch_and_a_full_out(tiny_ckpt, tmp_path):
@@ -133,6 +135,13 @@ def test_bundle_refuses_what_cannot_run_without_torch_and_a_full_out(tiny_ckpt, 
     with pytest.raises(VitcError, match="already holds files"):
         make(tmp_path / "exp" / m["artifact"], full)
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
+    before = sorted(p.name for p in (tmp_path / "exp").iterdir())
+    with pytest.raises(VitcError, match="holds the artifact; --force would delete it"):
+        make(tmp_path / "exp" / m["artifact"], tmp_path / "exp", force=True)
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == before
+    make(tmp_path / "exp" / m["artifact"], full, force=True)  # --force replaces a bundle folder, whole
+    assert "keep.txt" not in {p.name for p in full.iterdir()} and (full / "run.py").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing left aside
 
 
 def test_the_bench_feeds_an_in_graph_artifact_pixels_and_times_its_serving_path(tiny_ckpt, tmp_path, monkeypatch):

@@ -576,10 +576,14 @@ def predict(
     if missing:
         raise DataError(f"image {missing[0]} does not exist", "pass image files (jpg, png, ...)")
     if artifact.suffix in (".onnx", ".xml") and artifact.is_file():
+        from . import export as registry
         from .export.bundle import in_graph, read_manifest
         from .export.edge_run import Bundle
 
         m = read_manifest(artifact)
+        why = registry.get(m["target"]).check()
+        if why:
+            raise VitcError(f"cannot run {artifact.name}: {why}")
         if artifact.suffix == ".onnx":
             from .export.onnx import check_external_data
 

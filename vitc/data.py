@@ -174,7 +174,8 @@ def _hold_out(name: str, classes: list[str], x: list, y: np.ndarray, val: Split,
     from sklearn.model_selection import train_test_split
 
     n_hold = max(1, len(y) // FASHION_HOLDOUT_SHARE)
-    strat = y if n_hold >= len(np.unique(y)) else None
+    # stratified when every class can give one image to each side (a torchvision dataset may have a class of one)
+    strat = y if n_hold >= len(np.unique(y)) and np.bincount(y).min() >= 2 else None
     tr, ho = train_test_split(np.arange(len(y)), test_size=n_hold, random_state=FASHION_HOLDOUT_SEED, stratify=strat)
     prov = {
         **prov,
