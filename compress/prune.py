@@ -9,7 +9,6 @@ checkpoint (vitc.structure), and the re-distillation with vitc's own loss and tr
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import torch
@@ -20,23 +19,16 @@ from vitc import checkpoint as ckpt
 from vitc import runtime
 from vitc.config import DistillConfig, ModelArgs, PruneConfig, to_dict
 from vitc.data import eval_tensors, load_source
-from vitc.errors import CheckpointError, ConfigError
+from vitc.errors import CheckpointError
 from vitc.handoff import recorded_data, resolve_data
 from vitc.models import ModelSpec, build_from_spec, count_params, gflops, is_distilled
 from vitc.stages import Inputs, Result
-from vitc.structure import read, require_vit, summary, sync_after_pruning
+from vitc.structure import read, require_vit, summary
 
 from .distill import train_student
 from .stage import prepare_out, training_run
 from .trainer import evaluate
-
-
-def _importance(kind: str):
-    import torch_pruning as tp
-
-    # DeiT/ViT pruning in torch-pruning's own examples: group L2 magnitude, or first-order Taylor
-    # (|w * dL/dw| summed over a group) from a few batches of gradients.
-    return tp.importance.GroupMagnitudeImportance(p=2) if kind == "magnitude" else tp.importance.GroupTaylorImportance()
+from .widths import cut_widths
 
 
 def prune_model(
@@ -46,52 +38,7 @@ def prune_model(
     grad_batches: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict:
     """Prune `model` in place with torch-pruning's BasePruner. -> its new structure (vitc.structure.read)."""
-    import torch_pruning as tp
-
-    require_vit(model, type(model).__name__)
-    model.eval()
-    heads = {b.attn.qkv: b.attn.num_heads for b in model.blocks}
-    for i, h in enumerate(heads.values()):
-        # torch-pruning removes ceil(head_ratio x heads) heads per block (local pruning)
-        if math.ceil(cfg.head_ratio * h) >= h:
-            raise ConfigError(
-                f"head_ratio: {cfg.head_ratio:g} would remove all {h} heads of block {i} "
-                f"(torch-pruning removes ceil({cfg.head_ratio:g} x {h}) = {math.ceil(cfg.head_ratio * h)})",
-                f"use a head ratio below {(h - 1) / h:.2f}",
-            )
-    # the classifier heads keep their class count: both must be ignored, or the distillation head is cut
-    ignored = [m for m in (getattr(model, "head", None), getattr(model, "head_dist", None)) if isinstance(m, nn.Linear)]
-    # the tokens and pos_embed are bare Parameters: cut along their last (embedding) dim
-    unwrapped = [
-        (p, p.dim() - 1)
-        for p in (getattr(model, n, None) for n in ("cls_token", "dist_token", "reg_token", "pos_embed"))
-        if isinstance(p, nn.Parameter)
-    ]
-    pruner = tp.pruner.BasePruner(
-        model,
-        example,
-        importance=_importance(cfg.importance),
-        pruning_ratio=cfg.ratio,
-        ignored_layers=ignored,
-        round_to=cfg.round_to,
-        num_heads=heads,
-        prune_num_heads=cfg.head_ratio > 0,
-        prune_head_dims=True,
-        head_pruning_ratio=cfg.head_ratio,
-        unwrapped_parameters=unwrapped,
-    )
-    if cfg.importance == "taylor":
-        if not grad_batches:
-            raise ConfigError(
-                "importance: taylor needs training images for its gradients", "use --importance magnitude"
-            )
-        model.zero_grad()
-        for x, y in grad_batches:
-            nn.functional.cross_entropy(model(x), y).backward()
-    pruner.step()
-    model.zero_grad(set_to_none=True)
-    sync_after_pruning(model, pruner.num_heads)
-    return read(model)
+    return cut_widths(model, cfg.ratio, cfg.head_ratio, cfg.importance, cfg.round_to, example, grad_batches)
 
 
 def _teacher_of(meta: dict, path: Path) -> str:
@@ -142,27 +89,40 @@ def run_prune(
             "overrides": {**smeta["model"].get("overrides", {}), "drop_path_rate": cfg.train.drop_path},
         }
         runtime.seed_all(cfg.train.seed)
-        if resume:  # the pruned widths are in the run's own vitc.json; fit() loads the weights
-            pruning = ckpt.load_meta(out)["pruning"]
-            model = build_from_spec({**arch, "structure": ckpt.load_meta(out)["model"]["structure"]})
+        dcfg = _distill_config(cfg, arch, pre, teacher, data)
+        if resume:  # the pruned structure and input size are in the run's own vitc.json; fit() loads the weights
+            own = ckpt.load_meta(out)
+            pruning, pre = own["pruning"], own["preprocess"]
+            arch = {**arch, "overrides": {**own["model"]["overrides"], "drop_path_rate": cfg.train.drop_path}}
+            model = build_from_spec({**arch, "structure": own["model"]["structure"]})
         else:
             model = build_from_spec(arch)
             ckpt.load_into(model, ckpt.load_weights(src_dir / ckpt.WEIGHTS), str(src_dir))
             require_vit(model, smeta["model"]["name"])
             Xv, Yv = eval_tensors(src.val, pre)
             was = _stats(model, pre, Xv, Yv)
-            grads = None
-            if cfg.importance == "taylor":
-                Xt, Yt = eval_tensors(src.train, pre)
-                g = torch.Generator().manual_seed(cfg.train.seed)
-                idx = torch.randperm(len(Yt), generator=g)[: cfg.taylor_batches * 32].split(32)
-                grads = [(Xt[i], Yt[i]) for i in idx]
-            structure = prune_model(model, cfg, Xv[:1], grads)
+            if cfg.latency:
+                from .prune_latency import choose
+
+                model, how, img = choose(model, smeta["model"], pre, src, cfg, dcfg, console)
+                if img != int(pre["input_size"][-1]):  # fewer tokens: the input size, and with it the data, change
+                    pre = {**pre, "input_size": [3, img, img]}
+                    arch = {**arch, "overrides": {**arch["overrides"], "img_size": img}}
+                    src = load_source(data, img)
+                    Xv, Yv = eval_tensors(src.val, pre)
+                    dcfg = _distill_config(cfg, arch, pre, teacher, data)
+            else:
+                grads = None
+                if cfg.importance == "taylor":
+                    Xt, Yt = eval_tensors(src.train, pre)
+                    g = torch.Generator().manual_seed(cfg.train.seed)
+                    idx = torch.randperm(len(Yt), generator=g)[: cfg.taylor_batches * 32].split(32)
+                    grads = [(Xt[i], Yt[i]) for i in idx]
+                prune_model(model, cfg, Xv[:1], grads)
+                how = {"ratio": cfg.ratio, "head_ratio": cfg.head_ratio, "importance": cfg.importance}
             now = _stats(model, pre, Xv, Yv)
             pruning = {
-                "ratio": cfg.ratio,
-                "head_ratio": cfg.head_ratio,
-                "importance": cfg.importance,
+                **how,
                 "round_to": cfg.round_to,
                 "source": {"path": str(src_dir), "sha256": smeta["weights_sha256"]},
                 "before": was,
@@ -175,24 +135,10 @@ def run_prune(
                     f"top-1 {was['top1']:.2f}% -> {now['top1']:.2f}% before re-distillation",
                     highlight=False,
                 )
-                console.print(f"widths: {summary(structure)}", highlight=False)
+                console.print(f"widths: {summary(read(model))}", highlight=False)
         if is_distilled(model):
             model.set_distilled_training(True)
         spec = ModelSpec(arch["name"], arch["overrides"], arch.get("pretrained_tag"), structure=read(model))
-        ov = arch["overrides"]
-        dcfg = DistillConfig(
-            ModelArgs(arch["name"], int(pre["input_size"][-1]), ov.get("patch_size")),
-            None,
-            teacher,
-            False,
-            data,
-            cfg.distillation,
-            cfg.alpha,
-            cfg.tau,
-            cfg.teacher_amp,
-            None,
-            cfg.train,
-        )
         extra = {"pruning": pruning, "prune_config": to_dict(cfg)}
         m = train_student(
             model,
@@ -216,6 +162,23 @@ def run_prune(
             "top1_unpruned": pruning["before"]["top1"],
             "top1_after_pruning": pruning["after_pruning"]["top1"],
         }
+
+
+def _distill_config(cfg: PruneConfig, arch: dict, pre: dict, teacher: str, data: str) -> DistillConfig:
+    """The re-distillation's settings: the prune stage's loss and training over the (pruned) student's shape."""
+    return DistillConfig(
+        ModelArgs(arch["name"], int(pre["input_size"][-1]), arch["overrides"].get("patch_size")),
+        None,
+        teacher,
+        False,
+        data,
+        cfg.distillation,
+        cfg.alpha,
+        cfg.tau,
+        cfg.teacher_amp,
+        None,
+        cfg.train,
+    )
 
 
 def run(cfg: PruneConfig, inputs: Inputs, out: Path) -> Result:

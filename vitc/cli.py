@@ -102,6 +102,15 @@ def _train(args: dict) -> dict:
     return train
 
 
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r} is not a comma-separated list of numbers", f"e.g. {option} 0,0.25,0.5"
+        ) from None
+
+
 def _warmup_note(args: dict, defaults: dict) -> None:
     """Said once the request is known to be valid."""
     if args["warmup_epochs"] is None and isinstance(args["epochs"], int) and args["epochs"] >= 1:
@@ -287,8 +296,28 @@ def prune(
         Optional[str], typer.Option(help="teacher to re-distill from (default: the one the student was distilled from)")
     ] = None,
     ratio: Annotated[
-        float, typer.Option(help="share of channels removed: embedding width, head dims, MLP hidden")
-    ] = 0.5,
+        Optional[float],
+        typer.Option(help="share of channels removed: embedding width, head dims, MLP hidden (default 0.5)"),
+    ] = None,
+    latency: Annotated[
+        Optional[str],
+        typer.Option(
+            help="latency budget instead of --ratio: 0.33x (of the unpruned model) or 1.2ms; depth, width and "
+            "input size are chosen from latency measured on --runtime"
+        ),
+    ] = None,
+    runtime_name: Annotated[
+        str, typer.Option("--runtime", help="with --latency: openvino-int8 | onnx-int8 | openvino-fp32 | onnx-fp32")
+    ] = "openvino-int8",
+    widths: Annotated[
+        str, typer.Option(help="with --latency: the width ratios the latency table measures, comma-separated")
+    ] = "0,0.25,0.5",
+    token_scales: Annotated[
+        str, typer.Option(help="with --latency: input side scales (fewer tokens), comma-separated; 1 keeps it")
+    ] = "1,0.75",
+    table: Annotated[
+        Optional[Path], typer.Option(help="with --latency: the latency table JSON (default: a per-machine cache)")
+    ] = None,
     head_ratio: Annotated[
         float, typer.Option(help="share of whole attention heads removed per block: ceil(H x heads) go (0: keep all)")
     ] = 0.0,
@@ -325,7 +354,7 @@ def prune(
     resume: Resume = False,
     force: Force = False,
 ) -> None:
-    """Remove heads and channels (torch-pruning), then re-distill from the teacher."""
+    """Remove blocks, heads and channels (by --ratio, or to a --latency budget), then re-distill from the teacher."""
     args = dict(locals())
     cfg = PruneConfig(
         str(checkpoint) if checkpoint else "",
@@ -335,6 +364,11 @@ def prune(
         head_ratio,
         importance,
         round_to or None,
+        latency=latency,
+        runtime=runtime_name,
+        widths=_floats(widths, "--widths"),
+        token_scales=_floats(token_scales, "--token-scales"),
+        table=str(table) if table else None,
         distillation=distillation,
         alpha=alpha,
         train=_train(args),

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import export  # the target registry: its modules import their runtimes (and torch) only where they run
+from .budget import RUNTIMES, Budget
 from .errors import ConfigError
 
 # Augmentation presets. "deit" is DeiT's ImageNet recipe (Touvron et al. 2021, main.py defaults):
@@ -349,7 +350,7 @@ class PruneConfig:
     checkpoint: str  # the distilled student (a vitc checkpoint dir)
     teacher_checkpoint: str | None = None  # default: the teacher the student was distilled from
     data: str | None = None  # default: the student's own dataset
-    ratio: float = 0.5  # share of channels removed: embedding width, head dims, MLP hidden
+    ratio: float | None = None  # share of channels removed: embedding width, head dims, MLP hidden (default 0.5)
     head_ratio: float = 0.0  # share of whole heads removed per block (0: keep every head)
     importance: str = "magnitude"  # group L2 magnitude | first-order Taylor (needs gradients on train images)
     round_to: int | None = PRUNE_ROUND_TO
@@ -359,6 +360,15 @@ class PruneConfig:
     tau: float = 1.0
     teacher_amp: str = "auto"
     train: TrainConfig | dict | None = None  # the user's settings over PRUNE_TRAIN
+    # latency-first (compress/prune_latency.py): a budget, relative ("0.33x") or absolute ("1.2ms"), instead of
+    # a ratio; depth, width and input size are chosen from latency measured on `runtime` (a cached table)
+    latency: str | None = None
+    runtime: str = "openvino-int8"
+    widths: tuple[float, ...] = (0.0, 0.25, 0.5)  # the width ratios the table measures
+    token_scales: tuple[float, ...] = (1.0, 0.75)  # input side x this, in whole patches: fewer tokens
+    table: str | None = None  # the latency table's JSON (default: a per-machine cache under ~/.cache/vitc)
+    latency_rounds: int = 2
+    latency_threads: int = 2  # threads the table times with: the bench's default
 
     def __post_init__(self):
         _check(
@@ -368,7 +378,24 @@ class PruneConfig:
         )
         self.train = stage_train(PRUNE_TRAIN, self.train)
         _check(
-            isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1,
+            self.ratio is None or self.latency is None,
+            "latency",
+            "give a latency budget or a ratio, not both",
+        )
+        if self.latency is not None:
+            Budget.parse(self.latency)
+            _check(self.runtime in RUNTIMES, "runtime", f"{self.runtime!r} is not one of {', '.join(RUNTIMES)}")
+            self.widths, self.token_scales = tuple(map(float, self.widths)), tuple(map(float, self.token_scales))
+            _check(
+                all(0 <= w < 1 for w in self.widths) and all(0 < t <= 1 for t in self.token_scales),
+                "widths",
+                "widths must lie in [0, 1) and token_scales in (0, 1]",
+            )
+            _check(isinstance(self.latency_rounds, int) and self.latency_rounds >= 1, "latency_rounds", "must be >= 1")
+        elif self.ratio is None:
+            self.ratio = 0.5
+        _check(
+            self.ratio is None or isinstance(self.ratio, (int, float)) and 0 < self.ratio < 1,
             "ratio",
             f"must be in (0, 1), the share of channels removed; got {self.ratio!r}",
         )

@@ -13,7 +13,8 @@ from torch import nn
 
 from .errors import ModelError
 
-STRUCTURE_FORMAT = "vitc-vit-widths/1"
+STRUCTURE_FORMAT = "vitc-vit-widths/2"  # /2: the block list may be shorter than the architecture's (depth pruned)
+READS = ("vitc-vit-widths/1", STRUCTURE_FORMAT)  # /1: one entry per block of the architecture
 
 
 def is_prunable_vit(model: nn.Module) -> bool:
@@ -56,7 +57,8 @@ def embed_width(model: nn.Module) -> int:
 
 
 def read(model: nn.Module) -> dict:
-    """-> {"format", "embed_dim", "blocks": [{"heads", "head_dim", "mlp_hidden"}, ...]} of a ViT."""
+    """-> {"format", "embed_dim", "blocks": [{"heads", "head_dim", "mlp_hidden"}, ...]} of a ViT; the kept
+    blocks are listed in order, so a depth-pruned model has fewer entries than its architecture's depth."""
     return {
         "format": STRUCTURE_FORMAT,
         "embed_dim": embed_width(model),
@@ -69,6 +71,16 @@ def read(model: nn.Module) -> dict:
             for b in model.blocks
         ],
     }
+
+
+def keep_blocks(model: nn.Module, keep: list[int]) -> None:
+    """Depth pruning: keep only these blocks (in their order); the residual stream skips the others."""
+    n = len(model.blocks)
+    if not keep or sorted(set(keep)) != sorted(keep) or not all(0 <= i < n for i in keep):
+        raise ModelError(f"cannot keep blocks {keep} of a model with {n} blocks")
+    model.blocks = nn.Sequential(*(model.blocks[i] for i in sorted(keep)))
+    if hasattr(model, "feature_info"):  # timm's forward_intermediates reads one entry per block
+        model.feature_info = [dict(f, module=f"blocks.{i}") for i, f in enumerate(model.feature_info[: len(keep)])]
 
 
 def sync_after_pruning(model: nn.Module, heads: dict[nn.Module, int]) -> None:
@@ -112,15 +124,18 @@ def _param(old: nn.Parameter | None, width: int) -> nn.Parameter | None:
 
 def apply(model: nn.Module, structure: dict) -> nn.Module:
     """Re-shape a freshly built timm ViT to `structure` (weights are placeholders until loaded)."""
-    if structure.get("format") != STRUCTURE_FORMAT:
+    if structure.get("format") not in READS:
         raise ModelError(
-            f"unknown pruned-structure format {structure.get('format')!r} (this vitc reads {STRUCTURE_FORMAT})",
+            f"unknown pruned-structure format {structure.get('format')!r} (this vitc reads {', '.join(READS)})",
             "re-run `vitc prune` with this version",
         )
     require_vit(model, type(model).__name__)
     blocks = structure["blocks"]
-    if len(blocks) != len(model.blocks):
+    fewer = structure["format"] != READS[0] and 0 < len(blocks) < len(model.blocks)
+    if len(blocks) != len(model.blocks) and not fewer:
         raise ModelError(f"the pruned structure has {len(blocks)} blocks but the architecture has {len(model.blocks)}")
+    if fewer:  # the weights name the kept blocks 0..k-1, in order
+        keep_blocks(model, list(range(len(blocks))))
     E = int(structure["embed_dim"])
     pe = model.patch_embed.proj
     model.patch_embed.proj = nn.Conv2d(
@@ -163,4 +178,6 @@ def summary(structure: dict) -> str:
         else:
             runs.append([p, 1])
     body = ", ".join(f"{p}" + (f" (x{n})" if n > 1 else "") for p, n in runs)
-    return f"embed {structure['embed_dim']}; per block heads x head-dim / MLP: {body}"
+    return (
+        f"embed {structure['embed_dim']}; {len(structure['blocks'])} blocks; per block heads x head-dim / MLP: {body}"
+    )

@@ -26,7 +26,8 @@ WORK = Path("runs/prune-224")
 PHASES = ("train", "roundto", "export", "bench", "report")
 
 
-def _vitc(*args) -> float:
+def run_vitc(*args) -> float:
+    """Run one vitc command in its own process, echoing it; -> its wall time in seconds."""
     cmd = [sys.executable, "-m", "vitc", *map(str, args)]
     print("$ " + shlex.join(["vitc", *map(str, args)]), flush=True)
     t0 = time.perf_counter()
@@ -57,7 +58,7 @@ def train(settings: list[tuple[float, int]], lr: float, retrain: bool) -> None:
         ):
             print(f"{out}: done, kept", flush=True)
             continue
-        wall = _vitc("prune", STUDENT, "--ratio", r, "--epochs", epochs, "--lr", lr, "--out", out, "--force")
+        wall = run_vitc("prune", STUDENT, "--ratio", r, "--epochs", epochs, "--lr", lr, "--out", out, "--force")
         ckpt.write_json(
             out / "wall.json",
             {
@@ -123,7 +124,7 @@ def export(settings: list[tuple[float, int]], rts: list[int], rt_ratio: float) -
 
 
 def bench(arts: list[Path], repeats: int, min_seconds: float) -> float:
-    return _vitc(
+    return run_vitc(
         "bench",
         STUDENT,
         UNPRUNED_INT8,

@@ -1,0 +1,203 @@
+"""The latency-pruning study's report: results/prune-latency/{README.md, summary.json, pareto.png, bench/}.
+
+Every figure is read from the study's own files: each run's vitc.json (the choice, top-1, per-epoch metrics),
+its wall.json, the latency tables, and the one bench run that timed every int8 IR."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+from vitc import checkpoint as ckpt
+from vitc.structure import summary
+
+BYHAND = "baseline-openvino-nncf-default-int8"  # the unpruned student, NNCF defaults, by hand
+WITHIN = 0.10  # a pruned IR's measured ratio within this share of its budget ratio
+TARGET, STRETCH, MAX_DROP = 0.33, 0.25, 1.0
+
+
+def _paired(row: dict, ref: dict) -> float:
+    """Median over rounds of row/ref, both timed in the same interleaved round."""
+    a, b = row["latency"]["p50_rounds_ms"], ref["latency"]["p50_rounds_ms"]
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def collect(work: Path, names: list[str]) -> dict:
+    bench = json.loads((work / "bench" / "bench.json").read_text())
+    rows = {r["artifact"]: r for r in bench["rows"]}
+    hand = rows[BYHAND]
+    runs = []
+    for name in names:
+        meta, row = ckpt.load_meta(work / name), rows[f"{name}-openvino-int8"]
+        pr = meta["pruning"]
+        ch = pr.get("chosen", {})
+        runs.append(
+            {
+                "name": name,
+                "budget": pr.get("latency_budget"),
+                "budget_ratio": pr.get("budget_ratio"),
+                "ratio_arg": pr.get("ratio"),
+                "chosen": ch.get("key"),
+                "kept_blocks": ch.get("kept_blocks"),
+                "predicted": ch.get("predicted"),
+                "measured_table": ch.get("measured"),
+                "widths": summary(meta["model"]["structure"]),
+                "img_size": meta["preprocess"]["input_size"][-1],
+                "gflops": pr["after_pruning"]["gflops"],
+                "top1_after_cut": pr["after_pruning"]["top1"],
+                "top1": meta["metrics"]["top1"],
+                "int8_top1": row["top1"],
+                "agreement": row.get("agreement"),
+                "p50_ms": row["p50_ms"],
+                "ratio_measured": _paired(row, hand),
+                "wall_min": json.loads((work / name / "wall.json").read_text())["wall_s"] / 60,
+                "candidates": pr.get("candidates", []),
+                "table_error": pr.get("table", {}).get("error"),
+            }
+        )
+    return {"bench": bench, "rows": rows, "hand": hand, "runs": runs}
+
+
+def plot(c: dict, path: Path) -> None:
+    """Latency ratio vs int8 top-1; the labels sit in a column beside the axes, one per point in the points'
+    vertical order, joined by leader lines: they cannot overlap however close the points are."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(r["ratio_measured"], r["int8_top1"], r["name"]) for r in c["runs"]]
+    pts.append((1.0, c["hand"]["top1"], "unpruned, NNCF defaults by hand"))
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig.subplots_adjust(right=0.62)
+    for x, y, n in pts:
+        ax.scatter(x, y, color="tab:red" if n.startswith("latency") else "tab:gray", zorder=3)
+    ax.set_xlabel("OpenVINO int8 p50 / unpruned by-hand int8 p50 (same bench run)")
+    ax.set_ylabel("int8 top-1 on the 10k test images (%)")
+    ax.grid(alpha=0.3)
+    y0, y1 = ax.get_ylim()
+    order = sorted(pts, key=lambda p: p[1])
+    for i, (x, y, n) in enumerate(order):
+        ty = y0 + (y1 - y0) * (i + 0.5) / len(order)
+        ax.annotate(
+            f"{n} ({x:.2f}x, {y:.2f}%)",
+            (x, y),
+            xytext=(1.03, (ty - y0) / (y1 - y0)),
+            textcoords="axes fraction",
+            fontsize=8,
+            va="center",
+            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"},
+        )
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _table_md(path: Path) -> list[str]:
+    t = json.loads(path.read_text())
+    out = ["| structure | measured ratio (median of rounds) | rounds | p50 ms per round |", "|---|---:|---|---|"]
+    for k, e in sorted(t["entries"].items(), key=lambda kv: -kv[1]["ratio"]):
+        out.append(
+            f"| {k} | {e['ratio']:.3f} | {', '.join(f'{r:.3f}' for r in e['ratio_rounds'])} | "
+            f"{', '.join(f'{m:.3f}' for m in e['p50_ms_rounds'])} |"
+        )
+    return out
+
+
+def write(work: Path, out: Path, names: list[str], budgets: list[str], command: str) -> None:
+    c = collect(work, names)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench").mkdir(exist_ok=True)
+    for f in ("bench.json", "bench.csv", "report.md"):
+        if (work / "bench" / f).is_file():
+            shutil.copyfile(work / "bench" / f, out / "bench" / f)
+    plot(c, out / "pareto.png")
+    summ = {k: v for k, v in c.items() if k in ("runs",)}
+    summ["byhand_p50_ms"] = c["hand"]["p50_ms"]
+    ckpt.write_json(out / "summary.json", summ)
+    env = c["bench"]["environment"]
+    lines = [
+        "# Latency-first pruning: `vitc prune --latency` on the Fashion-MNIST student",
+        "",
+        f"Machine: {env.get('cpu')} {env.get('cpu_id')}, {env.get('cores')} cores; "
+        + ", ".join(f"{k} {env[k]}" for k in ("torch", "openvino", "nncf", "timm") if k in env)
+        + ".",
+        f"Command: `{command}`",
+        "",
+        *reading(c),
+        "",
+        "## Runs (int8: OpenVINO, NNCF defaults; timed in one isolated bench run)",
+        "",
+        "| run | structure (input px; kept blocks) | GFLOPs | fp32 top-1 | int8 top-1 | int8 p50 ms | "
+        "ratio to by-hand | budget | predicted (table) | re-distill wall |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in c["runs"]:
+        pred = "" if r["predicted"] is None else f"{r['predicted']:.3f}x"
+        lines.append(
+            f"| {r['name']} | {r['widths']} ({r['img_size']} px; {r['kept_blocks'] or 'all'}) | {r['gflops']:.3f} | "
+            f"{r['top1']:.2f} | {r['int8_top1']:.2f} | {r['p50_ms']:.3f} | **{r['ratio_measured']:.3f}x** | "
+            f"{r['budget'] or '--ratio ' + str(r['ratio_arg'])} | "
+            f"{pred} | {r['wall_min']:.1f} min |"
+        )
+    lines += [
+        "",
+        f"By hand (unpruned student, NNCF defaults): p50 {c['hand']['p50_ms']:.3f} ms, top-1 {c['hand']['top1']:.2f}%.",
+        "",
+        "![pareto](pareto.png)",
+        "",
+        "## Candidates each budget scored (loss right after the cut, before re-training; lowest chosen)",
+        "",
+    ]
+    for r in c["runs"]:
+        if r["candidates"]:
+            scored = [f"{x['key']} {x['predicted']:.3f}x loss {x['loss']:.4f}" for x in r["candidates"]]
+            lines.append(f"- **{r['name']}**: " + "; ".join(scored))
+    for f in sorted(out.glob("table-*-openvino-int8.json")):
+        lines += ["", f"## Latency table `{f.name}`", "", *_table_md(f)]
+    if (out / "table-224.json").is_file():
+        t = json.loads((out / "table-224.json").read_text())
+        lines += ["", "## 224 px, patch 16 (random weights, latency only): the structures chosen per budget", ""]
+        lines += ["| budget | chosen | predicted | measured alone | within 10% |", "|---|---|---:|---:|---|"]
+        for b, v in t["chosen"].items():
+            ok = abs(v["measured"] / v["target"] - 1) <= WITHIN
+            lines.append(
+                f"| {b} | {v['key']} | {v['predicted']:.3f}x | {v['measured']:.3f}x | {'yes' if ok else 'no'} |"
+            )
+        lines.append(
+            f"\nDepth-line error on the held-out middle depths: {_err(t['error'])}; "
+            f"unpruned reference p50 {t['ref_ms']:.3f} ms."
+        )
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def _err(e: dict | None) -> str:
+    if not e or e.get("mean_abs_pct") is None:
+        return "n/a"
+    return f"mean {e['mean_abs_pct']:.1f}%, max {e['max_abs_pct']:.1f}% over {len(e['points'])} points"
+
+
+def reading(c: dict) -> list[str]:
+    runs = {r["name"]: r for r in c["runs"]}
+    ctrl = runs.get("control")
+    out = ["## Reading", ""]
+    for r in c["runs"]:
+        if r["budget_ratio"] and r["name"] != "control":
+            dev = r["ratio_measured"] / r["budget_ratio"] - 1
+            out.append(
+                f"- {r['name']}: measured {r['ratio_measured']:.3f}x against a {r['budget_ratio']:.3f}x budget "
+                f"({dev:+.0%}; {'within' if abs(dev) <= WITHIN else 'outside'} 10%), int8 top-1 {r['int8_top1']:.2f}%"
+                + (f" ({r['int8_top1'] - ctrl['int8_top1']:+.2f} points vs the control)" if ctrl else "")
+            )
+    if ctrl:
+        ok = [r for r in c["runs"] if "latency" in r["name"] and r["int8_top1"] >= ctrl["int8_top1"] - MAX_DROP]
+        best = min(ok, key=lambda r: r["ratio_measured"], default=None)
+        head = f"- Target (<= {TARGET}x the by-hand int8, within {MAX_DROP} point of the control's {ctrl['int8_top1']:.2f}%): "
+        if best is None:
+            out.append(head + "no pruned run within 1 point")
+        else:
+            x = best["ratio_measured"]
+            verdict = "missed" if x > TARGET else "met" + (f", stretch {STRETCH}x met" if x <= STRETCH else "")
+            out.append(head + f"best {best['name']} at {x:.3f}x, {best['int8_top1']:.2f}% -> {verdict}")
+    return out
