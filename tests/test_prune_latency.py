@@ -145,6 +145,8 @@ def test_a_budget_no_candidate_meets_names_the_fastest_measured(tmp_path, monkey
     target, picks = shortlist(t, BASE, Budget.parse("0.5x"), [0.0, 0.5], [1.0, 0.75])
     assert target == 0.5 and picks and all(0.8 * 0.5 <= p.predicted <= 0.5 for p in picks)
     assert picks == sorted(picks, key=lambda p: 0.5 - p.predicted)
+    _, picks = shortlist(t, BASE, Budget.parse("1x"), [0.0, 0.5], [1.0, 0.75])  # the control: nothing cut
+    assert [p.candidate for p in picks] == [BASE.reference]
 
 
 def test_block_importance_drops_the_block_that_does_nothing_first():
@@ -195,3 +197,15 @@ def test_cli_prune_latency_end_to_end_on_openvino(tmp_path, tiny_ckpt):
     assert chosen["predicted"] <= 0.75 and "chose " + chosen["key"] in p.stdout
     model, _ = load_checkpoint_model(tmp_path / "pruned")
     assert len(model.blocks) == chosen["depth"] == len(meta["model"]["structure"]["blocks"])
+
+
+def test_the_pipeline_prune_stage_takes_a_latency_budget(tmp_path):
+    from test_pipeline import _write
+
+    from vitc.pipeline_config import load
+
+    head = "name: t\ndata: digits\nteacher_checkpoint: t\ndistill: {student: {name: deit_tiny}}\n"
+    c = load(_write(tmp_path, head + "prune: {latency: 0.33x, widths: [0, 0.5], token_scales: [1]}\n"))
+    assert c.prune.latency == "0.33x" and c.prune.widths == (0.0, 0.5) and c.prune.ratio is None
+    with pytest.raises(ConfigError, match="prune.latency: give a latency budget or a ratio, not both"):
+        load(_write(tmp_path, head + "prune: {latency: 0.33x, ratio: 0.5}\n"))

@@ -29,7 +29,8 @@ from vitc import checkpoint as ckpt
 
 STUDENT = Path("runs/fashion/student")
 WORK = Path("runs/prune-latency")
-PHASES = ("table224", "prune", "export", "bench", "report")
+PHASES = ("table224", "prune", "ranking", "export", "bench", "report")
+RANK_STEPS, RANK_BATCH = 100, 128  # the short re-distillation each scored candidate gets in the ranking check
 
 
 def name_of(budget: str) -> str:
@@ -76,6 +77,58 @@ def prune(budgets: list[str], ratio: float, epochs: int, lr: float, table: Path,
         ckpt.write_json(out / "wall.json", {"wall_s": wall, "command": shlex.join(["vitc", *map(str, args)])})
 
 
+def ranking(run: Path, out: Path) -> None:
+    """How well the choice's criterion (loss right after the cut) ranks the candidates it scored: each one is cut
+    again from the student and re-distilled briefly (RANK_STEPS hard-distillation steps on un-augmented train
+    images), then scored on the held-out part of train; Spearman's rho between the two orders."""
+    import torch
+    from scipy.stats import spearmanr
+
+    from vitc.compress.latency_table import Base, Candidate
+    from vitc.compress.prune_latency import criterion, cut
+    from vitc.compress.trainer import evaluate, train_step
+    from vitc.config import DistillConfig, ModelArgs
+    from vitc.data import eval_tensors, load_source
+    from vitc.models import load_checkpoint_model
+
+    meta = ckpt.load_meta(run)
+    pr = meta["pruning"]
+    student, smeta = load_checkpoint_model(STUDENT)
+    pre, ov = smeta["preprocess"], smeta["model"]["overrides"]
+    base = Base(smeta["model"]["name"], {**ov, "img_size": pre["input_size"][-1]}, len(student.blocks), pr["round_to"])
+    src = load_source("fashion-mnist", base.img_size)
+    t0 = time.perf_counter()
+    rows = []
+    for c in pr["candidates"]:
+        d, w, i = c["key"][1:].split("-")
+        cand = Candidate(int(d), float(w[1:]), int(i[1:]))
+        p = {**pre, "input_size": [3, cand.img_size, cand.img_size]}
+        dcfg = DistillConfig(ModelArgs(base.name, cand.img_size, ov.get("patch_size")), None, "runs/fashion/teacher",
+                             False, "fashion-mnist", "hard", 0.5, 1.0, "off", None, {"epochs": 1})  # fmt: skip
+        crit = criterion(dcfg, src.classes, p, {})
+        Xt, Yt = eval_tensors(type(src.train)(src.train.items[: RANK_STEPS * RANK_BATCH],
+                                              src.train.targets[: RANK_STEPS * RANK_BATCH]), p)  # fmt: skip
+        Xh, Yh = eval_tensors(src.holdout, p)
+        torch.manual_seed(0)
+        m, _ = cut(student, base, cand, pr["drop_order"], base.round_to)
+        m.train().set_distilled_training(True)
+        opt = torch.optim.AdamW(m.parameters(), lr=5e-4, weight_decay=0.05)
+        for k in range(RANK_STEPS):
+            sl = slice(k * RANK_BATCH, (k + 1) * RANK_BATCH)
+            train_step(m, crit, opt, Xt[sl], Yt[sl], False)
+        m.set_distilled_training(False)
+        rows.append({**c, "holdout_top1_after": evaluate(m, Xh, Yh)["top1"]})
+        print(
+            f"{c['key']}: loss {c['loss']:.4f}, holdout top-1 after {RANK_STEPS} steps {rows[-1]['holdout_top1_after']:.2f}%"
+        )
+    rho = spearmanr([r["loss"] for r in rows], [-r["holdout_top1_after"] for r in rows])
+    ckpt.write_json(
+        out / f"ranking-{run.name}.json",
+        {"run": str(run), "steps": RANK_STEPS, "batch": RANK_BATCH, "rows": rows, "spearman_rho": float(rho.statistic),
+         "p_value": float(rho.pvalue), "wall_s": time.perf_counter() - t0},
+    )  # fmt: skip
+
+
 def export(names: list[str]) -> list[Path]:
     from vitc.export.stage import export_checkpoint
 
@@ -110,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-seconds", type=float, default=2.0)
     ap.add_argument("--phases", default=",".join(PHASES))
     ap.add_argument("--retrain", action="store_true")
+    ap.add_argument(
+        "--rank-budget", default="0.33x", help="the run whose scored candidates the ranking check re-trains"
+    )
     ap.add_argument("--out", type=Path, default=Path("results/prune-latency"))
     a = ap.parse_args(argv)
     budgets, phases = a.budgets.split(","), a.phases.split(",")
@@ -120,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         table224(a.out, budgets, a.rounds)
     if "prune" in phases:
         prune(budgets, a.ratio, a.epochs, a.lr, table, a.retrain)
+    if "ranking" in phases:
+        ranking(WORK / name_of(a.rank_budget), a.out)
     arts = export(names) if "export" in phases else [WORK / "int8" / f"{n}-openvino-int8.xml" for n in names]
     if "bench" in phases:
         ckpt.write_json(WORK / "bench_wall.json", {"wall_s": bench(arts, a.repeats, a.min_seconds)})
