@@ -72,7 +72,8 @@ def prune(budgets: list[str], ratio: float, epochs: int, lr: float, table: Path,
             print(f"{out}: done, kept", flush=True)
             continue
         extra = ["--table", table] if how[0] == "--latency" else []
-        args = ["prune", STUDENT, *how, *extra, "--epochs", epochs, "--lr", lr, "--aug", "fashion", "--out", out]
+        args = ["prune", STUDENT, *how, *extra, "--epochs", epochs, "--lr", lr, "--batch-size", 128, "--aug", "fashion"]
+        args += ["--out", out]
         wall = run_vitc(*args, "--force")
         ckpt.write_json(out / "wall.json", {"wall_s": wall, "command": shlex.join(["vitc", *map(str, args)])})
 
@@ -147,7 +148,7 @@ def export(names: list[str]) -> list[Path]:
 
 def bench(arts: list[Path], repeats: int, min_seconds: float) -> float:
     return run_vitc(
-        "bench", STUDENT, *arts, "--baselines", "--repeats", repeats, "--min-seconds", min_seconds,
+        "bench", STUDENT, *arts, "--baselines", "--batch", 1, "--repeats", repeats, "--min-seconds", min_seconds,
         "--out", WORK / "bench",
     )  # fmt: skip
 
