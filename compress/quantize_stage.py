@@ -11,7 +11,7 @@ from rich.console import Console
 
 from vitc import checkpoint as ckpt
 from vitc.config import QUANT_BACKENDS, QUANT_TARGET, QuantizeConfig
-from vitc.errors import AccuracyGateError, ConfigError, VitcError
+from vitc.errors import ConfigError
 from vitc.export.stage import SKIPPED_FILE, clear_artifacts, export_checkpoint
 from vitc.handoff import Checkpoint
 from vitc.stages import Inputs, Result
@@ -31,7 +31,7 @@ def run(cfg: QuantizeConfig, inputs: Inputs, out: Path) -> Result:
     done = []
     for b in sorted(cfg.backends, key=QUANT_BACKENDS.index):  # torch first: it starts the folder (prepare_out)
         target = QUANT_TARGET[b]
-        try:
+        with res.guard(inputs, b, {"target": target, "precision": "int8"}) as g:
             if b == "torch":
                 m = quantize_checkpoint(c, out, cfg.max_drop, cfg.data, inputs.force)
                 console.print(
@@ -58,15 +58,8 @@ def run(cfg: QuantizeConfig, inputs: Inputs, out: Path) -> Result:
             )
             res.artifacts.append(man)
             done.append(f"{b} {man['validation']['top1_artifact']:.2f}%")
-        except AccuracyGateError as e:  # the artifact is kept, marked failed in its manifest
-            console.print(f"[yellow]{b}: {e.message}[/]", highlight=False)
-            res.failed.append(e.message)
+        if g.outcome == "failed":
             done.append(f"{b} failed gate")
-        except VitcError as e:
-            if not inputs.keep_going:
-                raise
-            console.print(f"[yellow]{b}: skipped: {e.message}[/]", highlight=False)
-            res.skipped.append({"target": target, "precision": "int8", "reason": e.message})
     if res.skipped:
         ckpt.write_json(out / SKIPPED_FILE, res.skipped)
     res.summary = ", ".join(done + [f"{s['target']} skipped" for s in res.skipped])

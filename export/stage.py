@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from vitc import checkpoint as ckpt
 from vitc.config import ExportConfig
@@ -260,7 +259,6 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
     """The stage table's entry: every (target, precision) of the config that the target supports, from one
     loaded checkpoint (model, val tensors and fp32 reference computed once). A target that cannot run here
     is listed in skipped.json with its reason; a failed gate is kept, marked failed."""
-    console = inputs.console or Console()
     c = Checkpoint.open(inputs.checkpoint)
     c.data_name(cfg.data)  # no data to validate on: one sentence before anything is written
     res = Result("")
@@ -289,7 +287,7 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
             if not any(s["target"] == t.NAME and s["precision"] == p for s in res.skipped):
                 res.skipped.append({"target": t.NAME, "precision": p, "reason": why})
             continue
-        try:
+        with res.guard(inputs, f"{name} {p}", {"target": t.NAME, "precision": p, "preprocess": mode}):
             res.artifacts.append(
                 export_checkpoint(
                     c,
@@ -304,22 +302,6 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
                     features=cfg.features,
                     preprocess=mode,
                 )
-            )
-        except AccuracyGateError as e:
-            console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
-            res.failed.append(e.message)
-        except VitcError as e:
-            if not inputs.keep_going:
-                raise
-            console.print(f"[yellow]{name} {p}: {e.message}[/]", highlight=False)
-            res.skipped.append(
-                {
-                    "target": t.NAME,
-                    "precision": p,
-                    "preprocess": mode,
-                    "reason": e.message,
-                    "status": f"error: {e.message}",
-                }
             )
     if res.skipped:
         ckpt.write_json(out / SKIPPED_FILE, res.skipped)

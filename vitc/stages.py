@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 
 from .config import BenchConfig, DistillConfig, ExportConfig, PruneConfig, QuantizeConfig, TeacherConfig, check_policies
-from .errors import ConfigError
+from .errors import AccuracyGateError, ConfigError, VitcError
 
 
 @dataclass
@@ -61,6 +61,37 @@ class Result:
     artifacts: list[dict] = field(default_factory=list)  # manifests of what it wrote (quantize, export)
     failed: list[str] = field(default_factory=list)  # kept on disk but marked failed (an accuracy gate), one line each
     skipped: list[dict] = field(default_factory=list)  # {"target", "precision", "reason"}: could not run here
+
+    def guard(self, inputs: Inputs, label: str, skip: dict) -> _Guard:
+        """`with res.guard(inputs, "onnx int8", {"target": ..., "precision": ...}) as g:` around one artifact of a
+        multi-artifact stage: an accuracy-gate failure is kept on disk and listed in `failed`; any other VitcError
+        stops the stage, or (keep_going: the pipeline) is listed in `skipped` and the stage goes on. g.outcome
+        says which: ok | failed | skipped."""
+        return _Guard(self, inputs, label, skip)
+
+
+class _Guard:
+    def __init__(self, res: Result, inputs: Inputs, label: str, skip: dict):
+        self.res, self.inputs, self.label, self.skip, self.outcome = res, inputs, label, skip, "ok"
+
+    def __enter__(self) -> _Guard:
+        return self
+
+    def __exit__(self, kind, e, tb) -> bool:
+        if e is None:
+            return False
+        console = self.inputs.console or Console()
+        if isinstance(e, AccuracyGateError):  # the artifact is kept, marked failed in its manifest
+            console.print(f"[yellow]{self.label}: {e.message}[/]", highlight=False)
+            self.res.failed.append(e.message)
+            self.outcome = "failed"
+            return True
+        if isinstance(e, VitcError) and self.inputs.keep_going:
+            console.print(f"[yellow]{self.label}: skipped: {e.message}[/]", highlight=False)
+            self.res.skipped.append({**self.skip, "reason": e.message, "status": f"error: {e.message}"})
+            self.outcome = "skipped"
+            return True
+        return False
 
 
 @dataclass(frozen=True)
