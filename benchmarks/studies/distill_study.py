@@ -242,7 +242,7 @@ def render(r: dict) -> str:
     ]
     for name, sm in r["summary"].items():
         n = len(r["runs"][name])
-        cell = lambda k: f"{sm[k][0]:.2f} ± {sm[k][1]:.2f}"
+        cell = lambda k: f"{sm[k][0]:.2f} ± {sm[k][1]:.2f}" if n > 1 else f"{sm[k][0]:.2f} (one seed)"
         lines.append(f"| {name} | {n} | **{cell('top1_avg')}** | {cell('top1_cls')} | {cell('top1_dist')} |")
     d = r.get("teacher_label_disagreement_pct")
     if d:
