@@ -120,7 +120,9 @@ def write(work: Path, out: Path, names: list[str], budgets: list[str], command: 
     lines = [
         "# Latency-first pruning: `vitc prune --latency` on the Fashion-MNIST student",
         "",
-        f"Machine: {env.get('cpu')} {env.get('cpu_id')}, {env.get('cores')} cores; "
+        f"Machine: {env.get('cpu')} (family {(env.get('cpu_id') or {}).get('family')}, model "
+        f"{(env.get('cpu_id') or {}).get('model')}, stepping {(env.get('cpu_id') or {}).get('stepping')}), "
+        f"{env.get('cores')} cores; "
         + ", ".join(f"{k} {env[k]}" for k in ("torch", "openvino", "nncf", "timm") if k in env)
         + ".",
         f"Command: `{command}`",
