@@ -97,7 +97,7 @@ def pruned_run(tmp_path_factory, tiny_ckpt):
 
 def test_cli_prune_writes_a_pruned_student(pruned_run, tiny_ckpt):
     out, p = pruned_run
-    assert "2 blocks" not in p.stdout and "embed 96" in p.stdout and "done" in p.stdout
+    assert "embed 96; 2 blocks;" in p.stdout and "done" in p.stdout  # the widths line names the depth (issue 26)
     meta = ckpt.load_meta(out)
     assert meta["stage"] == "prune" and meta["model"]["structure"]["embed_dim"] == 96
     pr = meta["pruning"]
@@ -114,7 +114,7 @@ def test_info_shows_the_pruned_widths(pruned_run):
     p = vitc("info", out)
     info = json.loads(p.stdout)
     assert info["structure"]["embed_dim"] == 96 and info["structure"]["blocks"][0]["head_dim"] == 32
-    assert info["widths"].startswith("embed 96; per block heads x head-dim / MLP: 3x32/384 (x2)")
+    assert info["widths"].startswith("embed 96; 2 blocks; per block heads x head-dim / MLP: 3x32/384 (x2)")
     assert info["pruning"]["ratio"] == 0.5 and info["gflops_per_image"] < info["pruning"]["before"]["gflops"]
 
 
