@@ -31,7 +31,7 @@ WORK = Path("runs/prune-latency")
 COMMANDS = (  # what made the committed results (the report phase may be re-run alone)
     "python -m benchmarks.studies.prune_latency --phases prune,ranking,export,bench,report --budgets 0.5x,0.33x,0.25x "
     "--epochs 1 --out results/prune-latency`, then `python -m benchmarks.studies.prune_latency "
-    "--phases table224,report --out results/prune-latency"
+    "--phases table224,report --rounds 5 --out results/prune-latency"
 )
 PHASES = ("table224", "prune", "ranking", "export", "bench", "report")
 RANK_STEPS, RANK_BATCH = 100, 128  # the short re-distillation each scored candidate gets in the ranking check
