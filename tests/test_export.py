@@ -206,3 +206,25 @@ def test_calibration_smaller_than_batch_is_refused():
 
     with pytest.raises(ConfigError, match="fewer than the calibration batch"):
         check_calibration(torch.zeros(4, 3, 8, 8), 16)
+
+
+def test_executorch_exports_explicit_attention_and_restores_the_model():
+    """XNNPACK delegates explicit attention but leaves most of SDPA's decomposition outside (results/executorch-ab):
+    the export traces the explicit form, and the caller's model keeps its own."""
+    pytest.importorskip("executorch", reason="executorch is not installed (optional runtime: vitc[mobile])")
+    from vitc.export.executorch import _explicit_attention
+    from vitc.models import create_model
+
+    model, _ = create_model("deit_tiny", 3, 16, 8)
+    flags = [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")]
+    assert flags and all(flags)  # timm's default here: fused (SDPA)
+    x = torch.randn(1, 3, 16, 16)
+
+    def ops(m):
+        return {str(n.target) for n in torch.export.export(m.eval(), (x,)).graph.nodes if n.op == "call_function"}
+
+    assert any("scaled_dot_product" in o for o in ops(model))
+    with _explicit_attention(model) as m:
+        inside = ops(m)
+    assert not any("scaled_dot_product" in o for o in inside) and any("softmax" in o for o in inside)
+    assert [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")] == flags
