@@ -30,6 +30,7 @@ class HeadTokensBlock(nn.Module):
         self.norm1, self.norm2, self.mlp, self.ls1, self.ls2 = blk.norm1, blk.norm2, blk.mlp, blk.ls1, blk.ls2
         self.q_norm, self.k_norm, self.proj = a.q_norm, a.k_norm, a.proj
         self.attn_norm = getattr(a, "norm", nn.Identity())  # timm >= 1.0.10: optional norm before proj
+        self.fused_attn = bool(getattr(a, "fused_attn", True))  # as timm's: SDPA, or matmul-softmax-matmul
         c, bias = a.num_heads * a.head_dim, a.qkv.bias is not None
         # two real Linear modules, not slices of qkv's weight, so dynamic int8 (TorchScript-lite)
         # and every exporter see ordinary layers
@@ -48,7 +49,11 @@ class HeadTokensBlock(nn.Module):
         y = self.norm1(x)
         q = self.q(y[:, :k]).reshape(b, k, h, d).transpose(1, 2)
         key, v = self.kv(y).reshape(b, n, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
-        o = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(key), v, scale=self.scale)
+        q, key = self.q_norm(q), self.k_norm(key)
+        if self.fused_attn:
+            o = F.scaled_dot_product_attention(q, key, v, scale=self.scale)
+        else:
+            o = ((q * self.scale) @ key.transpose(-2, -1)).softmax(dim=-1) @ v
         o = self.proj(self.attn_norm(o.transpose(1, 2).reshape(b, k, h * d)))
         x = x[:, :k] + self.ls1(o)
         return x + self.ls2(self.mlp(self.norm2(x)))

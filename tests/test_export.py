@@ -211,11 +211,12 @@ def test_calibration_smaller_than_batch_is_refused():
 def test_executorch_exports_explicit_attention_and_restores_the_model():
     """XNNPACK delegates explicit attention but leaves most of SDPA's decomposition outside (results/executorch-ab):
     the export traces the explicit form, and the caller's model keeps its own."""
-    pytest.importorskip("executorch", reason="executorch is not installed (optional runtime: vitc[mobile])")
     from vitc.export.executorch import _explicit_attention
+    from vitc.export.head_tokens import rewrite
     from vitc.models import create_model
 
     model, _ = create_model("deit_tiny", 3, 16, 8)
+    model = rewrite(model.eval())[0]  # as the export stage hands it over: the last block for the head's tokens only
     flags = [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")]
     assert flags and all(flags)  # timm's default here: fused (SDPA)
     x = torch.randn(1, 3, 16, 16)
@@ -228,3 +229,7 @@ def test_executorch_exports_explicit_attention_and_restores_the_model():
         inside = ops(m)
     assert not any("scaled_dot_product" in o for o in inside) and any("softmax" in o for o in inside)
     assert [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")] == flags
+    with torch.no_grad(), _explicit_attention(model) as m:
+        explicit = m(x)
+    with torch.no_grad():
+        assert torch.allclose(model(x), explicit, atol=1e-5)  # both forms compute the same function
