@@ -14,12 +14,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# One pytest-xdist worker per usable core (nproc follows the CPU affinity), a test file per worker at a time so
+# module fixtures are built once; tests/conftest.py pins each worker to its own core.
+XDIST := -n $(shell nproc) --dist loadfile
+
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q $(XDIST) --durations=25
 
 # The change-test loop: everything but the tests marked slow (training, benches, subprocess CLIs); under 3 min here.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 # pyflakes, import order, line length (pyproject.toml [tool.ruff])
 lint: $(STAMP)

@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-# The slow lane: tests that took 5 s or more on the 2-core CI machine (pytest --durations, 2026-12-01), mostly
-# training, benches and CLIs in subprocesses; also those whose module fixture trains or exports. `make test-fast`
-# (-m "not slow") runs the rest in under 3 minutes; `make test` and CI run everything.
+# The slow lane: tests that took 5 s or more on the 2-core CI machine (pytest --durations, 2026-12-01; the bundle,
+# export, diagnostics and stages entries from `make test-fast` under xdist on 2026-12-02), mostly training, benches,
+# exports and CLIs in subprocesses; also those whose module fixture trains or exports. A name with [params] marks
+# only that case. `make test-fast` (-m "not slow") runs the rest in under 3 minutes; `make test` and CI run everything.
 SLOW = {
     "test_fashion.py": {"test_the_best_epoch_is_chosen_on_the_holdout_not_on_val"},
     "test_pipeline.py": {"test_pipeline_end_to_end_skips_and_from", "test_from_needs_the_earlier_stages"},
@@ -35,6 +36,8 @@ SLOW = {
     "test_diagnostics.py": {
         "test_probe_beats_chance_and_falls_to_chance_on_shuffled_labels",
         "test_features_from_an_exported_artifact_equal_pytorchs",
+        "test_attention_from_an_fp32_artifact_equals_pytorch",
+        "test_openvino_fuses_attention_and_vitc_taps_its_query_and_key",
     },
     "test_bench.py": {
         "test_bench_repeats_and_by_hand_baselines",
@@ -42,26 +45,65 @@ SLOW = {
         "test_timing_workers_load_only_their_runtime",
         "test_a_failing_worker_becomes_an_error_row",
         "test_bench_reports_validation_failure",
+        "test_a_slow_mode_in_every_other_round_is_marked_unstable",
+        "test_openvino_profile_counts_the_matmul_flops",
+        "test_in_process_timing_is_still_available",
     },
     "test_export.py": {
         "test_nncf_auto_keeps_the_defaults_only_when_they_agree_with_fp32",
         "test_openvino_ir_carries_its_runtime_precision",
         "test_onnx_int8_mode_auto_is_dynamic_for_vits_and_static_on_request",
         "test_onnx_external_data_outside_folder_is_refused",
+        "test_export_load_compare[onnx-fp32]",
+        "test_export_load_compare[onnx-fp16]",
+        "test_export_load_compare[onnx-int8]",
+        "test_export_load_compare[openvino-fp32]",
+        "test_export_load_compare[openvino-fp16]",
+        "test_openvino_loader_reuses_its_input_buffer_without_mixing_calls",
+        "test_onnx_metadata_and_dynamic_batch",
     },
+    "test_bundle.py": {
+        "test_in_graph_int8_quantizes_as_the_float_input_artifact_does",
+        "test_bundle_runs_without_torch_and_agrees_with_vitc_predict",
+        "test_the_bench_feeds_an_in_graph_artifact_pixels_and_times_its_serving_path",
+        "test_in_graph_artifact_takes_pixels_and_computes_the_pytorch_function[onnx]",
+        "test_in_graph_artifact_takes_pixels_and_computes_the_pytorch_function[openvino]",
+        "test_an_export_stage_writes_both_pre_processings_where_the_target_has_them",
+        "test_bundle_refuses_what_cannot_run_without_torch_and_a_full_out",
+    },
+    "test_reliability.py": {"test_disk_full_during_export_is_one_line_and_leaves_no_artifact"},
+    "test_tensorrt.py": {"test_prepare_onnx[int8-11]"},
     "test_stages.py": {
         "test_cli_and_pipeline_name_a_stage_folder_and_files_alike",
         "test_the_int8_gate_fails_alike_in_the_cli_and_the_pipeline",
         "test_one_export_stage_loads_the_checkpoint_and_its_val_split_once",
         "test_quantize_force_leaves_no_stale_artifact_for_the_bench",
+        "test_a_checkpoint_whose_data_is_gone_gets_one_sentence",
+        "test_an_imagefolder_model_is_validated_on_its_own_data",
     },
 }
+
+
+def pytest_configure(config):
+    # Under pytest-xdist (`make test` runs -n auto --dist loadfile) each worker gets a core of its own: pinned by
+    # affinity, which the subprocess CLIs inherit and vitc's default thread count follows (runtime.usable_cores),
+    # so two workers never oversubscribe 2 cores with spinning OpenMP threads.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        if n > 1 and len(cores) >= n:
+            share = len(cores) // n
+            i = int(worker[2:])
+            os.sched_setaffinity(0, cores[i * share : (i + 1) * share])
+            torch.set_num_threads(share)
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         names = SLOW.get(item.path.name, ())
-        if names == "*" or item.originalname in names or "executorch" in item.name or "openvino-int8" in item.name:
+        listed = names == "*" or item.originalname in names or item.name in names
+        if listed or "executorch" in item.name or "openvino-int8" in item.name:
             item.add_marker(pytest.mark.slow)
 
 

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from vitc.config import AugConfig, DistillConfig, ModelArgs, TrainConfig, from_dict
 from vitc.errors import ConfigError
@@ -45,3 +46,19 @@ def test_the_student_trains_under_autocast_by_default_the_teacher_does_not():
     assert DistillConfig(s, distillation="none", train={"epochs": 30}).train.amp == "auto"  # a pipeline YAML's train:
     assert DistillConfig(s, distillation="none", train={"amp": "off"}).train.amp == "off"
     assert TrainConfig().amp == "off"  # vitc teacher
+
+
+def test_default_threads_follow_the_cpu_affinity(monkeypatch):
+    """taskset / a container's cpuset limits the cores: the default thread count is that share, not os.cpu_count()."""
+    from vitc import runtime
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 64)
+    try:
+        runtime.init()
+        assert torch.get_num_threads() == 1
+        runtime.init(threads=2)  # an explicit count wins
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -14,7 +14,7 @@ from rich.console import Console
 from vitc import checkpoint as ckpt
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-TINY = ["--img-size", "32", "--patch-size", "8", "--threads", "2"]  # tiny sizes; no path is given anywhere
+TINY = ["--img-size", "32", "--patch-size", "8", "--threads", "1"]  # tiny sizes; no path is given anywhere
 
 
 def vitc(cwd, *args, timeout=600):
@@ -65,12 +65,12 @@ def test_card_commands_in_an_empty_folder(tmp_path):
         p.stderr
     )
     # 2. quantize and export read runs/student and say so
-    p = vitc(tmp_path, "quantize", "--threads", "2")
+    p = vitc(tmp_path, "quantize", "--threads", "1")
     assert p.returncode == 0, p.stderr
     assert "using runs/student (made by vitc distill" in " ".join(p.stdout.split()) and ckpt.is_checkpoint_dir(
         tmp_path / "runs/int8"
     )
-    p = vitc(tmp_path, "export", "--target", "onnx", "--threads", "2")
+    p = vitc(tmp_path, "export", "--target", "onnx", "--threads", "1")
     assert p.returncode == 0 and (tmp_path / "runs/exports/student-onnx-fp32.onnx").is_file(), p.stderr
     # 3. TensorRT cannot run here: one sentence, non-zero, nothing written
     before = _files(tmp_path)
@@ -92,7 +92,7 @@ def test_card_commands_in_an_empty_folder(tmp_path):
         "--batch",
         "1",
         "--threads",
-        "2",
+        "1",
     )
     assert p.returncode == 0, p.stderr
     made = [
@@ -131,7 +131,7 @@ def test_no_auto_teacher_keeps_the_strict_error_with_the_real_option(tmp_path):
 
 def test_teacher_one_epoch_with_the_default_warmup(tmp_path):
     """The default warm-up (1 epoch) would not fit a 1-epoch run: it is capped, with a note."""
-    p = vitc(tmp_path, "teacher", "--epochs", "1", "--threads", "2")
+    p = vitc(tmp_path, "teacher", "--epochs", "1", "--threads", "1")
     assert p.returncode == 0, p.stderr
     assert "warm-up: the default 1 epochs would not fit a 1-epoch run; warming up for 0.2" in " ".join(p.stderr.split())
     cfg = json.loads((tmp_path / "runs/teacher/config.json").read_text())

@@ -88,6 +88,14 @@ class Dist:
             torch.distributed.barrier()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a container's cpuset), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity call on macOS/Windows
+        return os.cpu_count() or 1
+
+
 def init(threads: int | None = None) -> Dist:
     """Read torchrun's env; gloo on CPU, nccl on GPU; split the cores between processes."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -99,7 +107,7 @@ def init(threads: int | None = None) -> Dist:
         torch.cuda.set_device(device)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    n = threads or max(1, (os.cpu_count() or 1) // (world if not cuda else 1))
+    n = threads or max(1, usable_cores() // (world if not cuda else 1))
     torch.set_num_threads(n)
     return Dist(rank, world, local, device)
 
