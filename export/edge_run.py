@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,8 +92,9 @@ def _runtime(path: Path, threads: int | None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        # explicit, from the process's CPU affinity: left at 0, ORT pins a thread per physical core, ignoring taskset
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        so.intra_op_num_threads, so.inter_op_num_threads = threads or cores, 1
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         return lambda x: sess.run(None, {name: x})[0]

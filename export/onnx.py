@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vitc.cores import usable_cores
 from vitc.errors import CheckpointError, ConfigError
 
 from ._files import staged
@@ -155,9 +156,9 @@ def load(path: Path, threads: int | None = None):
     path = Path(path)
     check_external_data(path)
     so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
+    # Always an explicit count: left at 0, ORT starts a thread per physical core and pins them, ignoring taskset.
+    so.intra_op_num_threads = threads or usable_cores()
+    so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     dtype = np.uint8 if sess.get_inputs()[0].type == "tensor(uint8)" else np.float32  # in-graph: pixels

@@ -97,6 +97,11 @@ def pytest_configure(config):
             i = int(worker[2:])
             os.sched_setaffinity(0, cores[i * share : (i + 1) * share])
             torch.set_num_threads(share)
+            # numpy's OpenBLAS was loaded (with a thread per core) before the pinning; scikit-learn's threadpoolctl
+            # resizes the pools already loaded
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(share)
 
 
 def pytest_collection_modifyitems(items):

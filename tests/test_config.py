@@ -50,11 +50,11 @@ def test_the_student_trains_under_autocast_by_default_the_teacher_does_not():
 
 def test_default_threads_follow_the_cpu_affinity(monkeypatch):
     """taskset / a container's cpuset limits the cores: the default thread count is that share, not os.cpu_count()."""
-    from vitc import runtime
+    from vitc import cores, runtime
 
     before = torch.get_num_threads()
-    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {3}, raising=False)
-    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(cores.os, "cpu_count", lambda: 64)
     try:
         runtime.init()
         assert torch.get_num_threads() == 1

@@ -233,3 +233,24 @@ def test_executorch_exports_explicit_attention_and_restores_the_model():
         explicit = m(x)
     with torch.no_grad():
         assert torch.allclose(model(x), explicit, atol=1e-5)  # both forms compute the same function
+
+
+def test_onnx_runtime_threads_follow_the_cpu_affinity(tmp_path, monkeypatch):
+    """Left at 0, ONNX Runtime starts a thread per physical core and pins them, ignoring taskset: vitc always gives
+    it the process's usable cores (or the --threads asked for)."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vitc.export import onnx as onnx_target
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    monkeypatch.setattr(onnx_target, "usable_cores", lambda: 1)
+    run = onnx_target.load(path)
+    assert run.session.get_session_options().intra_op_num_threads == 1
+    assert np.array_equal(run(np.array([[-1, 2, -3, 4]], np.float32)), [[0, 2, 0, 4]])
+    assert onnx_target.load(path, threads=3).session.get_session_options().intra_op_num_threads == 3

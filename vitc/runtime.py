@@ -11,6 +11,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from vitc.cores import usable_cores
+
 
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
@@ -86,14 +88,6 @@ class Dist:
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
-
-
-def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity (taskset, a container's cpuset), else all of them."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # no affinity call on macOS/Windows
-        return os.cpu_count() or 1
 
 
 def init(threads: int | None = None) -> Dist:

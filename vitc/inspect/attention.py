@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cores import usable_cores
 from ..errors import ModelError, VitcError
 
 TOKENS = {"cls": 0, "dist": 1}
@@ -99,7 +100,9 @@ def from_onnx(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
         m.graph.output.append(
             helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT16 if half else TensorProto.FLOAT, None)
         )
-    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = usable_cores()  # explicit: at 0 ORT pins a thread per physical core, ignoring taskset
+    s = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     out = s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})
     size = x.shape[-1] // patch
     return Attn(path.name, [o.astype(np.float32) for o in out[1:]], out[0], (size, size), prefix)
