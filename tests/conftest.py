@@ -85,8 +85,8 @@ SLOW = {
 
 
 def pytest_configure(config):
-    # Under pytest-xdist (`make test` runs -n auto --dist loadfile) each worker gets a core of its own: pinned by
-    # affinity, which the subprocess CLIs inherit and vitc's default thread count follows (runtime.usable_cores),
+    # Under pytest-xdist (`make test` runs -n $(nproc) --dist loadfile) each worker gets a core of its own: pinned by
+    # affinity, which the subprocess CLIs inherit and vitc's default thread count follows (vitc.cores.usable_cores),
     # so two workers never oversubscribe 2 cores with spinning OpenMP threads.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):

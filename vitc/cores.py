@@ -1,4 +1,4 @@
-"""How many cores this process may use, without importing torch (ONNX Runtime loaders and the bench's workers)."""
+"""How many cores this process may use, without importing torch (the ONNX Runtime loaders use it)."""
 
 from __future__ import annotations
 
