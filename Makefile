@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# One pytest-xdist worker per usable core (nproc follows the CPU affinity), a test file per worker at a time so
+# One pytest-xdist worker per usable core (the CPU affinity; nproc would follow OMP_NUM_THREADS), a test file per worker at a time so
 # module fixtures are built once; tests/conftest.py pins each worker to its own core.
-XDIST := -n $(shell nproc) --dist loadfile
+CORES := $(shell $(PY) -c "import os; print(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count())")
+XDIST := -n $(CORES) --dist loadfile
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q $(XDIST) --durations=25

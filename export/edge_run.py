@@ -93,7 +93,10 @@ def _runtime(path: Path, threads: int | None):
 
         so = ort.SessionOptions()
         # explicit, from the process's CPU affinity: left at 0, ORT pins a thread per physical core, ignoring taskset
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # no affinity call on macOS/Windows
+            cores = os.cpu_count() or 1
         so.intra_op_num_threads, so.inter_op_num_threads = threads or cores, 1
         sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name

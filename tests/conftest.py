@@ -85,23 +85,26 @@ SLOW = {
 
 
 def pytest_configure(config):
-    # Under pytest-xdist (`make test` runs -n $(nproc) --dist loadfile) each worker gets a core of its own: pinned by
+    # Under pytest-xdist (`make test` runs a worker per usable core) each worker gets cores of its own: pinned by
     # affinity, which the subprocess CLIs inherit and vitc's default thread count follows (vitc.cores.usable_cores),
-    # so two workers never oversubscribe 2 cores with spinning OpenMP threads.
+    # so the workers never oversubscribe the cores with spinning OpenMP threads.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+    n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker.startswith("gw") and n > 1 and hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))
-        n = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        if n > 1 and len(cores) >= n:
+        i = int(worker[2:]) % n  # a worker that replaces a crashed one gets the next id (gw2, ...)
+        if len(cores) >= n:  # a slice each; the last worker also takes the cores left over
             share = len(cores) // n
-            i = int(worker[2:])
-            os.sched_setaffinity(0, cores[i * share : (i + 1) * share])
-            torch.set_num_threads(share)
-            # numpy's OpenBLAS was loaded (with a thread per core) before the pinning; scikit-learn's threadpoolctl
-            # resizes the pools already loaded
-            from threadpoolctl import threadpool_limits
+            mine = cores[i * share : None if i == n - 1 else (i + 1) * share]
+        else:  # more workers than cores: round robin, one core each
+            mine = [cores[i % len(cores)]]
+        os.sched_setaffinity(0, mine)
+        torch.set_num_threads(len(mine))
+        # numpy's OpenBLAS was loaded (with a thread per core) before the pinning; threadpoolctl resizes the pools
+        # already loaded
+        from threadpoolctl import threadpool_limits
 
-            threadpool_limits(share)
+        threadpool_limits(len(mine))
 
 
 def pytest_collection_modifyitems(items):

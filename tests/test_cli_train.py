@@ -86,7 +86,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
         "--warmup-epochs",
         "1",
         "--threads",
-        "1",
+        "2",
         "--seed",
         "3",
     ]

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -52,9 +54,14 @@ def test_default_threads_follow_the_cpu_affinity(monkeypatch):
     """taskset / a container's cpuset limits the cores: the default thread count is that share, not os.cpu_count()."""
     from vitc import cores, runtime
 
+    fake = SimpleNamespace(sched_getaffinity=lambda pid: {3}, cpu_count=lambda: 64)
+    monkeypatch.setattr(cores, "os", fake)
+    assert cores.usable_cores() == 1
+    monkeypatch.setattr(cores, "os", SimpleNamespace(cpu_count=lambda: 64))  # no affinity call (macOS, Windows)
+    assert cores.usable_cores() == 64
+
     before = torch.get_num_threads()
-    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {3}, raising=False)
-    monkeypatch.setattr(cores.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
     try:
         runtime.init()
         assert torch.get_num_threads() == 1
