@@ -92,7 +92,8 @@ def _runtime(path: Path, threads: int | None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        # explicit, from the process's CPU affinity: left at 0, ORT pins a thread per physical core, ignoring taskset
+        # as vitc.export.onnx.session_options (this runner imports nothing from vitc): an explicit count, from the
+        # CPU affinity; left at 0, ORT pins a thread per physical core, ignoring taskset
         try:
             cores = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):  # no affinity call on macOS/Windows

@@ -150,16 +150,22 @@ def check_external_data(path: Path) -> None:
                 )
 
 
+def session_options(threads: int | None = None):
+    """ORT options for vitc's sessions. Always an explicit thread count (the asked one, else the usable cores): left
+    at 0, ORT starts a thread per physical core and pins them, ignoring taskset."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads or usable_cores(), 1
+    return so
+
+
 def load(path: Path, threads: int | None = None):
     import onnxruntime as ort
 
     path = Path(path)
     check_external_data(path)
-    so = ort.SessionOptions()
-    # Always an explicit count: left at 0, ORT starts a thread per physical core and pins them, ignoring taskset.
-    so.intra_op_num_threads = threads or usable_cores()
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     dtype = np.uint8 if sess.get_inputs()[0].type == "tensor(uint8)" else np.float32  # in-graph: pixels
 

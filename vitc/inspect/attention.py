@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cores import usable_cores
 from ..errors import ModelError, VitcError
+from ..export.onnx import session_options
 
 TOKENS = {"cls": 0, "dist": 1}
 REEXPORT = {
@@ -100,9 +100,7 @@ def from_onnx(path: Path, x: np.ndarray, patch: int, prefix: int) -> Attn:
         m.graph.output.append(
             helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT16 if half else TensorProto.FLOAT, None)
         )
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = usable_cores()  # explicit: at 0 ORT pins a thread per physical core, ignoring taskset
-    s = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    s = ort.InferenceSession(m.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     out = s.run(None, {s.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})
     size = x.shape[-1] // patch
     return Attn(path.name, [o.astype(np.float32) for o in out[1:]], out[0], (size, size), prefix)
