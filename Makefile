@@ -19,12 +19,21 @@ install: $(STAMP)
 CORES := $(shell $(PY) -c "import os; print(len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count())")
 XDIST := -n $(CORES) --dist loadfile
 
-test: $(STAMP) lint
+test: $(STAMP) lint emulator
 	$(BIN)/python -m pytest -q $(XDIST) --durations=25
 
 # The change-test loop: everything but the tests marked slow (training, benches, subprocess CLIs); under 3 min here.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
+
+# Issue 33: on an x86 host with VNNI the tests run the device side on an emulated CPU without it (QEMU's user-mode
+# emulator, Debian's qemu-user); installed here where this user may, else those tests skip and say why.
+emulator:
+	@if [ "$$(uname -m)" != x86_64 ] || command -v qemu-x86_64 >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -q qemu-user >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q qemu-user >/dev/null 2>&1; } || \
+	  echo "note: could not install qemu-user; the tests that emulate a CPU without VNNI will skip"; \
+	else echo "note: qemu-user is not installed (sudo apt-get install qemu-user); the tests that emulate a CPU without VNNI will skip"; fi
 
 # pyflakes, import order, line length (pyproject.toml [tool.ruff])
 lint: $(STAMP)
@@ -46,4 +55,4 @@ fashion-data:
 demo-fashion: $(STAMP) fashion-data
 	$(BIN)/vitc pipeline configs/fashion.yaml
 
-.PHONY: install test test-fast lint demo fashion-data demo-fashion
+.PHONY: install test test-fast lint emulator demo fashion-data demo-fashion

@@ -29,6 +29,7 @@ from vitc.data import eval_pixels, eval_tensors, load_image, load_source
 from vitc.errors import VitcError
 from vitc.export.stage import SKIPPED_FILE, TOLERANCE
 from vitc.handoff import VAL_SPLIT, Artifact, Checkpoint
+from vitc.isa import here
 from vitc.progress import Steps
 from vitc.runtime import machine_info, package_versions
 from vitc.stages import Inputs, Result
@@ -182,7 +183,14 @@ class _Live:
 
 
 def _row(item: Item, cfg: BenchConfig) -> BenchRow:
-    return BenchRow(item.name, item.target, item.precision, str(item.path) if item.path else None, cfg.threads)
+    row = BenchRow(item.name, item.target, item.precision, str(item.path) if item.path else None, cfg.threads)
+    isa = (item.manifest or {}).get("isa") or {}
+    row.isa = {
+        "timed_on": here()["path"],
+        "validated_on": (isa.get("validated_on") or {}).get("path"),
+        "int8_isa": isa.get("int8_isa"),
+    }
+    return row
 
 
 def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> BenchRow | _Live:

@@ -442,7 +442,9 @@ def report_md(result: dict) -> str:
     cpu_id = f" (family {cid['family']}, model {cid['model']}, stepping {cid['stepping']})" if cid.get("family") else ""
     return (
         f"# vitc bench\n\n`{env['command']}`  \n{env['date']}{wall}\n\n"
-        f"**Machine**: {env['cpu']}{cpu_id}, {env['cores']} cores, ISA {', '.join(env['isa'])}; {env['threads']} threads "
+        f"**Machine**: {env['cpu']}{cpu_id}, {env['cores']} cores, ISA {', '.join(env['isa'])}"
+        + (f", int8 path {env['int8_path']}" if env.get("int8_path") else "")
+        + f"; {env['threads']} threads "
         "for every runtime.  \n"
         f"**Accuracy** (top-1, agreement with fp32 PyTorch) on: {_data_line(result['rows'])}.  \n"
         f"**Versions**: {vers}.  \n"

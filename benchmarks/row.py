@@ -22,6 +22,9 @@ class BenchRow:
     source: str | None = None  # the checkpoint it was exported from
     nncf: str | None = None  # which NNCF settings made an int8 IR
     gflops_exported: float | None = None  # the head-tokens graph's GFLOPs, when it differs from the model's
+    # int8 dot-product paths (vitc/isa.py): timed_on (this host), validated_on (the exporting host), int8_isa (the
+    # CPUs an int8 artifact was built for: portable | vnni)
+    isa: dict | None = None
     # accuracy, on `split` of `data`
     data: str | None = None
     split: str | None = None

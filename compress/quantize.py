@@ -13,6 +13,11 @@
   then QDQ with S8 activations and S8 per-channel weights, calibrated on real images; op types that
   hurt ViT accuracy stay float (measured). U8 activations measured no faster (results/latency-ab).
 - OpenVINO: NNCF post-training quantization; which NNCF settings, and why: nncf_int8.
+- Portable int8 (`int8_isa`, vitc/isa.py): on x86 without VNNI the runtimes' int8 GEMMs add pairs of u8 x s8
+  products in saturating int16 (VPMADDUBSW), so full-range int8 weights compute other answers there. "portable"
+  keeps weights to 7 bits where the runtime saturates: ORT `reduce_range`, NNCF `overflow_fix`; XNNPACK sums in
+  32 bits on every ISA and fbgemm's dynamic linear already quantizes activations to 7 bits (reduce_range), so
+  those two recipes are the same either way (measured: results/int8-isa).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from vitc.config import NNCF_SCHEMES
 from vitc.errors import ConfigError
 from vitc.handoff import VAL_SPLIT, Checkpoint
 from vitc.int8_recipe import DYNAMIC_INT8, apply_recipe, dynamic_int8  # noqa: F401  (public here too)
+from vitc.isa import here
 
 from .stage import prepare_out
 from .trainer import evaluate
@@ -69,6 +75,8 @@ def ort_static_int8(
     batch: int = 16,
     op_types: list[str] | None = None,
     activation: str = "s8",
+    reduce_range: bool = True,
+    weights: str = "s8",
 ) -> Path:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -85,8 +93,9 @@ def ort_static_int8(
             _Reader(calib, name, batch),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QInt8 if activation == "s8" else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
             per_channel=True,
+            reduce_range=reduce_range,  # 7-bit weights: no int16 saturation on x86 without VNNI
             op_types_to_quantize=op_types or ORT_OPS,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": activation == "s8"},
@@ -97,14 +106,14 @@ def ort_static_int8(
     return out
 
 
-def ort_dynamic_int8(fp32_onnx: Path, out: Path) -> Path:
+def ort_dynamic_int8(fp32_onnx: Path, out: Path, reduce_range: bool = True) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = out.with_name(out.stem + ".pre.onnx")
     try:  # pre-processing first: quantize_dynamic fails on the raw dynamo export's shape info
         quant_pre_process(str(fp32_onnx), str(pre))
-        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, reduce_range=reduce_range)
     finally:
         pre.unlink(missing_ok=True)
         Path(str(pre) + ".data").unlink(missing_ok=True)
@@ -115,7 +124,13 @@ NNCF_MIN_AGREEMENT = 0.99
 
 
 def nncf_int8(
-    ov_model, calib: torch.Tensor, scheme: str = "auto", batch: int = 1, min_agreement: float = NNCF_MIN_AGREEMENT
+    ov_model,
+    calib: torch.Tensor,
+    scheme: str = "auto",
+    batch: int = 1,
+    min_agreement: float = NNCF_MIN_AGREEMENT,
+    overflow_fix: str = "enable",
+    float_attention: bool = True,
 ) -> tuple[object, dict]:
     """NNCF post-training int8 of an OpenVINO model; returns (quantized model, what was done).
 
@@ -127,6 +142,12 @@ def nncf_int8(
     auto: defaults when their top-1 agreement with the float model on the calibration images is
     >= min_agreement, else transformer. (The check reuses the calibration images, train split,
     so it is optimistic; the export stage's validation on val images is the independent gate.)
+    overflow_fix: NNCF's OverflowFix: "enable" (7-bit weights in every MatMul/Conv: right on CPUs without VNNI),
+    "disable" (full 8-bit range: right only where int8 products do not saturate), or NNCF's own default
+    "first_layer_only" (vitc's recipe before portable int8; results/int8-isa measures all three).
+    float_attention: leave the inputs of ScaledDotProductAttention unquantized. NNCF quantizes Q and K, and the
+    CPU plugin then multiplies two int8 activations, which saturates without VNNI as the weights do but which no
+    overflow fix covers (measured under emulation: results/int8-isa). Portable int8 keeps attention float.
     """
     import nncf
 
@@ -135,15 +156,29 @@ def nncf_int8(
     check_calibration(calib, batch)
     data = nncf.Dataset([calib[i : i + batch].numpy() for i in range(0, len(calib), batch)])
 
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix))
+
     def run(kind: str):
         kw = {"model_type": nncf.ModelType.TRANSFORMER} if kind == "transformer" else {}
-        return nncf.quantize(ov_model.clone(), data, subset_size=len(calib) // batch, **kw)
+        if float_attention:
+            kw["ignored_scope"] = nncf.IgnoredScope(types=["ScaledDotProductAttention"], validate=False)
+        return nncf.quantize(
+            ov_model.clone(), data, subset_size=len(calib) // batch, advanced_parameters=advanced, **kw
+        )
 
     if scheme != "auto":
-        return run(scheme), {"scheme": scheme}
+        return run(scheme), {"scheme": scheme, "overflow_fix": overflow_fix, "float_attention": float_attention}
     q = run("defaults")
     agree = _agreement(ov_model, q, calib)
-    info = {"tried": "defaults", "calibration_agreement": agree, "min_agreement": min_agreement}
+    info = {
+        "tried": "defaults",
+        "calibration_agreement": agree,
+        "min_agreement": min_agreement,
+        "overflow_fix": overflow_fix,
+        "float_attention": float_attention,
+    }
     if agree >= min_agreement:
         return q, {"scheme": "defaults", **info}
     return run("transformer"), {"scheme": "transformer", **info}
@@ -184,6 +219,8 @@ def quantize_checkpoint(
         "stage": "quantize",
         "data": data,
         "quantization": DYNAMIC_INT8,
+        # fbgemm's dynamic linear keeps activations to 7 bits: right on every CPU (vitc/isa.py)
+        "isa": {"validated_on": here(), "int8_isa": "portable"},
         "inputs": {"checkpoint": {"path": str(c.path), "sha256": c.sha256}},
         "metrics": {
             **c.metrics,

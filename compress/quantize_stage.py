@@ -55,6 +55,7 @@ def run(cfg: QuantizeConfig, inputs: Inputs, out: Path) -> Result:
                 threads=cfg.threads,
                 max_drop=cfg.max_drop,
                 opts=opts,
+                int8_isa=cfg.int8_isa,
             )
             res.artifacts.append(man)
             done.append(f"{b} {man['validation']['top1_artifact']:.2f}%")

@@ -5,6 +5,7 @@ torch; a phone runs the .pte through ExecuTorch's C++/Java/Swift runtime instead
     DIR/<artifact>          the model (.onnx, .xml + .bin, or .pte), pre-processing inside by default
     DIR/labels.json         class names, in output order
     DIR/preprocess.json     resize/crop/normalize recipe and what the artifact takes
+    DIR/<artifact>.selftest.npz  reference images with the logits vitc validated: `python run.py --selftest`
     DIR/run.py              export/edge_run.py: decode, resize, crop (and normalize, when not in the graph), run
     DIR/requirements.txt    the runtime at the version the artifact was validated with
     DIR/README.md           the two lines that run it
@@ -48,6 +49,7 @@ def files_of(artifact: Path) -> list[Path]:
     if artifact.suffix == ".xml":
         files.append(artifact.with_suffix(".bin"))
     files += [p for p in artifact.parent.glob(artifact.name + ".data")]
+    files += [p for p in artifact.parent.glob(artifact.name + ".selftest.npz")]  # absent in older exports
     return files
 
 
@@ -97,6 +99,8 @@ def make(artifact: Path, out: Path, force: bool = False) -> dict:
             "precision": m.get("precision"),
             "validated": {k: (m.get("validation") or {}).get(k) for k in ("top1_agreement", "max_abs_diff")},
             "data": m.get("data"),
+            "selftest": m.get("selftest"),  # run.py --selftest: the reference file and the gate
+            "isa": m.get("isa"),
         }
         (tmp / "preprocess.json").write_text(json.dumps(info, indent=1) + "\n")
         shutil.copy2(RUNNER, tmp / "run.py")
@@ -142,6 +146,14 @@ def readme(name: str, runtime: str, info: dict) -> str:
         f"({pre.get('interpolation', 'bicubic')}) and centre-crops, as the model was validated. {inside}",
         f"Labels: labels.json. Validated by vitc against the PyTorch model: {json.dumps(info['validated'])}.",
     ]
+    if info.get("selftest"):
+        validated_on = ((info.get("isa") or {}).get("validated_on") or {}).get("path")
+        lines += [
+            "",
+            "`python run.py --selftest` runs the reference images vitc validated against and says in one line whether "
+            f"this device computes the same (exit 1 if not). vitc validated it on a CPU whose int8 path is "
+            f"{validated_on}; int8 built for: {(info.get('isa') or {}).get('int8_isa') or 'n/a (not int8)'}.",
+        ]
     if runtime == "executorch":
         lines += [
             "",

@@ -1,6 +1,7 @@
 """Classify images with a vitc bundle: numpy, Pillow and the artifact's runtime only (no torch, no vitc).
 
     python run.py photo.jpg [more.jpg ...] [--top 5] [--threads N]
+    python run.py --selftest        # does this device compute what vitc validated? (exit 1 if not)
 
 `vitc bundle` copies this file into the bundle as run.py, beside the artifact, labels.json and preprocess.json;
 `vitc predict` on an .onnx or .xml runs the same functions. The pre-processing is timm's eval transform (the one
@@ -16,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -32,6 +34,58 @@ RESAMPLE = {
     "box": Image.BOX,
     "hamming": Image.HAMMING,
 }
+
+
+# int8 dot-product paths (`int8_isa`). On x86 without VNNI, int8 GEMMs multiply u8 x s8 and add neighbouring
+# products with VPMADDUBSW, which saturates at int16 (2 x 255 x 127 = 64,770 > 32,767): an int8 model that uses the
+# full 8-bit range then computes other answers there than on a VNNI/AMX CPU. NEON widens to 16 bits per product.
+SATURATING = ("avx512", "avx2", "sse")
+
+
+def cpu_features() -> frozenset[str]:
+    """The CPU features this process sees, lower case. numpy's CPUID probe is the source: it reads what the runtimes'
+    own dispatchers read (under an emulator, the emulated CPU; /proc/cpuinfo shows the host there). numpy does not
+    probe AVX-VNNI or AMX, so those come from the OS's flags, and only while the OS agrees with CPUID on the rest."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as probed
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as probed
+    seen = {k.lower() for k, v in probed.items() if v}
+    os_flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    os_flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    same = all(
+        (a in seen) == (b in os_flags)
+        for a, b in (("avx2", "avx2"), ("avx512f", "avx512f"), ("avx512vnni", "avx512_vnni"))
+    )
+    if same:
+        seen |= os_flags & {"avx_vnni", "amx_int8"}
+    return frozenset(seen)
+
+
+def int8_isa(features: frozenset[str] | None = None) -> dict:
+    """The int8 dot-product path of this CPU: amx | avx512-vnni | avx-vnni | avx512 | avx2 | sse | neon-dotprod |
+    neon | unknown, and whether 8-bit products saturate there (SATURATING)."""
+    f = cpu_features() if features is None else features
+    order = [
+        ("amx_int8", "amx"),
+        ("avx512vnni", "avx512-vnni"),
+        ("avx_vnni", "avx-vnni"),
+        ("avx512f", "avx512"),
+        ("avx2", "avx2"),
+        ("ssse3", "sse"),
+        ("asimddp", "neon-dotprod"),
+        ("asimd", "neon"),
+        ("neon", "neon"),
+    ]
+    path = next((name for flag, name in order if flag in f), "unknown")
+    return {"path": path, "saturates": path in SATURATING, "machine": platform.machine()}
 
 
 class ImageUnreadable(ValueError):
@@ -125,8 +179,17 @@ def _runtime(path: Path, threads: int | None):
 class Bundle:
     """The artifact of a bundle folder (or a vitc artifact with its manifest) and how to feed it."""
 
-    def __init__(self, artifact: Path, pre: dict, labels: list[str], in_graph: bool, threads: int | None = None):
+    def __init__(
+        self,
+        artifact: Path,
+        pre: dict,
+        labels: list[str],
+        in_graph: bool,
+        threads: int | None = None,
+        selftest: dict | None = None,
+    ):
         self.artifact, self.pre, self.labels, self.in_graph = artifact, pre, labels, in_graph
+        self.selftest_spec = selftest  # the manifest's `selftest`: file of reference images and the gate
         t0 = time.perf_counter()
         self.fn = _runtime(artifact, threads)
         self.load_s = time.perf_counter() - t0
@@ -135,7 +198,7 @@ class Bundle:
     def open(cls, folder: Path, threads: int | None = None) -> "Bundle":
         cfg = json.loads((folder / "preprocess.json").read_text())
         labels = json.loads((folder / "labels.json").read_text())
-        return cls(folder / cfg["artifact"], cfg["preprocess"], labels, cfg["in_graph"], threads)
+        return cls(folder / cfg["artifact"], cfg["preprocess"], labels, cfg["in_graph"], threads, cfg.get("selftest"))
 
     def inputs(self, images: list, on_error=SystemExit) -> np.ndarray:
         pixels = []
@@ -165,13 +228,72 @@ class Bundle:
             out.append([(self.labels[i], float(row[i])) for i in idx])
         return out
 
+    def selftest(self) -> dict:
+        return selftest(self.logits, self.artifact, self.selftest_spec, self.pre, self.in_graph)
+
+
+def selftest(fn, artifact: Path, spec: dict | None, pre: dict, in_graph: bool) -> dict:
+    """Run the reference images the exporter validated on (`<artifact>.selftest.npz`) through fn and judge the
+    outputs by the exporter's own gate: max |logit - PyTorch fp32| <= atol, and top-1 agreement with PyTorch fp32 >=
+    the gate's minimum (or, on these few images, what the artifact reached on the exporting machine, if lower). And
+    drift, max |logit - the exporting machine's logits from this artifact|, <= drift_atol: a device that computes the
+    model differently fails even inside the accuracy gate."""
+    if not spec:
+        raise SystemExit(f"{artifact.name} carries no self-test images: re-export it with this vitc")
+    ref_file = artifact.parent / spec["file"]
+    if not ref_file.is_file():
+        raise SystemExit(f"self-test file {ref_file.name} is missing beside {artifact.name}: copy it there")
+    with np.load(ref_file, allow_pickle=False) as z:
+        pixels, reference, validated = z["pixels"], z["reference"], z["validated"]
+    x = pixels if in_graph else normalize(pixels, pre)
+    got = np.concatenate(
+        [np.asarray(fn(np.ascontiguousarray(x[i : i + 16])), np.float32) for i in range(0, len(x), 16)]
+    )
+    agree = float((got.argmax(1) == reference.argmax(1)).mean())
+    built = float((validated.argmax(1) == reference.argmax(1)).mean())
+    max_diff = float(np.abs(got.astype(np.float64) - reference).max())
+    drift = float(np.abs(got.astype(np.float64) - validated).max())
+    need = min(float(spec["min_agreement"]), built)
+    ok = max_diff <= float(spec["atol"]) and agree >= need and drift <= float(spec["drift_atol"])
+    return {
+        "passed": bool(ok),
+        "images": int(len(pixels)),
+        "agreement": agree,
+        "need_agreement": need,
+        "max_abs_diff": max_diff,
+        "atol": float(spec["atol"]),
+        "drift": drift,
+        "drift_atol": float(spec["drift_atol"]),
+        "isa": int8_isa()["path"],
+        "validated_isa": (spec.get("isa") or {}).get("path"),
+    }
+
+
+def selftest_line(name: str, r: dict) -> str:
+    """One line: does this device compute what vitc validated?"""
+    verdict = "PASS" if r["passed"] else "FAIL"
+    return (
+        f"selftest {verdict}: {name} on {r['images']} reference images, top-1 agreement with PyTorch "
+        f"{100 * r['agreement']:.1f}% (need {100 * r['need_agreement']:.1f}%), max|diff| {r['max_abs_diff']:.3g} "
+        f"(atol {r['atol']:g}), drift from the validated run {r['drift']:.3g} (limit {r['drift_atol']:g}); "
+        f"int8 path here {r['isa']}, validated on {r['validated_isa']}"
+    )
+
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Classify images with this bundle's model.")
-    ap.add_argument("images", nargs="+", type=Path)
+    ap.add_argument("images", nargs="*", type=Path)
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--selftest", action="store_true", help="check this device computes what vitc validated")
     a = ap.parse_args(argv)
+    if a.selftest:
+        b = Bundle.open(Path(__file__).resolve().parent, a.threads)
+        r = b.selftest()
+        print(selftest_line(b.artifact.name, r))
+        return 0 if r["passed"] else 1
+    if not a.images:
+        ap.error("give image files, or --selftest")
     missing = [str(p) for p in a.images if not p.is_file()]
     if missing:
         raise SystemExit(f"no such image: {', '.join(missing)}")

@@ -30,8 +30,14 @@ class Options:
     precision: str = "fp32"
     max_batch: int = 64  # upper bound of the dynamic batch dimension
     calibration: torch.Tensor | None = None  # real images for int8
+    # recorded only: XNNPACK's int8 kernels sum products in 32 bits on every ISA (AVX2: sign-extend + VPMADDWD), so
+    # the same program is right on every CPU (measured under emulation: results/int8-isa)
+    int8_isa: str = "portable"
 
     def __post_init__(self):
+        from vitc.isa import resolve
+
+        self.int8_isa = resolve(self.int8_isa)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: {self.precision!r} is not one of {PRECISIONS}")
         if self.precision == "int8" and self.calibration is None:

@@ -42,8 +42,14 @@ class Options:
     # advice (dynamic for transformers, static for CNNs) and measured on deit_tiny 224: static QDQ
     # p50 9.7 ms, dynamic 6.5 ms, agreement with fp32 99.4% vs 99.7% (results/latency-ab).
     int8_mode: str = "auto"
+    # int8: portable (7-bit weights, reduce_range: MLAS's U8S8 kernels saturate on x86 without VNNI) | vnni (full
+    # 8-bit weights) | auto (vnni if this CPU's int8 path does not saturate); resolved here (vitc/isa.py)
+    int8_isa: str = "portable"
 
     def __post_init__(self):
+        from vitc.isa import resolve
+
+        self.int8_isa = resolve(self.int8_isa)
         if self.opset < 17:
             raise ConfigError(f"opset: {self.opset} is too old; LayerNormalization needs opset >= 17")
         if self.precision not in PRECISIONS:
@@ -106,10 +112,11 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
                     "dynamic" if any(type(m).__name__.endswith("Attention") for m in model.modules()) else "static"
                 )
             fp32 = path.rename(tmp / ("fp32-" + out.name))
+            portable = opts.int8_isa == "portable"
             if opts.int8_mode == "static":
-                ort_static_int8(fp32, path, opts.calibration)
+                ort_static_int8(fp32, path, opts.calibration, reduce_range=portable)
             else:
-                ort_dynamic_int8(fp32, path)
+                ort_dynamic_int8(fp32, path, reduce_range=portable)
                 opts.calibration = None  # not used: the manifest must not claim a calibration set
             fp32.unlink()
             onnx.checker.check_model(str(path))

@@ -40,6 +40,10 @@ class Options:
     # export, nncf_result says which one ran and the agreement that chose it
     nncf: str = "auto"
     nncf_result: dict | None = None
+    # int8: portable (NNCF OverflowFix.ENABLE: 7-bit weights, and attention's Q and K left float: no int16
+    # saturation on x86 without VNNI) | vnni (OverflowFix.DISABLE, int8 attention) | auto (vnni if this CPU's int8
+    # path does not saturate); resolved here (vitc/isa.py)
+    int8_isa: str = "portable"
     # --preprocess in-graph: {"mean": [...], "std": [...]}; the IR then takes uint8 NHWC pixels and its
     # PrePostProcessor casts, normalizes and transposes (added after NNCF, which calibrates the float model)
     in_graph: dict | None = None
@@ -57,6 +61,9 @@ class Options:
 
         if self.nncf not in NNCF_SCHEMES:
             raise ConfigError(f"nncf: {self.nncf!r} is not one of {NNCF_SCHEMES}")
+        from vitc.isa import resolve
+
+        self.int8_isa = resolve(self.int8_isa)
 
 
 def check() -> str | None:
@@ -85,7 +92,14 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
     if opts.precision == "int8":
         from vitc.compress.quantize import nncf_int8
 
-        ov_model, opts.nncf_result = nncf_int8(ov_model, opts.calibration, opts.nncf)
+        portable = opts.int8_isa == "portable"
+        ov_model, opts.nncf_result = nncf_int8(
+            ov_model,
+            opts.calibration,
+            opts.nncf,
+            overflow_fix="enable" if portable else "disable",
+            float_attention=portable,
+        )
         ov_model.set_rt_info(opts.nncf_result["scheme"], _NNCF_KEY)
     if opts.in_graph:
         ov_model = add_preprocessing(ov_model, opts.in_graph["mean"], opts.in_graph["std"])

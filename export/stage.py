@@ -16,6 +16,7 @@ from vitc.data import eval_pixels, eval_tensors, load_source
 from vitc.errors import AccuracyGateError, ConfigError, VitcError
 from vitc.feature_tokens import FeatureTokens, compare_features
 from vitc.handoff import VAL_SPLIT, Artifact, Checkpoint, Preprocess
+from vitc.isa import here
 from vitc.models import gflops
 from vitc.stages import Inputs, Result
 from vitc.validate import compare, reference_logits, run_artifact
@@ -79,6 +80,7 @@ def export_checkpoint(
     opts: dict | None = None,
     features: bool = False,
     preprocess: str = "python",
+    int8_isa: str = "portable",
 ) -> dict:
     """Export one (target, precision) of a checkpoint and validate it on the val split of its data (or
     `data`). Pass a `Checkpoint` to export several artifacts from one load: its model, val tensors and
@@ -87,7 +89,10 @@ def export_checkpoint(
     features: export the pre-logits token features (`vitc features`) instead of the logits, validated
     against PyTorch's features (max diff, cosine).
     preprocess: "in-graph" makes an artifact that takes uint8 RGB pixels (N, H, W, 3) and casts, normalizes and
-    transposes inside (export/ingraph.py), validated on the val images' pixels against the fp32 PyTorch model."""
+    transposes inside (export/ingraph.py), validated on the val images' pixels against the fp32 PyTorch model.
+    int8_isa: which CPUs an int8 artifact is for (vitc/isa.py): portable (every CPU) | vnni | auto.
+    Beside the manifest goes `<artifact>.selftest.npz`: a few val images with the PyTorch logits and this artifact's
+    own, for `run.py --selftest` / `vitc predict --selftest` on the device."""
     if max_drop is not None and max_drop < 0:
         raise ConfigError(f"--max-drop {max_drop} is negative", "give the allowed top-1 loss in points, e.g. 1.0")
     if preprocess not in PREPROCESS:
@@ -117,6 +122,8 @@ def export_checkpoint(
     X, Y = c.val(data)
     kw = dict(opts or {})
     kw["precision"] = precision
+    if "int8_isa" in target.Options.__dataclass_fields__:
+        kw.setdefault("int8_isa", int8_isa)
     # OpenVINO adds its PrePostProcessor after NNCF, which calibrates the float model; the torch-based targets
     # quantize the wrapped model, whose input is pixels
     wrap = in_graph and target.NAME != "openvino"
@@ -151,7 +158,9 @@ def export_checkpoint(
     target.export(exported, example, out, o)
     export_s = time.perf_counter() - t0
     atol, agree = TOLERANCE[precision]
-    got = run_artifact(target.load(out, threads), X_in, 32)
+    fn = target.load(out, threads)
+    got = run_artifact(fn, X_in, 32)
+    isa = {"validated_on": here(), "int8_isa": getattr(o, "int8_isa", None) if precision == "int8" else None}
     common = {
         "artifact": out.name,
         "target": target.NAME,
@@ -166,6 +175,7 @@ def export_checkpoint(
         "preprocess": pre,
         "notes": dict(getattr(target, "notes", {})),
         "versions": target_versions(target.NAME),
+        "isa": isa,  # the int8 path this artifact was validated on, and (int8) the CPUs it was built for
     }
     if features:
         v = compare_features(ref, got, precision)
@@ -195,6 +205,7 @@ def export_checkpoint(
         "validation": v.to_json(),
         "top1_drop": drop,
         "max_drop": max_drop,
+        "selftest": write_selftest(out, fn, c.pixels(data)[0], in_graph, pre, ref, precision, isa["validated_on"]),
     }
     ckpt.write_json(Artifact.manifest_path(out), manifest)
     if gate_failed:
@@ -206,9 +217,48 @@ def export_checkpoint(
     return manifest
 
 
+SELFTEST_SUFFIX = ".selftest.npz"
+SELFTEST_BYTES = 4_000_000  # of pixels: 64 images at 28 px, 26 at 224 px
+# how far a device's logits may drift from the exporting machine's for the same artifact: float kernels differ in
+# summation order across ISAs; int8 ones in requantization rounding (measured across ISAs: results/int8-isa)
+DRIFT_ATOL = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.1}
+
+
+def write_selftest(
+    out: Path, fn, pixels: torch.Tensor, in_graph: bool, pre: dict, ref: np.ndarray, precision: str, isa: dict
+) -> dict:
+    """`<artifact>.selftest.npz` (numpy only, no pickles): the first val images as uint8 pixels, the PyTorch fp32
+    logits, and the artifact's logits here on exactly what the device's runner feeds it (the pixels, or run.py's numpy
+    normalization of them); the returned spec (the manifest's `selftest`) holds the gate they are judged by there."""
+    from .edge_run import normalize
+
+    per = int(np.prod(pixels.shape[1:]))
+    n = min(max(8, min(64, SELFTEST_BYTES // per)), len(pixels))
+    px = pixels[:n].numpy().astype(np.uint8)
+    x = px if in_graph else normalize(px, pre)
+    got = np.concatenate([np.asarray(fn(np.ascontiguousarray(x[i : i + 16])), np.float32) for i in range(0, n, 16)])
+    path = out.with_name(out.name + SELFTEST_SUFFIX)
+    with ckpt.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, pixels=px, reference=ref[:n].astype(np.float32), validated=got)
+    atol, agree = TOLERANCE[precision]
+    return {
+        "file": path.name,
+        "images": n,
+        "atol": atol,
+        "min_agreement": agree,
+        "drift_atol": DRIFT_ATOL[precision],
+        "isa": isa,
+    }
+
+
 def _size(out: Path) -> int:
     """Bytes on disk of an artifact: the file and its external-data siblings (an IR: .xml + .bin), no manifest."""
-    size = sum(p.stat().st_size for p in out.parent.glob(out.name + "*") if p.suffix != ".json")
+    size = sum(
+        p.stat().st_size
+        for p in out.parent.glob(out.name + "*")
+        if p.suffix != ".json" and not p.name.endswith(SELFTEST_SUFFIX)
+    )
     return size + (out.with_suffix(".bin").stat().st_size if out.suffix == ".xml" else 0)
 
 
@@ -301,6 +351,7 @@ def run(cfg: ExportConfig, inputs: Inputs, out: Path) -> Result:
                     max_drop=cfg.max_drop,
                     features=cfg.features,
                     preprocess=mode,
+                    int8_isa=cfg.int8_isa,
                 )
             )
     if res.skipped:

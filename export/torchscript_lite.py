@@ -31,8 +31,14 @@ notes: dict = {}  # what the last export did or skipped, for the manifest
 @dataclass
 class Options:
     precision: str = "fp32"  # int8: torch dynamic quantization of nn.Linear before tracing
+    # recorded only: fbgemm's dynamic linear quantizes activations to 7 bits (reduce_range=True), so its u8 x s8
+    # pairs never saturate int16: the same model is right on every CPU (vitc/isa.py)
+    int8_isa: str = "portable"
 
     def __post_init__(self):
+        from vitc.isa import resolve
+
+        self.int8_isa = resolve(self.int8_isa)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: {self.precision!r} is not one of {PRECISIONS}")
 

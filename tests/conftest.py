@@ -70,6 +70,14 @@ SLOW = {
         "test_in_graph_artifact_takes_pixels_and_computes_the_pytorch_function[openvino]",
         "test_an_export_stage_writes_both_pre_processings_where_the_target_has_them",
         "test_bundle_refuses_what_cannot_run_without_torch_and_a_full_out",
+        "test_selftest_passes_a_good_bundle_and_catches_perturbed_weights_without_torch",
+        "test_vitc_predict_selftest_checks_any_artifact_with_a_manifest",
+    },
+    "test_int8_isa.py": {
+        "test_the_int8_path_is_what_cpuid_says_not_the_os",
+        "test_int8_isa_is_recorded_and_auto_follows_this_cpu",
+        "test_portable_weights_keep_to_seven_bits",
+        "test_unknown_int8_isa_is_one_sentence",
     },
     "test_reliability.py": {"test_disk_full_during_export_is_one_line_and_leaves_no_artifact"},
     "test_tensorrt.py": {"test_prepare_onnx[int8-11]"},
@@ -105,6 +113,14 @@ def pytest_configure(config):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(len(mine))
+
+
+def pytest_report_header(config):
+    """Tests that compare int8 outputs hold on every CPU class; the header says which int8 path this run had."""
+    from vitc.export.edge_run import int8_isa
+
+    i = int8_isa()
+    return f"int8 path: {i['path']} ({'saturating u8 x s8 products' if i['saturates'] else 'no int8 saturation'})"
 
 
 def pytest_collection_modifyitems(items):

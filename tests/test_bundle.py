@@ -207,3 +207,56 @@ def test_the_bundle_runner_resizes_and_crops_as_timm_does(size, crop_pct, interp
         img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         ours, timm_px = resize_crop(img, pre), pixel_transform(pre)(img)
         assert ours.shape == timm_px.shape == (size, size, 3) and np.array_equal(ours, timm_px), (w, h)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_selftest_passes_a_good_bundle_and_catches_perturbed_weights_without_torch(tiny_ckpt, tmp_path, precision):
+    """Issue 33: `run.py --selftest` on the device, with torch, timm and vitc unimportable: a bundle as exported
+    passes (exit 0); the same bundle with its weights perturbed fails (exit 1), in one line each."""
+    import onnx
+    from onnx import numpy_helper
+
+    from vitc.export.bundle import make
+
+    kw = {"opts": {"int8_mode": "static"}, "calib_size": 64} if precision == "int8" else {}
+    m = export_checkpoint(tiny_ckpt, "onnx", precision, tmp_path / "exp", preprocess="in-graph", **kw)
+    out = tmp_path / "bundle"
+    make(tmp_path / "exp" / m["artifact"], out)
+    assert (out / m["selftest"]["file"]).is_file()
+
+    def selftest() -> subprocess.CompletedProcess:
+        return blocked_run(
+            [str(out / "run.py"), "--selftest"],
+            {"torch", "timm", "vitc", "torchvision"},
+            f"runpy.run_path({str(out / 'run.py')!r}, run_name='__main__')",
+        )
+
+    good = selftest()
+    assert good.returncode == 0, good.stdout + good.stderr[-2000:]
+    assert good.stdout.strip().startswith("selftest PASS") and "int8 path here" in good.stdout
+
+    model = onnx.load(str(out / m["artifact"]))
+    rng = np.random.default_rng(0)
+    for t in model.graph.initializer:  # every weight matrix (float, or int8 in a QDQ model) moved by noise
+        w = numpy_helper.to_array(t)
+        if w.ndim == 2 and w.size >= 1024:
+            if w.dtype == np.int8:
+                noisy = np.clip(w.astype(np.int16) + rng.integers(-12, 13, w.shape), -127, 127).astype(np.int8)
+            else:
+                noisy = (w + rng.normal(0, 0.5 * float(w.std()), w.shape)).astype(w.dtype)
+            t.CopyFrom(numpy_helper.from_array(noisy, t.name))
+    onnx.save(model, str(out / m["artifact"]))
+    bad = selftest()
+    assert bad.returncode == 1, bad.stdout + bad.stderr[-2000:]
+    line = bad.stdout.strip()
+    assert line.startswith("selftest FAIL") and len(line.splitlines()) == 1, line
+
+
+def test_vitc_predict_selftest_checks_any_artifact_with_a_manifest(tiny_ckpt, tmp_path):
+    m = export_checkpoint(tiny_ckpt, "torchscript-lite", "fp32", tmp_path)
+    art = str(tmp_path / m["artifact"])
+    r = subprocess.run([sys.executable, "-m", "vitc", "predict", art, "--selftest"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("selftest PASS"), r.stdout + r.stderr[-2000:]
+    (tmp_path / m["selftest"]["file"]).unlink()
+    r = subprocess.run([sys.executable, "-m", "vitc", "predict", art, "--selftest"], capture_output=True, text=True)
+    assert r.returncode != 0 and "self-test file" in r.stdout + r.stderr and "missing" in r.stdout + r.stderr

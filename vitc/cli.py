@@ -25,6 +25,7 @@ from .cli_options import (
     Epochs,
     Force,
     ImgSize,
+    Int8Isa,
     Lr,
     MinLr,
     Mixup,
@@ -421,12 +422,13 @@ def quantize(
         ),
     ] = _Q.nncf,
     threads: Threads = None,
+    int8_isa: Int8Isa = _Q.int8_isa,
     force: Force = False,
 ) -> None:
     """int8: PyTorch dynamic (Linear) + TorchScript-lite, or with ONNX Runtime / OpenVINO NNCF (calibrated on real images)."""
     if backend not in QUANT_BACKENDS:
         raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(QUANT_BACKENDS)}")
-    cfg = QuantizeConfig([backend], calib, calib_size, max_drop, data, ort_mode, nncf, threads)
+    cfg = QuantizeConfig([backend], calib, calib_size, max_drop, data, ort_mode, nncf, threads, int8_isa)
     con = Console()
     checkpoint = checkpoint or runs.default_checkpoint(stages.get("quantize").reads, con)
     out = out or runs.default_out(stages.get("quantize").folder, con)
@@ -453,6 +455,7 @@ def export(
             help="python (the artifact takes the normalized float tensor) | in-graph (uint8 RGB pixels, NHWC)"
         ),
     ] = "python",
+    int8_isa: Int8Isa = "portable",
     list_targets: Annotated[bool, typer.Option("--list", help="show the targets and what is available here")] = False,
 ) -> None:
     """Write an artifact for a runtime and prove it computes the same function as PyTorch."""
@@ -479,7 +482,9 @@ def export(
     why = tgt.check()
     if why:  # before any default is looked up or announced: nothing is read or written
         raise VitcError(f"{tgt.NAME} target unavailable here: {why}")
-    cfg = ExportConfig([target], [precision], calib, calib_size, max_drop, data, threads, features, [preprocess])
+    cfg = ExportConfig(
+        [target], [precision], calib, calib_size, max_drop, data, threads, features, [preprocess], int8_isa
+    )
     con = Console()
     checkpoint = checkpoint or runs.default_checkpoint(stages.get("export").reads, con)
     out = out or runs.default_out(stages.get("export").folder, con)
@@ -600,12 +605,23 @@ def pipeline(
 @app.command()
 def predict(
     artifact: Annotated[Path, typer.Argument(help="checkpoint dir or artifact (.onnx, .xml, .ptl, .pte, .engine)")],
-    images: Annotated[list[Path], typer.Argument(help="image files")],
+    images: Annotated[Optional[list[Path]], typer.Argument(help="image files")] = None,
     topk: Annotated[int, typer.Option(help="labels per image")] = 5,
     threads: Threads = None,
+    selftest: Annotated[
+        bool,
+        typer.Option(
+            help="run the artifact's reference images and say whether this machine computes what vitc validated "
+            "(exit 1 if not)"
+        ),
+    ] = False,
 ) -> None:
     """Classify images with any checkpoint or artifact; prints labels and probabilities (.onnx and .xml without
     torch: the runner a bundle ships)."""
+    if selftest:
+        return _selftest(artifact, threads)
+    if not images:
+        raise ConfigError("no image given", "pass image files after the artifact, or --selftest")
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
         raise DataError(f"image {missing[0]} does not exist", "pass image files (jpg, png, ...)")
@@ -645,6 +661,28 @@ def predict(
         )
 
 
+def _selftest(artifact: Path, threads: int | None) -> None:
+    from . import export as registry
+    from .export.bundle import in_graph, read_manifest
+    from .export.edge_run import selftest, selftest_line
+
+    if not artifact.is_file():
+        raise ConfigError(
+            f"{artifact} is not an artifact file", "pass a file written by `vitc export` or `vitc quantize`"
+        )
+    m = read_manifest(artifact)
+    if not m.get("selftest"):
+        raise VitcError(f"{artifact.name} carries no self-test images", "re-export it with this vitc")
+    target = registry.get(m["target"])
+    why = target.check()
+    if why:
+        raise VitcError(f"cannot run {artifact.name}: {why}")
+    r = selftest(target.load(artifact, threads), artifact, m["selftest"], m["preprocess"], in_graph(m))
+    Console(soft_wrap=True).print(selftest_line(artifact.name, r), highlight=False)
+    if not r["passed"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def bundle(
     source: Annotated[
@@ -659,6 +697,7 @@ def bundle(
         str, typer.Option(help="with a checkpoint: in-graph (the artifact takes uint8 RGB) | python")
     ] = "in-graph",
     calib_size: Annotated[int, typer.Option(help="with a checkpoint and int8: train images to calibrate on")] = 128,
+    int8_isa: Int8Isa = "portable",
     force: Annotated[bool, typer.Option(help="replace a non-empty --out")] = False,
 ) -> None:
     """A folder that runs on a device without torch or vitc: the artifact, labels.json, run.py (numpy, Pillow and the
@@ -673,7 +712,14 @@ def bundle(
 
         with tempfile.TemporaryDirectory(prefix="vitc-bundle-") as tmp:
             m = export_checkpoint(
-                source, target, precision, Path(tmp), preprocess=preprocess, calib_size=calib_size, max_drop=None
+                source,
+                target,
+                precision,
+                Path(tmp),
+                preprocess=preprocess,
+                calib_size=calib_size,
+                max_drop=None,
+                int8_isa=int8_isa,
             )
             con.print(f"exported {m['artifact']}: {m['status']}", highlight=False)
             r = make(Path(tmp) / m["artifact"], out, force)

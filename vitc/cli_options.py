@@ -57,3 +57,10 @@ Cutmix = Annotated[Optional[float], typer.Option(help="cutmix alpha (0: off)")]
 Smoothing = Annotated[Optional[float], typer.Option(help="label smoothing (true-label term only)")]
 Resume = Annotated[bool, typer.Option(help="continue the run in --out from its last epoch")]
 Force = Annotated[bool, typer.Option(help="replace a previous run in --out")]
+Int8Isa = Annotated[
+    str,
+    typer.Option(
+        help="int8: which CPUs it is for: portable (right on every CPU; 7-bit weights where the runtime's int8 "
+        "products saturate without VNNI) | vnni (full 8-bit weights: VNNI/AMX/ARM devices only) | auto (as this CPU)"
+    ),
+]

@@ -433,6 +433,7 @@ QUANT_TARGET = {
     "executorch": "executorch",  # the XNNPACK quantizer (PT2E), lowered to the XNNPACK delegate: the mobile path
 }  # the artifact each backend writes
 ORT_MODES = ("auto", "static", "dynamic")
+INT8_ISAS = ("portable", "vnni", "auto")  # vitc/isa.py (which imports the export registry, so not imported here)
 NNCF_SCHEMES = ("auto", "defaults", "transformer")
 
 
@@ -451,6 +452,7 @@ class QuantizeConfig:
     ort_mode: str = "auto"  # onnxruntime int8: dynamic for transformers, static for CNNs
     nncf: str = "auto"  # openvino int8: NNCF defaults if they agree with fp32, else TRANSFORMER
     threads: int | None = None
+    int8_isa: str = "portable"  # which CPUs the int8 models are for: portable | vnni | auto (vitc/isa.py)
 
     def __post_init__(self):
         if (
@@ -466,6 +468,7 @@ class QuantizeConfig:
         _check(self.ort_mode in ORT_MODES, "ort_mode", f"{self.ort_mode!r} is not one of {ORT_MODES}")
         _check(self.nncf in NNCF_SCHEMES, "nncf", f"{self.nncf!r} is not one of {NNCF_SCHEMES}")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
+        _check(self.int8_isa in INT8_ISAS, "int8_isa", f"{self.int8_isa!r} is not one of {', '.join(INT8_ISAS)}")
 
 
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
@@ -486,8 +489,10 @@ class ExportConfig:
     # python: the artifact takes the normalized float tensor; in-graph: uint8 RGB pixels, normalized inside (the
     # targets that can: export/stage.py IN_GRAPH_TARGETS; the others are exported for python only)
     preprocess: list = field(default_factory=lambda: ["python"])
+    int8_isa: str = "portable"  # int8 precisions: which CPUs they are for, portable | vnni | auto (vitc/isa.py)
 
     def __post_init__(self):
+        _check(self.int8_isa in INT8_ISAS, "int8_isa", f"{self.int8_isa!r} is not one of {', '.join(INT8_ISAS)}")
         _check(
             isinstance(self.preprocess, list) and self.preprocess and set(self.preprocess) <= {"python", "in-graph"},
             "preprocess",

@@ -155,11 +155,14 @@ def machine_info() -> dict:
     except OSError:
         pass
     isa = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni"})
+    from vitc.export.edge_run import int8_isa
+
     return {
         "cpu": model or platform.processor(),
         "cpu_id": cpu_id(),
         "cores": os.cpu_count(),
         "isa": isa,
+        "int8_path": int8_isa()["path"],  # amx | avx512-vnni | ... | avx2: where int8 products saturate (vitc/isa.py)
         "torch": torch.__version__,
         "timm": timm.__version__,
         "python": platform.python_version(),
