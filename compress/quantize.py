@@ -75,7 +75,7 @@ def ort_static_int8(
     batch: int = 16,
     op_types: list[str] | None = None,
     activation: str = "s8",
-    reduce_range: bool = True,
+    reduce_range: bool = False,
     weights: str = "s8",
 ) -> Path:
     import onnx
@@ -95,7 +95,7 @@ def ort_static_int8(
             activation_type=QuantType.QInt8 if activation == "s8" else QuantType.QUInt8,
             weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
             per_channel=True,
-            reduce_range=reduce_range,  # 7-bit weights: no int16 saturation on x86 without VNNI
+            reduce_range=reduce_range,  # True: 7-bit weights, no int16 saturation on x86 without VNNI
             op_types_to_quantize=op_types or ORT_OPS,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": activation == "s8"},
@@ -106,7 +106,7 @@ def ort_static_int8(
     return out
 
 
-def ort_dynamic_int8(fp32_onnx: Path, out: Path, reduce_range: bool = True) -> Path:
+def ort_dynamic_int8(fp32_onnx: Path, out: Path, reduce_range: bool = False) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -129,8 +129,8 @@ def nncf_int8(
     scheme: str = "auto",
     batch: int = 1,
     min_agreement: float = NNCF_MIN_AGREEMENT,
-    overflow_fix: str = "enable",
-    float_attention: bool = True,
+    overflow_fix: str = "first_layer_only",
+    float_attention: bool = False,
 ) -> tuple[object, dict]:
     """NNCF post-training int8 of an OpenVINO model; returns (quantized model, what was done).
 
@@ -144,7 +144,8 @@ def nncf_int8(
     so it is optimistic; the export stage's validation on val images is the independent gate.)
     overflow_fix: NNCF's OverflowFix: "enable" (7-bit weights in every MatMul/Conv: right on CPUs without VNNI),
     "disable" (full 8-bit range: right only where int8 products do not saturate), or NNCF's own default
-    "first_layer_only" (vitc's recipe before portable int8; results/int8-isa measures all three).
+    "first_layer_only" (NNCF's default, and vitc's recipe before portable int8). The helpers default to the
+    libraries' own defaults; export/openvino.py and export/onnx.py pass the portable or VNNI-only values.
     float_attention: leave the inputs of ScaledDotProductAttention unquantized. NNCF quantizes Q and K, and the
     CPU plugin then multiplies two int8 activations, which saturates without VNNI as the weights do but which no
     overflow fix covers (measured under emulation: results/int8-isa). Portable int8 keeps attention float.

@@ -79,6 +79,8 @@ def make(artifact: Path, out: Path, force: bool = False) -> dict:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputError(f"--out {out} already holds files", "pass --force to replace it, or another --out")
     missing = [f.name for f in files_of(artifact) if not f.is_file()]
+    if m.get("selftest") and not (artifact.parent / m["selftest"]["file"]).is_file():
+        missing.append(m["selftest"]["file"])  # run.py --selftest needs it on the device
     if missing:
         raise ConfigError(f"{artifact.name} needs {', '.join(missing)} beside it", "re-export the artifact")
     runtime = RUNTIMES[artifact.suffix]

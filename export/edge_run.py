@@ -42,15 +42,25 @@ RESAMPLE = {
 SATURATING = ("avx512", "avx2", "sse")
 
 
+# CPUID (numpy's name) vs the OS's name for flags both report: when any differs, this process runs on another CPU
+# than the OS shows (an emulator), and the OS-only flags (AVX-VNNI, AMX) are not this process's either
+AGREE = (
+    ("avx2", "avx2"),
+    ("avx512f", "avx512f"),
+    ("avx512bw", "avx512bw"),
+    ("avx512vnni", "avx512_vnni"),
+    ("gfni", "gfni"),
+    ("vaes", "vaes"),
+    ("vpclmulqdq", "vpclmulqdq"),
+    ("f16c", "f16c"),
+)
+
+
 def cpu_features() -> frozenset[str]:
     """The CPU features this process sees, lower case. numpy's CPUID probe is the source: it reads what the runtimes'
     own dispatchers read (under an emulator, the emulated CPU; /proc/cpuinfo shows the host there). numpy does not
-    probe AVX-VNNI or AMX, so those come from the OS's flags, and only while the OS agrees with CPUID on the rest."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as probed
-    except ImportError:  # numpy < 2
-        from numpy.core._multiarray_umath import __cpu_features__ as probed
-    seen = {k.lower() for k, v in probed.items() if v}
+    probe AVX-VNNI or AMX, so those come from the OS's flags, and only while the OS agrees with CPUID on the rest.
+    numpy's probe is a private table: without it, the OS's flags alone."""
     os_flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -60,11 +70,17 @@ def cpu_features() -> frozenset[str]:
                     break
     except OSError:
         pass
-    same = all(
-        (a in seen) == (b in os_flags)
-        for a, b in (("avx2", "avx2"), ("avx512f", "avx512f"), ("avx512vnni", "avx512_vnni"))
-    )
-    if same:
+    probed = None
+    for mod in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):  # numpy 2, numpy 1
+        try:
+            probed = __import__(mod, fromlist=["__cpu_features__"]).__cpu_features__
+            break
+        except (ImportError, AttributeError):
+            continue
+    if not isinstance(probed, dict):
+        return frozenset(f.replace("avx512_vnni", "avx512vnni") for f in os_flags)
+    seen = {k.lower() for k, v in probed.items() if v}
+    if all((a in seen) == (b in os_flags) for a, b in AGREE):
         seen |= os_flags & {"avx_vnni", "amx_int8"}
     return frozenset(seen)
 
@@ -86,6 +102,10 @@ def int8_isa(features: frozenset[str] | None = None) -> dict:
     ]
     path = next((name for flag, name in order if flag in f), "unknown")
     return {"path": path, "saturates": path in SATURATING, "machine": platform.machine()}
+
+
+class SelftestUnavailable(ValueError):
+    """The artifact has no self-test to run here (no reference images, or their file is missing): exit 2, not 1."""
 
 
 class ImageUnreadable(ValueError):
@@ -239,10 +259,10 @@ def selftest(fn, artifact: Path, spec: dict | None, pre: dict, in_graph: bool) -
     drift, max |logit - the exporting machine's logits from this artifact|, <= drift_atol: a device that computes the
     model differently fails even inside the accuracy gate."""
     if not spec:
-        raise SystemExit(f"{artifact.name} carries no self-test images: re-export it with this vitc")
+        raise SelftestUnavailable(f"{artifact.name} carries no self-test images: re-export it with vitc export")
     ref_file = artifact.parent / spec["file"]
     if not ref_file.is_file():
-        raise SystemExit(f"self-test file {ref_file.name} is missing beside {artifact.name}: copy it there")
+        raise SelftestUnavailable(f"self-test file {ref_file.name} is missing beside {artifact.name}: copy it there")
     with np.load(ref_file, allow_pickle=False) as z:
         pixels, reference, validated = z["pixels"], z["reference"], z["validated"]
     x = pixels if in_graph else normalize(pixels, pre)
@@ -289,7 +309,11 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.selftest:
         b = Bundle.open(Path(__file__).resolve().parent, a.threads)
-        r = b.selftest()
+        try:
+            r = b.selftest()
+        except SelftestUnavailable as e:
+            print(f"selftest not run: {e}", file=sys.stderr)
+            return 2
         print(selftest_line(b.artifact.name, r))
         return 0 if r["passed"] else 1
     if not a.images:

@@ -664,20 +664,25 @@ def predict(
 def _selftest(artifact: Path, threads: int | None) -> None:
     from . import export as registry
     from .export.bundle import in_graph, read_manifest
-    from .export.edge_run import selftest, selftest_line
+    from .export.edge_run import SUFFIXES, SelftestUnavailable, _runtime, selftest, selftest_line
 
     if not artifact.is_file():
         raise ConfigError(
             f"{artifact} is not an artifact file", "pass a file written by `vitc export` or `vitc quantize`"
         )
     m = read_manifest(artifact)
-    if not m.get("selftest"):
-        raise VitcError(f"{artifact.name} carries no self-test images", "re-export it with this vitc")
+    if m.get("output") == "features":
+        raise ConfigError(f"{artifact.name} outputs features, which have no self-test", "pass a logits artifact")
     target = registry.get(m["target"])
     why = target.check()
     if why:
         raise VitcError(f"cannot run {artifact.name}: {why}")
-    r = selftest(target.load(artifact, threads), artifact, m["selftest"], m["preprocess"], in_graph(m))
+    # .onnx/.xml/.pte: the bundle's own runner, as on the device (the exporter took its reference logits so)
+    fn = _runtime(artifact, threads) if artifact.suffix in SUFFIXES else target.load(artifact, threads)
+    try:
+        r = selftest(fn, artifact, m.get("selftest"), m["preprocess"], in_graph(m))
+    except SelftestUnavailable as e:
+        raise VitcError(str(e)) from None
     Console(soft_wrap=True).print(selftest_line(artifact.name, r), highlight=False)
     if not r["passed"]:
         raise typer.Exit(1)
