@@ -133,7 +133,9 @@ def test_teacher_one_epoch_with_the_default_warmup(tmp_path):
     """The default warm-up (1 epoch) would not fit a 1-epoch run: it is capped, with a note."""
     p = vitc(tmp_path, "teacher", "--epochs", "1", "--threads", "1")
     assert p.returncode == 0, p.stderr
-    assert "warm-up: the default 1 epochs would not fit a 1-epoch run; warming up for 0.2" in " ".join(p.stderr.split())
+    assert "warm-up: 0.2 epochs, a fifth of this 1-epoch run (the default 1-epoch warm-up needs a longer run)" in (
+        " ".join(p.stderr.split())
+    )
     cfg = json.loads((tmp_path / "runs/teacher/config.json").read_text())
     assert cfg["train"]["warmup_epochs"] == 0.2
     # a warm-up the user sets is never rewritten: too long is an error, not a silent change

@@ -893,11 +893,29 @@ def _done(out: Path, metrics: dict) -> None:
     Console().print(f"[bold green]done[/]: {out}  " + "  ".join(parts))
 
 
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage-error, abort) classes of the click that typer runs on: typer >= 0.16 ships its own copy as
+    typer._click (Abort in typer.exceptions), whose exceptions are not click's."""
+    import importlib
+
+    usage, abort = [], []
+    for mod_name, usage_cls, abort_mod in (
+        ("typer._click.exceptions", "ClickException", "typer.exceptions"),
+        ("click.exceptions", "ClickException", "click.exceptions"),
+    ):
+        try:
+            usage.append(getattr(importlib.import_module(mod_name), usage_cls))
+            abort.append(importlib.import_module(abort_mod).Abort)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(usage), tuple(abort)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: VitcErrors become one or two lines and exit 2; --debug shows the traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False, prog_name="vitc")
         if isinstance(rv, int) and rv:
             sys.exit(rv)
     except VitcError as e:
@@ -912,13 +930,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("interrupted: completed epochs are saved; continue with --resume")
         sys.exit(130)
-    except Exception as e:  # click usage errors keep their own formatting
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # click usage errors keep their own formatting: usage line, closest name, exit 2
+        usage, abort = _click_errors()
+        if isinstance(e, usage):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, abort):
             sys.exit(1)
         if debug:
             raise

@@ -149,8 +149,8 @@ def default_warmup(epochs: int, default: float) -> tuple[float, str | None]:
         None
         if w == default
         else (
-            f"warm-up: the default {default:g} epochs would not fit a {epochs}-epoch run; "
-            f"warming up for {w:g} (pass --warmup-epochs to choose)"
+            f"warm-up: {w:g} epochs, a fifth of this {epochs}-epoch run (the default {default:g}-epoch warm-up "
+            "needs a longer run); pass --warmup-epochs to choose"
         )
     )
     return w, note

@@ -25,6 +25,7 @@ from . import checkpoint as ckpt
 from . import runs, stages
 from .config import check_policies, to_dict
 from .errors import ConfigError
+from .outlock import hold
 from .pipeline_config import STAGES, PipelineConfig
 
 STAGE_FILE = "stage.json"
@@ -134,6 +135,11 @@ class Pipeline:
 
     # -- running
     def run(self, start: str | None = None, force: bool = False) -> dict:
+        # one pipeline per run folder: a second one would wipe the stage folders of the first (vitc/outlock.py)
+        with hold(self.cfg.root, f"vitc pipeline into {self.cfg.root}"):
+            return self._run(start, force)
+
+    def _run(self, start: str | None, force: bool) -> dict:
         order = self.stages()
         if start is not None and start not in order:
             raise ConfigError(f"--from {start!r} is not a stage of this pipeline", f"stages: {', '.join(order)}")

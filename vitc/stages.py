@@ -26,6 +26,7 @@ from rich.console import Console
 
 from .config import BenchConfig, DistillConfig, ExportConfig, PruneConfig, QuantizeConfig, TeacherConfig, check_policies
 from .errors import AccuracyGateError, ConfigError, VitcError
+from .outlock import hold
 
 
 @dataclass
@@ -108,7 +109,8 @@ class Stage:
             raise TypeError(f"stage {self.name} takes a {self.config.__name__}, not {type(config).__name__}")
         check_policies(config)
         module, fn = self.runner.split(":")
-        return getattr(importlib.import_module(module), fn)(config, inputs, Path(out))
+        with hold(Path(out), f"vitc {self.name} into {out}"):  # one run per output folder (vitc/outlock.py)
+            return getattr(importlib.import_module(module), fn)(config, inputs, Path(out))
 
 
 TABLE: dict[str, Stage] = {

@@ -1,0 +1,55 @@
+"""Issue 36: a mistyped option or command is a usage error, from every command: click's usage line, the closest
+valid name, exit 2, nothing run. Real internal errors keep 'internal error' (exit 1, traceback under --debug)."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+
+from vitc.cli import app, main
+
+
+def _commands() -> dict:
+    return typer.main.get_command(app).commands
+
+
+def _misspelled(opt: str) -> str:
+    """--calib-size -> --calib-siez: two letters swapped at the end, close enough for click's suggestions."""
+    return opt[:-2] + opt[-1] + opt[-2]
+
+
+CASES = []
+for _name, _cmd in sorted(_commands().items()):
+    longs = [o for p in _cmd.params for o in p.opts if o.startswith("--") and o != "--help" and len(o) > 4]
+    CASES.append((_name, longs[0] if longs else None))  # None: a command with no option (info PATH)
+
+
+def test_every_command_is_walked():
+    assert len(CASES) >= 14 and sum(opt is None for _, opt in CASES) <= 1, CASES
+
+
+@pytest.mark.parametrize("name, option", CASES, ids=[c[0] for c in CASES])
+def test_a_misspelled_option_gets_the_usage_line_and_the_closest_name(capsys, name, option):
+    wrong = _misspelled(option or "--verbose")
+    assert wrong != option
+    with pytest.raises(SystemExit) as e:
+        main([name, wrong])
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert f"Usage: vitc {name}" in err and f"No such option: {wrong}" in err, err
+    assert option is None or option in err, err  # the closest valid name
+    assert "internal error" not in err
+
+
+def test_a_misspelled_command_gets_did_you_mean(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["distil"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Usage: vitc" in err and "Did you mean 'distill'?" in err, err
+
+
+def test_a_missing_argument_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["predict"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Usage: vitc predict" in err and "Missing argument" in err, err
