@@ -40,8 +40,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # The main job: the whole pipeline on the built-in digits data from one config (teacher -> distill
-# -> quantize -> export -> bench); stages whose inputs are unchanged are skipped on a rerun.
+# -> quantize -> export -> bench, configs/demo.yaml); stages whose inputs are unchanged are skipped on a rerun.
 demo: $(STAMP)
+	$(BIN)/vitc pipeline configs/demo.yaml
+
+# The full digits study: 40 student epochs, fp32/fp16 exports with and without in-graph pre-processing, by-hand
+# baselines and cross-checks: a 22-row bench (results/digits-cpu-intel; ~35 min on 2 cores)
+demo-full: $(STAMP)
 	$(BIN)/vitc pipeline configs/digits.yaml
 
 # Fashion-MNIST (issue 24): the dataset from Debian's package where this user may install it, else how to get it.
@@ -55,4 +60,4 @@ fashion-data:
 demo-fashion: $(STAMP) fashion-data
 	$(BIN)/vitc pipeline configs/fashion.yaml
 
-.PHONY: install test test-fast lint emulator demo fashion-data demo-fashion
+.PHONY: install test test-fast lint emulator demo demo-full fashion-data demo-fashion

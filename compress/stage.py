@@ -14,7 +14,7 @@ from vitc import checkpoint as ckpt
 from vitc.data import is_builtin
 from vitc.errors import OutputError
 
-RUN_FILES = (ckpt.META, ckpt.WEIGHTS, ckpt.TRAIN_STATE, "metrics.jsonl", "config.json")
+RUN_FILES = (ckpt.META, ckpt.WEIGHTS, ckpt.TRAIN_STATE, "metrics.jsonl", "config.json", "vitc.log")
 
 
 def check_out(out: Path, resume: bool, force: bool) -> None:

@@ -76,6 +76,11 @@ def export(model: torch.nn.Module, example: torch.Tensor, out: Path, opts: Optio
         notes["mobile_passes"] = (
             "skipped: this torch build has no XNNPACK, so optimize_for_mobile cannot run; saved the frozen module"
         )
+    # said once, in vitc's words (torch's own FutureWarnings go to the run's log: vitc/runlog.py)
+    notes["deprecated"] = (
+        "TorchScript and its lite interpreter are deprecated upstream in favour of ExecuTorch: "
+        "for phones, export --target executorch"
+    )
     with staged(out) as tmp:
         mobile._save_for_lite_interpreter(str(tmp / out.name))
     return out

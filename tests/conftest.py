@@ -73,6 +73,7 @@ SLOW = {
         "test_selftest_passes_a_good_bundle_and_catches_perturbed_weights_without_torch",
         "test_vitc_predict_selftest_checks_any_artifact_with_a_manifest",
     },
+    "test_clean_output.py": "*",
     "test_outlock.py": {"test_two_trainings_started_at_the_same_instant_into_one_folder"},
     "test_int8_isa.py": {
         "test_the_int8_path_is_what_cpuid_says_not_the_os",

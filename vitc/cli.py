@@ -914,6 +914,11 @@ def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: VitcErrors become one or two lines and exit 2; --debug shows the traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if argv is None and not debug:  # the console command: other libraries' output -> the run's log (vitc/runlog.py)
+        from . import runlog
+
+        runlog.start()
+        err.file = runlog.terminal()
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="vitc")
         if isinstance(rv, int) and rv:
@@ -927,13 +932,18 @@ def main(argv: list[str] | None = None) -> None:
         if e.hint:
             err.print(f"[dim]hint:[/] {escape(e.hint)}", highlight=False)
         sys.exit(e.exit_code)
+    except SystemExit as e:  # a message (the torch-free runner's) goes to the terminal, not the captured stderr
+        if isinstance(e.code, str):
+            err.print(e.code, highlight=False, markup=False)
+            sys.exit(1)
+        raise
     except KeyboardInterrupt:
         err.print("interrupted: completed epochs are saved; continue with --resume")
         sys.exit(130)
     except Exception as e:  # click usage errors keep their own formatting: usage line, closest name, exit 2
         usage, abort = _click_errors()
         if isinstance(e, usage):
-            e.show()
+            e.show(file=err.file)
             sys.exit(e.exit_code)
         if isinstance(e, abort):
             sys.exit(1)

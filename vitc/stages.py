@@ -24,6 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
+from . import runlog
 from .config import BenchConfig, DistillConfig, ExportConfig, PruneConfig, QuantizeConfig, TeacherConfig, check_policies
 from .errors import AccuracyGateError, ConfigError, VitcError
 from .outlock import hold
@@ -110,7 +111,8 @@ class Stage:
         check_policies(config)
         module, fn = self.runner.split(":")
         with hold(Path(out), f"vitc {self.name} into {out}"):  # one run per output folder (vitc/outlock.py)
-            return getattr(importlib.import_module(module), fn)(config, inputs, Path(out))
+            with runlog.stage(Path(out)):  # other libraries' messages -> out/vitc.log (vitc/runlog.py)
+                return getattr(importlib.import_module(module), fn)(config, inputs, Path(out))
 
 
 TABLE: dict[str, Stage] = {
