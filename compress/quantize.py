@@ -34,6 +34,7 @@ from vitc.errors import ConfigError
 from vitc.handoff import VAL_SPLIT, Checkpoint
 from vitc.int8_recipe import DYNAMIC_INT8, apply_recipe, dynamic_int8  # noqa: F401  (public here too)
 from vitc.isa import here
+from vitc.runlog import foreign_stdout
 
 from .stage import prepare_out
 from .trainer import evaluate
@@ -165,9 +166,10 @@ def nncf_int8(
         kw = {"model_type": nncf.ModelType.TRANSFORMER} if kind == "transformer" else {}
         if float_attention:
             kw["ignored_scope"] = nncf.IgnoredScope(types=["ScaledDotProductAttention"], validate=False)
-        return nncf.quantize(
-            ov_model.clone(), data, subset_size=len(calib) // batch, advanced_parameters=advanced, **kw
-        )
+        with foreign_stdout():  # NNCF's INFO lines and progress bars: the run's log, not the terminal
+            return nncf.quantize(
+                ov_model.clone(), data, subset_size=len(calib) // batch, advanced_parameters=advanced, **kw
+            )
 
     if scheme != "auto":
         return run(scheme), {"scheme": scheme, "overflow_fix": overflow_fix, "float_attention": float_attention}

@@ -60,6 +60,24 @@ def stage(out: Path):
         _state["taken"] = max(_state["taken"], end)
 
 
+@contextmanager
+def foreign_stdout():
+    """While the block runs, stdout (fd 1) goes to the capture too: NNCF logs INFO lines and draws its progress bars
+    on stdout, through handlers that hold the stream itself, so only the file descriptor can be moved."""
+    if not _state:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _finish() -> None:
     """At exit: the capture file goes when every byte of it reached a run's log (or it is empty); otherwise it
     stays under the temp dir (vitc-*.log) for whoever wants to read it."""
