@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-FOREIGN = ("Warning", "[cpuinfo_utils.cpp", "W1206", "warnings.warn")
+FOREIGN = ("Warning", "[cpuinfo_utils.cpp", "W1206", "warnings.warn", "INFO:nncf", "Statistics collection")
 
 
 def _vitc(*args) -> subprocess.CompletedProcess:
@@ -25,7 +25,10 @@ def _foreign(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if any(f in ln for f in FOREIGN)]
 
 
-@pytest.mark.parametrize("backend, marker", [("torch", "quantize_per_tensor"), ("executorch", "cpuinfo_utils")])
+@pytest.mark.parametrize(
+    "backend, marker",
+    [("torch", "quantize_per_tensor"), ("executorch", "cpuinfo_utils"), ("openvino", "Statistics collection")],
+)
 def test_quantize_output_has_only_vitcs_lines_and_the_log_has_the_rest(tiny_ckpt, tmp_path, backend, marker):
     out = tmp_path / "q"
     p = _vitc("quantize", tiny_ckpt, "--out", out, "--backend", backend, "--calib-size", "64", "--threads", "1")
