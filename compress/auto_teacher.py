@@ -44,16 +44,19 @@ def _train(
     out: Path,
     console: Console,
 ) -> None:
+    from vitc.outlock import hold
+
     from .teacher import run_teacher
 
     # the teacher stage's own defaults (TEACHER_TRAIN, lr by TeacherConfig), with the augmentation the student uses
     train = {"epochs": epochs, "threads": threads, "seed": seed, "aug": to_dict(aug)}
-    run_teacher(
-        TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train),
-        out,
-        console=console,
-        default_batch_size=True,
-    )
+    with hold(out, f"vitc distill, training its teacher into {out}"):  # one run per folder (vitc/outlock.py)
+        run_teacher(
+            TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train),
+            out,
+            console=console,
+            default_batch_size=True,
+        )
 
 
 def resolve(

@@ -3,12 +3,14 @@ the run's log file, not between vitc's own lines; under --debug they reach the t
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 
-FOREIGN = ("Warning", "[cpuinfo_utils.cpp", "W1206", "warnings.warn", "INFO:nncf", "Statistics collection")
+FOREIGN = ("Warning", "[cpuinfo_utils.cpp", "warnings.warn", "INFO:nncf", "Statistics collection")
+GLOG = re.compile(r"^[WEI]\d{4} \d\d:\d\d")  # torch's glog-style lines: W1206 16:47:49.706000 ...
 
 
 def _vitc(*args) -> subprocess.CompletedProcess:
@@ -22,7 +24,7 @@ def _vitc(*args) -> subprocess.CompletedProcess:
 
 
 def _foreign(text: str) -> list[str]:
-    return [ln for ln in text.splitlines() if any(f in ln for f in FOREIGN)]
+    return [ln for ln in text.splitlines() if any(f in ln for f in FOREIGN) or GLOG.match(ln)]
 
 
 @pytest.mark.parametrize(

@@ -116,3 +116,22 @@ def test_bench_and_pipeline_refuse_a_folder_in_use(tmp_path, monkeypatch, capsys
         p.wait()
     err = " ".join(capsys.readouterr().err.split())
     assert e.value.code == 2 and f"in use by another vitc run (pid {p.pid}: test holder)" in err, err
+
+
+def test_the_pipeline_does_not_wipe_a_stage_folder_another_run_holds(tmp_path, monkeypatch, capsys):
+    from vitc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    busy = tmp_path / "runs" / "digits" / "teacher"  # a `vitc teacher --out runs/digits/teacher` still training
+    busy.mkdir(parents=True)
+    (busy / "vitc.json").write_text("{}")
+    p = _holder(busy)
+    try:
+        with pytest.raises(SystemExit) as e:
+            main(["pipeline", str(REPO / "configs" / "digits.yaml")])
+    finally:
+        p.kill()
+        p.wait()
+    err = " ".join(capsys.readouterr().err.split())
+    assert e.value.code == 2 and "in use by another vitc run" in err, err
+    assert (busy / "vitc.json").read_text() == "{}"  # refused before the stage folder was emptied

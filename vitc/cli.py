@@ -893,6 +893,15 @@ def _done(out: Path, metrics: dict) -> None:
     Console().print(f"[bold green]done[/]: {out}  " + "  ".join(parts))
 
 
+def _name_the_capture() -> None:
+    """After a failed command's error: where other libraries' messages of the run went, when there were any."""
+    from . import runlog
+
+    path = runlog.leftover()
+    if path:
+        err.print(f"[dim]other libraries' messages of this run: {path}[/]", highlight=False)
+
+
 def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     """(usage-error, abort) classes of the click that typer runs on: typer >= 0.16 ships its own copy as
     typer._click (Abort in typer.exceptions), whose exceptions are not click's."""
@@ -914,15 +923,17 @@ def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: VitcErrors become one or two lines and exit 2; --debug shows the traceback."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    if argv is None and not debug:  # the console command: other libraries' output -> the run's log (vitc/runlog.py)
-        from . import runlog
+    from . import runlog
 
+    if argv is None and not debug:  # the console command: other libraries' output -> the run's log (vitc/runlog.py)
         runlog.start()
         err.file = runlog.terminal()
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="vitc")
         if isinstance(rv, int) and rv:
             sys.exit(rv)
+        if argv is None and not debug:
+            runlog.done()
     except VitcError as e:
         if debug:
             raise
@@ -931,7 +942,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
         if e.hint:
             err.print(f"[dim]hint:[/] {escape(e.hint)}", highlight=False)
-        sys.exit(e.exit_code)
+        sys.exit(e.exit_code)  # a mistake stays one sentence; the run's captured messages stay in runlog's file
     except SystemExit as e:  # a message (the torch-free runner's) goes to the terminal, not the captured stderr
         if isinstance(e.code, str):
             err.print(e.code, highlight=False, markup=False)
@@ -953,4 +964,5 @@ def main(argv: list[str] | None = None) -> None:
             f"[bold red]internal error:[/] {type(e).__name__}: {e}  (rerun with --debug for the traceback)",
             highlight=False,
         )
+        _name_the_capture()
         sys.exit(1)

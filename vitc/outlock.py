@@ -21,45 +21,83 @@ except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None
 
 _HELD: dict[str, int] = {}  # resolved folder -> depth, in this process (a stage inside a pipeline, say)
+_FDS: dict[str, int] = {}  # resolved folder -> the open lock file, while held
+
+
+def _close_in_child() -> None:
+    # a forked child (a DataLoader worker) shares the lock's open file: closed there, so the lock dies with its
+    # holder, not seconds later with the last worker
+    for fd in _FDS.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _FDS.clear()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_in_child)
 
 
 def lock_path(out: Path) -> Path:
+    """Per user (a lock folder another user made would not be writable), keyed by the folder's resolved path."""
     key = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:24]
-    return Path(tempfile.gettempdir()) / "vitc-locks" / f"{key}.lock"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"vitc-locks-{uid}" / f"{key}.lock"
+
+
+def _holder(fd: int) -> str:
+    """Who holds it: the holder writes its pid just after it locks, so a loser that looks in between waits a little."""
+    import time
+
+    for _ in range(20):
+        text = os.pread(fd, 300, 0).decode(errors="replace").strip()
+        try:
+            pid = int(text.split(":", 1)[0].split()[1])
+            os.kill(pid, 0)
+            return text
+        except (IndexError, ValueError, ProcessLookupError, PermissionError):
+            time.sleep(0.01)
+    return text or "another process"
 
 
 @contextmanager
 def hold(out: Path, what: str):
-    """Hold `out` for this process while the block runs; OutputError if another process holds it.
-    Under torchrun only rank 0 locks: every rank writes into the same folder by design."""
+    """Hold `out` for this process while the block runs; OutputError if another process holds it. One host, one
+    user: a folder shared over NFS by two hosts, or two users' runs, are not excluded. Under torchrun only rank 0
+    locks: every rank writes into the same folder by design. Where no lock file can be made, the run goes on
+    unlocked."""
     key = str(Path(out).resolve())
-    if fcntl is None or int(os.environ.get("RANK", "0")) != 0 or key in _HELD:
-        _HELD[key] = _HELD.get(key, 0) + 1
+    fd = None
+    if fcntl is not None and int(os.environ.get("RANK", "0")) == 0 and key not in _HELD:
+        path = lock_path(out)
         try:
-            yield
-        finally:
-            _HELD[key] -= 1
-            if not _HELD[key]:
-                del _HELD[key]
-        return
-    path = lock_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise OutputError(
-            f"{out} is in use by another vitc run ({holder})",
-            "wait for it to finish, or pass another --out",
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}: {what}".encode(), 0)
-    _HELD[key] = 1
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise OutputError(
+                    f"{out} is in use by another vitc run ({holder})",
+                    "wait for it to finish, or pass another --out",
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}: {what}".encode(), 0)
+            _FDS[key] = fd
+    _HELD[key] = _HELD.get(key, 0) + 1
     try:
         yield
     finally:
-        del _HELD[key]
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        _HELD[key] -= 1
+        if not _HELD[key]:
+            del _HELD[key]
+            if _FDS.get(key) == fd and fd is not None:
+                del _FDS[key]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)

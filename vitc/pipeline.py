@@ -182,13 +182,14 @@ class Pipeline:
             rerun = True  # everything downstream of a stage that runs must run too
             self.console.rule(f"{stage}" + (" (resuming)" if resume else ""))
             t0 = time.perf_counter()
-            if not resume:
-                _fresh_dir(d)  # a stage that runs again starts empty: nothing stale is mistaken for its output
-            ckpt.write_json(
-                d / STAGE_FILE,
-                {"stage": stage, "status": "running", "fingerprint": fp, "config": config, "inputs": inputs},
-            )
-            res = stages.run(stage, self.config(stage), self.inputs(stage, resume), d)
+            with hold(d, f"vitc pipeline, stage {stage}, into {d}"):  # before the wipe: a run there may be alive
+                if not resume:
+                    _fresh_dir(d)  # a stage that runs again starts empty: nothing stale is mistaken for its output
+                ckpt.write_json(
+                    d / STAGE_FILE,
+                    {"stage": stage, "status": "running", "fingerprint": fp, "config": config, "inputs": inputs},
+                )
+                res = stages.run(stage, self.config(stage), self.inputs(stage, resume), d)
             secs = time.perf_counter() - t0
             status = "failed: accuracy gate" if res.failed and stage != "bench" else "done"
             ckpt.write_json(

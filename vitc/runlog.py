@@ -4,8 +4,9 @@ torch's UserWarnings and FutureWarnings, NNCF's INFO lines and ExecuTorch's C++ 
 all write to the process's stderr, some from C++. So `vitc` (the console command; not `main([...])` called
 in-process, which tests do) points file descriptor 2 at a capture file under the temp dir and writes its own
 messages to a duplicate of the real stderr (`terminal()`). Each stage appends what was captured while it ran to
-`<out>/vitc.log`; what no stage took (a failed run, a command without an output folder) stays in the capture
-file, `vitc-*.log` under the temp dir. Under `--debug` nothing is captured."""
+`<out>/vitc.log`. A failed command keeps its capture file (`vitc-*.log` under the temp dir; an internal error
+names it); a command that succeeds without an output folder (predict, info) drops it. Under `--debug` nothing is
+captured."""
 
 from __future__ import annotations
 
@@ -50,14 +51,13 @@ def stage(out: Path):
     if not _state:
         yield
         return
-    begin = _size()
     yield
-    end = _size()
+    begin, end = _state["taken"], _size()  # from what no stage took yet: an auto-trained teacher's, say
     if end > begin and Path(out).is_dir():
         with open(_state["path"], "rb") as src, open(Path(out) / LOG_NAME, "ab") as dst:
             src.seek(begin)
             dst.write(src.read(end - begin))
-        _state["taken"] = max(_state["taken"], end)
+        _state["taken"] = end
 
 
 @contextmanager
@@ -78,9 +78,21 @@ def foreign_stdout():
         os.close(saved)
 
 
+def leftover() -> Path | None:
+    """The capture file when it holds messages no run's log took (a failed run): the error names it."""
+    if _state and _state["path"].exists() and _size() > _state["taken"]:
+        return _state["path"]
+    return None
+
+
+def done() -> None:
+    """The command succeeded: what no run's log took (a command without an output folder) is not kept."""
+    if _state:
+        _state["taken"] = _size()
+
+
 def _finish() -> None:
-    """At exit: the capture file goes when every byte of it reached a run's log (or it is empty); otherwise it
-    stays under the temp dir (vitc-*.log) for whoever wants to read it."""
+    """At exit the capture file goes, unless a failed command left messages in it (and named it)."""
     path = _state.get("path")
     if path and path.exists() and _size() <= _state["taken"]:
         path.unlink(missing_ok=True)
