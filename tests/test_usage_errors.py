@@ -53,3 +53,19 @@ def test_a_missing_argument_is_a_usage_error(capsys):
         main(["predict"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "Usage: vitc predict" in err and "Missing argument" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, closest",
+    [
+        (["distill", "--distillation", "hardd", "--teacher-checkpoint", "x"], "'hard'"),
+        (["quantize", "--backend", "onnxruntim"], "'onnxruntime'"),
+        (["export", "--target", "onnxx"], "'onnx'"),
+        (["export", "--precision", "int8", "--int8-isa", "portabel"], "'portable'"),
+    ],
+)
+def test_a_bad_choice_names_the_valid_ones_and_the_closest(capsys, argv, closest):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = " ".join(capsys.readouterr().err.split())
+    assert e.value.code == 2 and f"did you mean {closest}?" in err and "internal error" not in err, err

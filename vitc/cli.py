@@ -427,7 +427,13 @@ def quantize(
 ) -> None:
     """int8: PyTorch dynamic (Linear) + TorchScript-lite, or with ONNX Runtime / OpenVINO NNCF (calibrated on real images)."""
     if backend not in QUANT_BACKENDS:
-        raise ConfigError(f"unknown --backend {backend!r}; valid: {', '.join(QUANT_BACKENDS)}")
+        import difflib
+
+        close = difflib.get_close_matches(backend, QUANT_BACKENDS, n=1)
+        raise ConfigError(
+            f"unknown --backend {backend!r}; valid: {', '.join(QUANT_BACKENDS)}",
+            f"did you mean {close[0]!r}?" if close else None,
+        )
     cfg = QuantizeConfig([backend], calib, calib_size, max_drop, data, ort_mode, nncf, threads, int8_isa)
     con = Console()
     checkpoint = checkpoint or runs.default_checkpoint(stages.get("quantize").reads, con)

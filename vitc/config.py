@@ -43,6 +43,18 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
+def _choice(value, choices, key: str) -> None:
+    """A value drawn from a fixed set: one sentence naming the valid ones, and the closest as the hint."""
+    import difflib
+
+    choices = [str(c) for c in choices]
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        raise ConfigError(
+            f"{key}: {value!r} is not one of {', '.join(choices)}", f"did you mean {close[0]!r}?" if close else None
+        )
+
+
 def _check_auto_augment(spec: str) -> None:
     """Parse the policy string with timm's own parser now, not at the first training batch."""
     from timm.data.auto_augment import augment_and_mix_transform, auto_augment_transform, rand_augment_transform
@@ -75,7 +87,7 @@ class AugConfig:
     hflip: float | None = None
 
     def __post_init__(self):
-        _check(self.preset in AUG_PRESETS, "aug.preset", f"{self.preset!r} is not one of {sorted(AUG_PRESETS)}")
+        _choice(self.preset, sorted(AUG_PRESETS), "aug.preset")
         for k, v in AUG_PRESETS[self.preset].items():  # explicit values win over the preset
             if getattr(self, k) is None:
                 setattr(self, k, v)
@@ -234,7 +246,7 @@ class TrainConfig:
         )
         _check(0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
         _check(0 <= self.ema < 1, "ema", "must be in [0, 1)")
-        _check(self.amp in ("auto", "bf16", "off"), "amp", "must be auto, bf16 or off")
+        _choice(self.amp, ("auto", "bf16", "off"), "amp")
         _check(self.workers >= 0, "workers", "must be >= 0")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
 
@@ -324,12 +336,10 @@ class DistillConfig:
         self.train = stage_train(DISTILL_TRAIN, self.train)
         if self.train.lr is None and not self.student.pretrained:
             self.train.lr = SCRATCH_STUDENT_LR  # from scratch (or from --init-checkpoint): the measured recipe
-        _check(
-            self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}"
-        )
+        _choice(self.distillation, DISTILL_TYPES, "distillation")
         _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         _check(self.tau > 0, "tau", "must be > 0")
-        _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
+        _choice(self.teacher_amp, ("auto", "bf16", "off"), "teacher_amp")
         if self.distillation != "none":
             _check(
                 bool(self.teacher_checkpoint) or (bool(self.teacher) and self.teacher_pretrained),
@@ -384,7 +394,7 @@ class PruneConfig:
         )
         if self.latency is not None:
             Budget.parse(self.latency)
-            _check(self.runtime in RUNTIMES, "runtime", f"{self.runtime!r} is not one of {', '.join(RUNTIMES)}")
+            _choice(self.runtime, RUNTIMES, "runtime")
             self.widths, self.token_scales = tuple(map(float, self.widths)), tuple(map(float, self.token_scales))
             _check(
                 all(0 <= w < 1 for w in self.widths) and all(0 < t <= 1 for t in self.token_scales),
@@ -404,9 +414,7 @@ class PruneConfig:
             "head_ratio",
             f"must be in [0, 1), the share of heads removed; got {self.head_ratio!r}",
         )
-        _check(
-            self.importance in PRUNE_IMPORTANCE, "importance", f"{self.importance!r} is not one of {PRUNE_IMPORTANCE}"
-        )
+        _choice(self.importance, PRUNE_IMPORTANCE, "importance")
         _check(
             self.round_to is None or (isinstance(self.round_to, int) and self.round_to >= 1),
             "round_to",
@@ -417,12 +425,10 @@ class PruneConfig:
             "taylor_batches",
             "must be an integer >= 1",
         )
-        _check(
-            self.distillation in DISTILL_TYPES, "distillation", f"{self.distillation!r} is not one of {DISTILL_TYPES}"
-        )
+        _choice(self.distillation, DISTILL_TYPES, "distillation")
         _check(0.0 <= self.alpha <= 1.0, "alpha", "must be in [0, 1]")
         _check(self.tau > 0, "tau", "must be > 0")
-        _check(self.teacher_amp in ("auto", "bf16", "off"), "teacher_amp", "must be auto, bf16 or off")
+        _choice(self.teacher_amp, ("auto", "bf16", "off"), "teacher_amp")
 
 
 QUANT_BACKENDS = ("torch", "onnxruntime", "openvino", "executorch")
@@ -465,10 +471,10 @@ class QuantizeConfig:
         _check(
             self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)"
         )
-        _check(self.ort_mode in ORT_MODES, "ort_mode", f"{self.ort_mode!r} is not one of {ORT_MODES}")
-        _check(self.nncf in NNCF_SCHEMES, "nncf", f"{self.nncf!r} is not one of {NNCF_SCHEMES}")
+        _choice(self.ort_mode, ORT_MODES, "ort_mode")
+        _choice(self.nncf, NNCF_SCHEMES, "nncf")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
-        _check(self.int8_isa in INT8_ISAS, "int8_isa", f"{self.int8_isa!r} is not one of {', '.join(INT8_ISAS)}")
+        _choice(self.int8_isa, INT8_ISAS, "int8_isa")
 
 
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
@@ -492,7 +498,7 @@ class ExportConfig:
     int8_isa: str = "portable"  # int8 precisions: which CPUs they are for, portable | vnni | auto (vitc/isa.py)
 
     def __post_init__(self):
-        _check(self.int8_isa in INT8_ISAS, "int8_isa", f"{self.int8_isa!r} is not one of {', '.join(INT8_ISAS)}")
+        _choice(self.int8_isa, INT8_ISAS, "int8_isa")
         _check(
             isinstance(self.preprocess, list) and self.preprocess and set(self.preprocess) <= {"python", "in-graph"},
             "preprocess",
