@@ -2,14 +2,16 @@
 without VNNI, and the self-test a bundle runs on the device.
 
 A CPU without VNNI is this host when it has none; otherwise QEMU's user-mode emulator runs the device side on a
-Haswell (AVX2, no AVX-512, no VNNI), so every runtime's own CPUID dispatch takes its saturating AVX2 kernels (no
-runtime offers a switch of its own: OpenVINO under ONEDNN_MAX_CPU_ISA=AVX2 fails to compile a model, ONNX Runtime
-and XNNPACK have none). Without either, those tests skip and say why."""
+Haswell (AVX2, no AVX-512, no VNNI), so every runtime's own CPUID dispatch takes its saturating AVX2 kernels. Of
+the runtimes only fbgemm has a switch of its own (FBGEMM_ENABLE_INSTRUCTIONS, used natively below); OpenVINO under
+ONEDNN_MAX_CPU_ISA=AVX2 fails to compile a model, ONNX Runtime and XNNPACK have none. Without qemu, the emulated
+tests skip and say why."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -213,3 +215,21 @@ def test_manifest_selftest_file_holds_what_the_runner_needs(tiny_ckpt, tmp_path)
         assert z["reference"].shape == z["validated"].shape == (spec["images"], len(m["classes"]))
         assert float(np.abs(z["reference"] - z["validated"]).max()) <= spec["atol"]
     assert json.loads((tmp_path / (m["artifact"] + ".json")).read_text())["selftest"] == spec
+
+
+@pytest.mark.slow
+def test_pytorch_dynamic_int8_computes_the_same_on_fbgemms_avx2_path(tiny_ckpt, tmp_path):
+    """fbgemm (PyTorch's dynamic int8, TorchScript-lite) honours FBGEMM_ENABLE_INSTRUCTIONS: its AVX2 kernels run
+    natively on any x86 host, and the artifact passes its self-test there (reduce_range keeps products in int16)."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"fbgemm's x86 kernels: this host is {platform.machine()}")
+    m = export_checkpoint(tiny_ckpt, "torchscript-lite", "int8", tmp_path)
+    env = {**os.environ, "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+    r = subprocess.run(
+        [sys.executable, "-m", "vitc", "predict", str(tmp_path / m["artifact"]), "--selftest"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert r.returncode == 0 and r.stdout.startswith("selftest PASS"), r.stdout + r.stderr[-2000:]
