@@ -252,6 +252,20 @@ class Bundle:
         return selftest(self.logits, self.artifact, self.selftest_spec, self.pre, self.in_graph)
 
 
+def device_fn(path: Path, load, threads: int | None = None):
+    """The function a device runs for this artifact: this runner for .onnx/.xml/.pte (OpenVINO compiled with its
+    dynamic batch, as here), else `load` (vitc's loader for .ptl, .engine). The exporter's self-test logits and
+    `vitc predict --selftest` both go through it, so they compare like with like."""
+    return _runtime(path, threads) if Path(path).suffix in SUFFIXES else load(path, threads)
+
+
+def run_batches(fn, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    """fn over x in batches of 16 (the self-test's batches, on the exporting host and on the device alike)."""
+    return np.concatenate(
+        [np.asarray(fn(np.ascontiguousarray(x[i : i + batch])), np.float32) for i in range(0, len(x), batch)]
+    )
+
+
 def selftest(fn, artifact: Path, spec: dict | None, pre: dict, in_graph: bool) -> dict:
     """Run the reference images the exporter validated on (`<artifact>.selftest.npz`) through fn and judge the
     outputs by the exporter's own gate: max |logit - PyTorch fp32| <= atol, and top-1 agreement with PyTorch fp32 >=
@@ -266,9 +280,7 @@ def selftest(fn, artifact: Path, spec: dict | None, pre: dict, in_graph: bool) -
     with np.load(ref_file, allow_pickle=False) as z:
         pixels, reference, validated = z["pixels"], z["reference"], z["validated"]
     x = pixels if in_graph else normalize(pixels, pre)
-    got = np.concatenate(
-        [np.asarray(fn(np.ascontiguousarray(x[i : i + 16])), np.float32) for i in range(0, len(x), 16)]
-    )
+    got = run_batches(fn, x)
     agree = float((got.argmax(1) == reference.argmax(1)).mean())
     built = float((validated.argmax(1) == reference.argmax(1)).mean())
     max_diff = float(np.abs(got.astype(np.float64) - reference).max())

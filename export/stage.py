@@ -237,7 +237,7 @@ def write_selftest(
     `selftest`) holds the gate they are judged by there."""
     from vitc.data import eval_pixels
 
-    from .edge_run import SUFFIXES, _runtime, normalize
+    from .edge_run import device_fn, normalize, run_batches
 
     pre = c.pre.to_json()
     h, w = c.pre.input_size[1:]
@@ -245,9 +245,7 @@ def write_selftest(
     val = c.source(data).val  # only the first n decoded (the whole split is, already, for in-graph artifacts)
     px = eval_pixels(type(val)(val.items[:n], val.targets[:n]), pre)[0].numpy().astype(np.uint8)
     x = px if in_graph else normalize(px, pre)
-    if out.suffix in SUFFIXES:
-        fn = _runtime(out, None)
-    got = np.concatenate([np.asarray(fn(np.ascontiguousarray(x[i : i + 16])), np.float32) for i in range(0, n, 16)])
+    got = run_batches(device_fn(out, lambda *_: fn), x)  # .ptl/.engine: the loaded fn; else the runner
     path = out.with_name(out.name + SELFTEST_SUFFIX)
     with ckpt.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

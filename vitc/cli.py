@@ -670,7 +670,7 @@ def predict(
 def _selftest(artifact: Path, threads: int | None) -> None:
     from . import export as registry
     from .export.bundle import in_graph, read_manifest
-    from .export.edge_run import SUFFIXES, SelftestUnavailable, _runtime, selftest, selftest_line
+    from .export.edge_run import SelftestUnavailable, device_fn, selftest, selftest_line
 
     if not artifact.is_file():
         raise ConfigError(
@@ -684,7 +684,7 @@ def _selftest(artifact: Path, threads: int | None) -> None:
     if why:
         raise VitcError(f"cannot run {artifact.name}: {why}")
     # .onnx/.xml/.pte: the bundle's own runner, as on the device (the exporter took its reference logits so)
-    fn = _runtime(artifact, threads) if artifact.suffix in SUFFIXES else target.load(artifact, threads)
+    fn = device_fn(artifact, target.load, threads)
     try:
         r = selftest(fn, artifact, m.get("selftest"), m["preprocess"], in_graph(m))
     except SelftestUnavailable as e:

@@ -12,17 +12,12 @@ The choice between portable and vnni comes from measurements: results/int8-isa."
 
 from __future__ import annotations
 
-from vitc.config import INT8_ISAS
-from vitc.errors import ConfigError
+from vitc.config import INT8_ISAS, _choice
 from vitc.export.edge_run import int8_isa
 
 
 def check(value: str) -> str:
-    if value not in INT8_ISAS:
-        raise ConfigError(
-            f"int8_isa: {value!r} is not one of {', '.join(INT8_ISAS)}",
-            "portable runs right on every CPU; vnni only where int8 products do not saturate",
-        )
+    _choice(value, INT8_ISAS, "int8_isa")  # the stage configs' own check: valid values, closest as the hint
     return value
 
 
