@@ -24,7 +24,7 @@ from vitc.models import (
 from vitc.stages import Inputs, Result
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
-from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
+from .stage import checkpoint_meta, default_crop_pct, prepare_out, stage_model, training_run
 from .trainer import SplitEvaluator, fit
 
 
@@ -101,9 +101,7 @@ def run_distill(
             prepare_out(out, resume, force)
         src = load_source(cfg.data, s.img_size)
         runtime.seed_all(cfg.train.seed)  # the initial weights are a function of the seed
-        student, spec = create_model(
-            s.name, len(src.classes), s.img_size, s.patch_size, s.pretrained, drop_path_rate=cfg.train.drop_path
-        )
+        student, spec = stage_model(s, len(src.classes), cfg.train.drop_path)
         if not is_distilled(student):
             if cfg.distillation != "none":
                 raise ModelError(
@@ -202,5 +200,6 @@ def train_student(
         console=console,
         teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
         default_batch_size=default_batch_size,
+        holdout_fn=evaluate_fn.holdout_top1,
     )
     return res.metrics

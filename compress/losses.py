@@ -4,7 +4,8 @@ hard: (1 - alpha) * base(cls, y) + alpha * CE(dist, argmax(teacher))
 soft: (1 - alpha) * base(cls, y) + alpha * KL(log_softmax(dist/tau) || log_softmax(teacher/tau)) * tau^2
       with DeiT's reduction: the KL is summed over batch and classes and divided by
       dist.numel() (= batch * classes), i.e. a per-logit mean -- NOT timm's 'batchmean'.
-none: base(cls, y) only.
+none: base(cls, y), and with a distillation head (deit_tiny) the mean of base(cls, y) and base(dist, y): both heads
+      learn the labels, so the deployed output (their average) is what was trained -- the fair control.
 The base criterion carries label smoothing / mixup soft targets, so smoothing only touches the
 true-label term. The teacher is frozen, in eval mode, runs under inference_mode (optionally in
 bf16 autocast) and sees the same, already augmented and mixed, batch as the student.
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vitc.runtime import autocast
+from vitc.runtime import autocast, channels_last
 
 
 class TeacherAdapter(nn.Module):
@@ -28,6 +29,8 @@ class TeacherAdapter(nn.Module):
         super().__init__()
         self.teacher = teacher.eval().requires_grad_(False)
         self.bf16 = bf16
+        self.memory = torch.channels_last if channels_last(teacher, bf16) else torch.contiguous_format
+        self.teacher.to(memory_format=self.memory)
         ms, ss = torch.tensor(student_pre["mean"]), torch.tensor(student_pre["std"])
         mt, st = torch.tensor(teacher_pre["mean"]), torch.tensor(teacher_pre["std"])
         self.renorm = not (torch.allclose(ms, mt) and torch.allclose(ss, st))
@@ -49,7 +52,7 @@ class TeacherAdapter(nn.Module):
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         with autocast(x.device, self.bf16):
-            return self.teacher(x).float()
+            return self.teacher(x.contiguous(memory_format=self.memory)).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t0 = time.perf_counter()
@@ -72,7 +75,7 @@ class DistillationLoss(nn.Module):
         cls, dist = outputs if isinstance(outputs, (tuple, list)) else (outputs, None)
         base_loss = self.base(cls, labels)
         if self.kind == "none":
-            return base_loss
+            return base_loss if dist is None else (base_loss + self.base(dist, labels)) / 2
         if dist is None:
             raise ValueError("distillation needs a student with a distillation head (timm *_distilled_* model)")
         t = self.teacher(inputs)

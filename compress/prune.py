@@ -73,7 +73,9 @@ def run_prune(
         smeta = ckpt.load_meta(src_dir)
         ckpt.verify_weights(src_dir, smeta)
         data = resolve_data(recorded_data(smeta), cfg.data, f"checkpoint {src_dir}")
-        teacher = cfg.teacher_checkpoint or _teacher_of(smeta, src_dir)
+        # the data the student was trained on, and its augmentation preset where none was named (issue 35)
+        cfg = dataclasses.replace(cfg, data=data)
+        teacher = None if cfg.distillation == "none" else cfg.teacher_checkpoint or _teacher_of(smeta, src_dir)
         if d.main:
             prepare_out(out, resume, force)
         pre = smeta["preprocess"]
@@ -138,7 +140,9 @@ def run_prune(
                 console.print(f"widths: {summary(read(model))}", highlight=False)
         if is_distilled(model):
             model.set_distilled_training(True)
-        spec = ModelSpec(arch["name"], arch["overrides"], arch.get("pretrained_tag"), structure=read(model))
+        spec = ModelSpec(
+            arch["name"], arch["overrides"], arch.get("pretrained_tag"), structure=read(model), stem=arch.get("stem")
+        )
         extra = {"pruning": pruning, "prune_config": to_dict(cfg)}
         m = train_student(
             model,
@@ -164,7 +168,7 @@ def run_prune(
         }
 
 
-def _distill_config(cfg: PruneConfig, arch: dict, pre: dict, teacher: str, data: str) -> DistillConfig:
+def _distill_config(cfg: PruneConfig, arch: dict, pre: dict, teacher: str | None, data: str) -> DistillConfig:
     """The re-distillation's settings: the prune stage's loss and training over the (pruned) student's shape."""
     return DistillConfig(
         ModelArgs(arch["name"], int(pre["input_size"][-1]), arch["overrides"].get("patch_size")),

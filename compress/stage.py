@@ -100,6 +100,15 @@ def versions() -> dict:
     }
 
 
+def stage_model(m, num_classes: int, drop_path: float):
+    """The model a training stage builds from its ModelArgs: timm's, with its overrides and stem. -> (model, spec)"""
+    from vitc.models import create_model
+
+    return create_model(
+        m.name, num_classes, m.img_size, m.patch_size, m.pretrained, stem=m.stem, drop_path_rate=drop_path
+    )
+
+
 def default_crop_pct(data: str, crop_pct: float | None) -> float | None:
     # the built-in datasets are already tight crops (digits' 8x8 strokes, Fashion-MNIST's 28x28 products):
     # a centre crop would cut them, so keep the full image

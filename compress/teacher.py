@@ -10,11 +10,11 @@ from vitc import checkpoint as ckpt
 from vitc import runtime
 from vitc.config import TeacherConfig, to_dict
 from vitc.data import load_source
-from vitc.models import create_model, data_config
+from vitc.models import data_config
 from vitc.stages import Inputs, Result
 
 from .losses import base_criterion
-from .stage import checkpoint_meta, default_crop_pct, prepare_out, training_run
+from .stage import checkpoint_meta, default_crop_pct, prepare_out, stage_model, training_run
 from .trainer import SplitEvaluator, fit
 
 
@@ -33,9 +33,7 @@ def run_teacher(
         src = load_source(cfg.data, cfg.model.img_size)
         m = cfg.model
         runtime.seed_all(cfg.train.seed)  # the initial weights are a function of the seed
-        model, spec = create_model(
-            m.name, len(src.classes), m.img_size, m.patch_size, m.pretrained, drop_path_rate=cfg.train.drop_path
-        )
+        model, spec = stage_model(m, len(src.classes), cfg.train.drop_path)
         pre = data_config(model, m.img_size, default_crop_pct(cfg.data, m.crop_pct))
         evaluate_fn = SplitEvaluator(src, pre)
         config = to_dict(cfg)
@@ -68,6 +66,7 @@ def run_teacher(
             d=d,
             console=console,
             default_batch_size=default_batch_size,
+            holdout_fn=evaluate_fn.holdout_top1,
         )
         return res.metrics
 

@@ -24,6 +24,7 @@ from rich.console import Console
 from vitc import checkpoint as ckpt
 from vitc import runtime
 from vitc.config import TrainConfig, default_batch, to_dict
+from vitc.cpu_share import CpuShare
 from vitc.data import ImageDataset, Split, build_transform, mixup_fn
 from vitc.errors import CheckpointError, ConfigError
 from vitc.models import is_distilled
@@ -72,6 +73,11 @@ class SplitEvaluator:
 
         self.val = eval_tensors(src.val, pre)
         self.holdout = eval_tensors(src.holdout, pre) if src.holdout is not None else None
+
+    def holdout_top1(self, model: nn.Module) -> float | None:
+        """Top-1 on the held-out train images alone: the time-to-accuracy curve's point (cheap, and the test
+        images stay for the end)."""
+        return evaluate(model, *self.holdout)["top1"] if self.holdout is not None else None
 
     def __call__(self, model: nn.Module) -> dict:
         r = evaluate(model, *self.val)
@@ -140,8 +146,10 @@ def fit(
     console: Console,
     teacher_clock: Callable[[], float] | None = None,
     default_batch_size: bool = False,
+    holdout_fn: Callable[[nn.Module], float | None] | None = None,
 ) -> FitResult:
-    """Train `model`; write `out/` (last), `out/best/`, `out/train_state.pt`, `out/metrics.jsonl`."""
+    """Train `model`; write `out/` (last), `out/best/`, `out/train_state.pt`, `out/metrics.jsonl`. `holdout_fn`
+    gives the held-out top-1 that cfg.eval_every records mid-epoch (SplitEvaluator.holdout_top1)."""
     from timm.optim import create_optimizer_v2
     from timm.scheduler import CosineLRScheduler
     from timm.utils import ModelEmaV3
@@ -149,6 +157,8 @@ def fit(
     device = d.device
     model.to(device)
     bf16 = runtime.use_bf16(cfg.amp, device)
+    memory = torch.channels_last if runtime.channels_last(model, bf16) else torch.contiguous_format
+    model.to(memory_format=memory)
     n_train = len(train.targets) // d.world
     if default_batch_size and cfg.batch_size > n_train:
         # the user set no batch size: the default must not make a small dataset fail (one they set is kept,
@@ -208,14 +218,22 @@ def fit(
     train_tf = build_transform(pre, train=True, aug=cfg.aug)
     mix = mixup_fn(cfg.aug, num_classes)
     result = history[-1] if history else {}
+    # mid-epoch held-out points (cfg.eval_every): after these step counts, besides the epoch's end
+    marks = (
+        {round(k * cfg.eval_every * steps) for k in range(1, math.ceil(1 / cfg.eval_every))}
+        if cfg.eval_every
+        else set()
+    )
+    marks = {m for m in marks if 0 < m < steps}
     for epoch in range(start, cfg.epochs):
         runtime.seed_all(cfg.seed, epoch, d.rank)
         loader = _loader(train, train_tf, cfg, d, epoch)
         net.train()
         t0, seen, loss_sum, t_teacher0 = time.perf_counter(), 0, 0.0, teacher_clock() if teacher_clock else 0.0
+        curve, eval_s, share = [], 0.0, CpuShare()
         with Steps(f"epoch {epoch + 1}/{cfg.epochs}", steps, console, unit="batch", visible=d.main) as prog:
             for i, (x, y) in enumerate(loader):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x, y = x.to(device, non_blocking=True, memory_format=memory), y.to(device, non_blocking=True)
                 target = y
                 if mix is not None:
                     x, target = mix(x, y)
@@ -230,12 +248,19 @@ def fit(
                     ema.update(model)
                 seen += x.shape[0]
                 loss_sum += loss.item() * x.shape[0]
+                if i + 1 in marks and holdout_fn is not None and d.main:
+                    te = time.perf_counter()
+                    top1 = holdout_fn(ema.module if ema is not None else model)
+                    net.train()
+                    eval_s += time.perf_counter() - te
+                    if top1 is not None:
+                        curve.append({"images": (epoch * steps + i + 1) * global_batch, "holdout_top1": top1})
                 prog.advance(
                     1,
                     info=f"loss {loss.item():.4f}  lr {opt.param_groups[0]['lr']:.2e}  "
-                    f"{seen * d.world / (time.perf_counter() - t0):.0f} img/s",
+                    f"{seen * d.world / (time.perf_counter() - t0 - eval_s):.0f} img/s",
                 )
-        secs = time.perf_counter() - t0
+        secs = time.perf_counter() - t0 - eval_s  # training only: the mid-epoch evaluations are timed apart
         row = {
             "epoch": epoch + 1,
             "batch_size": cfg.batch_size,
@@ -243,7 +268,12 @@ def fit(
             "lr": opt.param_groups[0]["lr"],
             "images_per_s": seen * d.world / secs,
             "epoch_s": secs,
+            "images": (epoch + 1) * steps * global_batch,  # seen since the start: the curve's x axis
+            **share.read(),  # others_cpu near 0: this epoch's img/s was measured alone
         }
+        if curve:
+            row["curve"] = curve
+            row["curve_eval_s"] = eval_s
         if teacher_clock:
             row["teacher_s"] = teacher_clock() - t_teacher0
             row["teacher_share"] = row["teacher_s"] / secs

@@ -69,3 +69,24 @@ def test_default_threads_follow_the_cpu_affinity(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "data,preset", [("digits", "digits"), ("fashion-mnist", "fashion"), ("/some/ImageFolder", "deit")]
+)
+def test_the_augmentation_preset_follows_the_data(data, preset):
+    from vitc.config import TeacherConfig
+
+    cfg = TeacherConfig({"name": "resnet18"}, data, {"aug": {"reprob": 0.3}})
+    assert cfg.train.aug.preset == preset and cfg.train.aug.reprob == 0.3  # an explicit value is kept
+    named = TeacherConfig({"name": "resnet18"}, data, {"aug": {"preset": "none"}})
+    assert named.train.aug.preset == "none"  # a preset named is never replaced
+
+
+def test_an_unresolved_preset_cannot_train():
+    aug = AugConfig()
+    assert aug.preset is None and aug.for_data("fashion-mnist").preset == "fashion"
+    with pytest.raises(ConfigError, match="not resolved"):
+        aug.mixing
+    with pytest.raises(ConfigError, match="aug.reprob"):
+        AugConfig(reprob=2.0)  # explicit values are checked before the data is known

@@ -168,6 +168,65 @@ def test_the_best_epoch_is_chosen_on_the_holdout_not_on_val(tmp_path, monkeypatc
     assert best["epoch"] == 3 and best["top1"] == 70.0
 
 
+def test_eval_every_records_held_out_points_against_images_seen(tmp_path, monkeypatch):
+    from compress.teacher import run_teacher
+    from vitc.config import TeacherConfig, from_dict
+
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm", n_train=120, n_test=20)))
+    cfg = from_dict(
+        TeacherConfig,
+        {
+            "data": FASHION,
+            "model": {"name": "resnet18", "img_size": 28, "stem": "small"},
+            "train": {"epochs": 2, "batch_size": 16, "warmup_epochs": 0, "eval_every": 0.34, "aug": {"preset": "none"}},
+        },
+    )
+    run_teacher(cfg, tmp_path / "t")
+    rows = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    # 110 train images / 16 = 6 steps an epoch: points after steps 2 and 4 (0.34 and 0.68 of it), then the epoch end
+    assert [[p["images"] for p in r["curve"]] for r in rows] == [[32, 64], [128, 160]]
+    assert [r["images"] for r in rows] == [96, 192]
+    assert all(0 <= p["holdout_top1"] <= 100 for r in rows for p in r["curve"])
+    assert json.loads((tmp_path / "t" / "vitc.json").read_text())["model"]["stem"] == "small"
+
+
+def test_prune_retrains_a_fashion_student_with_the_fashion_preset_and_none_needs_no_teacher(tmp_path, monkeypatch):
+    # issue 35: the augmentation follows the data the student records, not digits; --distillation none has no teacher
+    import torch
+
+    from compress.prune import run_prune
+    from vitc import checkpoint as ckpt
+    from vitc.config import PruneConfig
+    from vitc.models import create_model, data_config
+
+    monkeypatch.setenv("VITC_DATA_ROOT", str(_write(tmp_path / "fm", n_train=120, n_test=20)))
+    torch.manual_seed(0)
+    m, spec = create_model("deit_tiny", 10, 28, 7, depth=2)
+    ckpt.save_checkpoint(
+        tmp_path / "student",
+        m.eval(),
+        {
+            "stage": "distill",
+            "model": spec.to_json(),
+            "classes": CLASSES,
+            "preprocess": data_config(m, 28, 1.0),
+            "config": {"data": FASHION},  # and no teacher recorded
+            "metrics": {},
+        },
+    )
+    cfg = PruneConfig(
+        str(tmp_path / "student"),
+        ratio=0.5,
+        distillation="none",
+        train={"epochs": 1, "batch_size": 16, "warmup_epochs": 0},
+    )
+    assert cfg.train.aug.preset is None  # not known until the checkpoint is read
+    run_prune(cfg, tmp_path / "pruned")
+    used = json.loads((tmp_path / "pruned" / "config.json").read_text())
+    assert used["data"] == FASHION and used["train"]["aug"]["preset"] == "fashion"
+    assert used["train"]["aug"]["hflip"] == 0.5 and used["teacher_checkpoint"] is None
+
+
 def test_torchvision_datasets_on_disk_read_by_their_own_class(tmp_path, monkeypatch):
     # torchvision's MNIST reads the same four IDX files from ROOT/MNIST/raw
     _write(tmp_path / "root" / "MNIST" / "raw", n_train=24, gz=False)

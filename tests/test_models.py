@@ -54,3 +54,28 @@ def test_pretrained_offline_is_one_clear_error_and_fast():
 def test_img_size_not_divisible_by_patch():
     with pytest.raises(ConfigError, match="not divisible"):
         ModelArgs("deit_tiny", img_size=30, patch_size=4)
+
+
+def test_small_stem_keeps_more_of_a_small_image_and_is_rebuilt_from_its_spec():
+    from vitc.models import build_from_spec
+
+    seen = {}
+    torch.manual_seed(0)
+    m, spec = create_model("resnet18", num_classes=10, img_size=28, stem="small")
+    m.layer1.register_forward_hook(lambda mod, i, o: seen.update(small=o.shape[-1]))
+    default, _ = create_model("resnet18", num_classes=10, img_size=28)
+    default.layer1.register_forward_hook(lambda mod, i, o: seen.update(default=o.shape[-1]))
+    x = torch.randn(2, 3, 28, 28)
+    m.eval()(x), default.eval()(x)
+    assert seen == {"small": 14, "default": 7}
+    assert spec.to_json()["stem"] == "small" and "stem" not in create_model("resnet18", 10, 28)[1].to_json()
+    again = build_from_spec(spec.to_json())
+    again.load_state_dict(m.state_dict())  # the same shapes: conv1 is the 3x3 one again
+    assert torch.equal(again.eval()(x), m(x))
+
+
+def test_a_stem_only_for_models_that_have_one():
+    with pytest.raises(ModelError, match="no ResNet stem"):
+        create_model("deit_tiny", num_classes=10, img_size=28, patch_size=7, stem="small")
+    with pytest.raises(ConfigError, match="did you mean 'small'"):
+        ModelArgs("resnet18", img_size=28, stem="smal")

@@ -69,3 +69,26 @@ def test_a_bad_choice_names_the_valid_ones_and_the_closest(capsys, argv, closest
         main(argv)
     err = " ".join(capsys.readouterr().err.split())
     assert e.value.code == 2 and f"did you mean {closest}?" in err and "internal error" not in err, err
+
+
+@pytest.mark.parametrize("name", ["teacher", "distill"])
+def test_a_training_command_says_which_data_it_chose(capsys, name):
+    # issue 35: digits is still the default, but never a silent one (here the run then stops on --epochs 0)
+    with pytest.raises(SystemExit) as e:
+        main([name, "--epochs", "0", "--teacher-checkpoint", "x"] if name == "distill" else [name, "--epochs", "0"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "data: digits (the default; pass --data to choose)" in err, err
+
+
+def test_a_pipeline_yaml_without_data_gets_digits_and_says_so(tmp_path):
+    from vitc.pipeline_config import load
+
+    y = tmp_path / "p.yaml"
+    y.write_text("name: p\nteacher: {model: {name: resnet18}}\ndistill: {student: {name: deit_tiny}}\n")
+    cfg = load(y)
+    assert cfg.data == "digits" and not cfg.data_named and cfg.teacher.train.aug.preset == "digits"
+    y.write_text(
+        "name: p\ndata: fashion-mnist\nteacher: {model: {name: resnet18}}\ndistill: {student: {name: deit_tiny}}\n"
+    )
+    cfg = load(y)
+    assert cfg.data_named and cfg.teacher.train.aug.preset == cfg.distill.train.aug.preset == "fashion"

@@ -23,6 +23,7 @@ from .cli_options import (
     DropPath,
     Ema,
     Epochs,
+    EvalEvery,
     Force,
     ImgSize,
     Int8Isa,
@@ -36,6 +37,7 @@ from .cli_options import (
     Resume,
     Seed,
     Smoothing,
+    Stem,
     Threads,
     Warmup,
     Wd,
@@ -103,6 +105,14 @@ def _train(args: dict) -> dict:
     return train
 
 
+def _data(data: str | None) -> str:
+    """The dataset a training command uses: the one named, else digits, said (never silently)."""
+    if data is None:
+        err.print("[yellow]note[/]: data: digits (the default; pass --data to choose)", highlight=False)
+        return "digits"
+    return data
+
+
 def _floats(text: str, option: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -146,12 +156,13 @@ def _finish(name: str, out: Path, res: stages.Result) -> None:
 @app.command()
 def teacher(
     model: Annotated[str, typer.Option(help="timm name or alias (regnety_16gf, resnet18, ...)")] = "resnet18",
-    data: Data = "digits",
+    data: Data = None,
     out: Out = None,
     img_size: ImgSize = 32,
     patch_size: PatchSize = None,
     pretrained: Pretrained = False,
     crop_pct: CropPct = None,
+    stem: Stem = "default",
     epochs: Epochs = TEACHER_TRAIN["epochs"],
     batch_size: Batch = None,
     lr: Lr = None,
@@ -161,11 +172,12 @@ def teacher(
     warmup_epochs: Warmup = None,
     drop_path: DropPath = TEACHER_TRAIN["drop_path"],
     ema: Ema = 0.0,
+    eval_every: EvalEvery = 0.0,
     amp: Amp = TEACHER_TRAIN["amp"],
     seed: Seed = 0,
     workers: Workers = 0,
     threads: Threads = None,
-    aug: Aug = "digits",
+    aug: Aug = None,
     auto_augment: AutoAug = None,
     reprob: Reprob = None,
     mixup: Mixup = None,
@@ -176,7 +188,8 @@ def teacher(
 ) -> None:
     """Train or fine-tune a teacher classifier on the dataset."""
     args = dict(locals())
-    cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct), data, _train(args))
+    data = _data(data)
+    cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct, stem), data, _train(args))
     _warmup_note(args, TEACHER_TRAIN)
     con = Console()
     out = out or runs.default_out(stages.get("teacher").folder, con)
@@ -208,7 +221,7 @@ def distill(
     student: Annotated[
         str, typer.Option(help="timm *_distilled_* name or alias (deit_tiny, deit_small)")
     ] = "deit_tiny",
-    data: Data = "digits",
+    data: Data = None,
     out: Out = None,
     img_size: ImgSize = 32,
     patch_size: PatchSize = 8,
@@ -233,11 +246,12 @@ def distill(
     warmup_epochs: Warmup = None,
     drop_path: DropPath = DISTILL_TRAIN["drop_path"],
     ema: Ema = 0.0,
+    eval_every: EvalEvery = 0.0,
     amp: Amp = DISTILL_TRAIN["amp"],
     seed: Seed = 0,
     workers: Workers = 0,
     threads: Threads = None,
-    aug: Aug = "digits",
+    aug: Aug = None,
     auto_augment: AutoAug = None,
     reprob: Reprob = None,
     mixup: Mixup = None,
@@ -248,6 +262,7 @@ def distill(
 ) -> None:
     """DeiT distillation (distillation token) of a frozen teacher into a small student."""
     args = dict(locals())
+    data = _data(data)
     auto = distillation != "none" and teacher and not (teacher_checkpoint or teacher_pretrained) and auto_teacher
     # validated in full before a teacher is trained for it (the auto teacher's path is filled in below)
     cfg = DistillConfig(
@@ -342,11 +357,12 @@ def prune(
     warmup_epochs: Warmup = None,
     drop_path: DropPath = PRUNE_TRAIN["drop_path"],
     ema: Ema = 0.0,
+    eval_every: EvalEvery = 0.0,
     amp: Amp = PRUNE_TRAIN["amp"],
     seed: Seed = 0,
     workers: Workers = 0,
     threads: Threads = None,
-    aug: Aug = "digits",
+    aug: Aug = None,
     auto_augment: AutoAug = None,
     reprob: Reprob = None,
     mixup: Mixup = None,
@@ -603,7 +619,10 @@ def pipeline(
     from .pipeline_config import load
 
     con = _wide()
-    res = Pipeline(load(config), con).run(from_stage, force)
+    cfg = load(config)
+    if not cfg.data_named:
+        err.print(f"[yellow]note[/]: data: digits ({config} names no `data:`; add one to choose)", highlight=False)
+    res = Pipeline(cfg, con).run(from_stage, force)
     con.print(summary_table(res["summary"]))
     con.print(f"report: {res['report']}", highlight=False)
 

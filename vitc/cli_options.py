@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 Data = Annotated[
-    str,
+    Optional[str],
     typer.Option(
         help="'digits' (built-in), 'fashion-mnist' (torchvision's reader; see `vitc --data-root`), "
-        "'torchvision:NAME' (e.g. torchvision:CIFAR10, files under --data-root) or an ImageFolder dir with train/ and val/"
+        "'torchvision:NAME' (e.g. torchvision:CIFAR10, files under --data-root) or an ImageFolder dir with train/ and val/ "
+        "(default: digits, said when chosen)"
     ),
 ]
 Out = Annotated[Optional[Path], typer.Option(help="output dir (default: the stage's folder under runs/, printed)")]
@@ -38,6 +39,12 @@ Warmup = Annotated[
     typer.Option(help="linear warm-up epochs (default: teacher 1, distill 5; capped at a fifth of a short run)"),
 ]
 DropPath = Annotated[float, typer.Option(help="stochastic depth rate")]
+EvalEvery = Annotated[
+    float, typer.Option(help="held-out top-1 also every this many epochs, for a time-to-accuracy curve (0: epoch ends)")
+]
+Stem = Annotated[
+    str, typer.Option(help="default | small: a 3x3/1 ResNet stem, so a 28 px image reaches the first stage at 14x14")
+]
 Ema = Annotated[float, typer.Option(help="EMA decay of the weights, e.g. 0.9998 (0: off)")]
 Amp = Annotated[
     str,
@@ -49,7 +56,13 @@ Amp = Annotated[
 Seed = Annotated[int, typer.Option(help="training seed (the val split is fixed)")]
 Workers = Annotated[int, typer.Option(help="DataLoader worker processes")]
 Threads = Annotated[Optional[int], typer.Option(help="torch threads per process (default: cores / processes)")]
-Aug = Annotated[str, typer.Option(help="augmentation preset: digits | fashion | deit | none")]
+Aug = Annotated[
+    Optional[str],
+    typer.Option(
+        help="augmentation preset: digits | fashion | deit | none (default: the data's: digits for digits, "
+        "fashion for fashion-mnist, deit otherwise)"
+    ),
+]
 AutoAug = Annotated[Optional[str], typer.Option(help="timm RandAugment string, e.g. rand-m9-mstd0.5-inc1 ('none' off)")]
 Reprob = Annotated[Optional[float], typer.Option(help="random erasing probability")]
 Mixup = Annotated[Optional[float], typer.Option(help="mixup alpha (0: off)")]

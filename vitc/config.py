@@ -75,9 +75,23 @@ def _check_auto_augment(spec: str) -> None:
         ) from None
 
 
+# The preset a run gets when it names none: the one for the data it trains on (issue 35: never silently digits'),
+# "deit" (DeiT's own recipe) for data vitc knows nothing about (an ImageFolder, other torchvision sets).
+DATA_PRESETS = {
+    "digits": "digits",
+    "torchvision:MNIST": "digits",
+    "fashion-mnist": "fashion",
+    "torchvision:FashionMNIST": "fashion",
+}
+
+
+def preset_for(data: str) -> str:
+    return DATA_PRESETS.get(data, "deit")
+
+
 @dataclass
 class AugConfig:
-    preset: str = "digits"
+    preset: str | None = None  # None: the data's (preset_for), filled in by for_data() once the data is known
     auto_augment: str | None = None
     reprob: float | None = None
     mixup: float | None = None
@@ -87,28 +101,40 @@ class AugConfig:
     hflip: float | None = None
 
     def __post_init__(self):
-        _choice(self.preset, sorted(AUG_PRESETS), "aug.preset")
-        for k, v in AUG_PRESETS[self.preset].items():  # explicit values win over the preset
-            if getattr(self, k) is None:
-                setattr(self, k, v)
+        if self.preset is not None:
+            _choice(self.preset, sorted(AUG_PRESETS), "aug.preset")
+            for k, v in AUG_PRESETS[self.preset].items():  # explicit values win over the preset
+                if getattr(self, k) is None:
+                    setattr(self, k, v)
+        # a value given explicitly is checked now, also while the preset waits for the data
         for k in ("reprob", "hflip"):
-            _check(0.0 <= getattr(self, k) <= 1.0, f"aug.{k}", "must be in [0, 1]")
+            if getattr(self, k) is not None:
+                _check(0.0 <= getattr(self, k) <= 1.0, f"aug.{k}", "must be in [0, 1]")
         for k in ("mixup", "cutmix"):
-            _check(getattr(self, k) >= 0.0, f"aug.{k}", "must be >= 0")
-        _check(0.0 <= self.smoothing < 1.0, "aug.smoothing", "must be in [0, 1)")
-        _check(
-            isinstance(self.scale, (list, tuple))
-            and len(self.scale) == 2
-            and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in self.scale),
-            "aug.scale",
-            f"must be two numbers [lo, hi], got {self.scale!r}",
-        )
-        self.scale = tuple(float(s) for s in self.scale)
-        _check(0 < self.scale[0] <= self.scale[1] <= 1, "aug.scale", "must be 0 < lo <= hi <= 1")
+            if getattr(self, k) is not None:
+                _check(getattr(self, k) >= 0.0, f"aug.{k}", "must be >= 0")
+        if self.smoothing is not None:
+            _check(0.0 <= self.smoothing < 1.0, "aug.smoothing", "must be in [0, 1)")
+        if self.scale is not None:
+            _check(
+                isinstance(self.scale, (list, tuple))
+                and len(self.scale) == 2
+                and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in self.scale),
+                "aug.scale",
+                f"must be two numbers [lo, hi], got {self.scale!r}",
+            )
+            self.scale = tuple(float(s) for s in self.scale)
+            _check(0 < self.scale[0] <= self.scale[1] <= 1, "aug.scale", "must be 0 < lo <= hi <= 1")
         if self.auto_augment in ("", "none"):
             self.auto_augment = None
         # the policy string is parsed by timm (and so torch) in check_policies(), when a stage is about to run:
         # validating a config file stays torch-free
+
+    def for_data(self, data: str | None) -> "AugConfig":
+        """This config with the preset of `data` where none was named (explicit values kept); as it is when named."""
+        if self.preset is not None or data is None:
+            return self
+        return AugConfig(**{**dataclasses.asdict(self), "preset": preset_for(data)})
 
     def check_policy(self) -> None:
         if self.auto_augment is not None:
@@ -116,6 +142,8 @@ class AugConfig:
 
     @property
     def mixing(self) -> bool:
+        if self.preset is None:
+            raise ConfigError("aug.preset: not resolved yet (AugConfig.for_data was not called with the run's data)")
         return self.mixup > 0 or self.cutmix > 0
 
 
@@ -185,18 +213,22 @@ def default_batch(n_train: int, mixing: bool) -> tuple[int, str | None]:
     return max(b, 1), note
 
 
-def stage_train(defaults: dict, given: "dict | TrainConfig | None", where: str = "train") -> "TrainConfig":
+def stage_train(
+    defaults: dict, given: "dict | TrainConfig | None", where: str = "train", data: str | None = None
+) -> "TrainConfig":
     """A stage's TrainConfig: the user's settings over the stage's defaults. A warm-up the user did not set is
-    the stage's, cut to fit a short run (default_warmup). A TrainConfig passed in is taken as it is."""
+    the stage's, cut to fit a short run (default_warmup); an augmentation preset not named is the data's (None:
+    not known yet, as for `vitc prune` before it reads its checkpoint). A TrainConfig passed in is kept as it is,
+    its preset aside."""
     if isinstance(given, TrainConfig):
-        return given
+        return given.for_data(data)
     given = dict(given or {})
     merged = {**{k: v for k, v in defaults.items() if k != "warmup_epochs"}, **given}
     if given.get("warmup_epochs") is None:
         epochs = merged.get("epochs", TrainConfig.epochs)
         if isinstance(epochs, int) and epochs >= 1:
             merged["warmup_epochs"] = default_warmup(epochs, defaults.get("warmup_epochs", DEFAULT_WARMUP))[0]
-    return from_dict(TrainConfig, merged, where)
+    return from_dict(TrainConfig, merged, where).for_data(data)
 
 
 @dataclass
@@ -213,6 +245,9 @@ class TrainConfig:
     warmup_lr: float = 1e-6
     drop_path: float = 0.1
     ema: float = 0.0  # EMA decay (e.g. 0.9998); 0 disables
+    # held-out top-1 every this many epochs as well as at each epoch's end (0: epoch ends only), for the
+    # time-to-accuracy curve (top-1 against images seen); needs data with a held-out part (DataSource.holdout)
+    eval_every: float = 0.0
     # bf16 autocast for the trained model: off | bf16 | auto (when the CPU has BF16, or on GPU).
     # `vitc teacher` defaults to off; `vitc distill` to auto (DISTILL_AMP): on digits, 6 seeds, the
     # bf16 student matched the fp32 one (96.94 +- 0.35 vs 96.94 +- 0.93) and trained 1.6x faster.
@@ -246,9 +281,15 @@ class TrainConfig:
         )
         _check(0 <= self.drop_path < 1, "drop_path", "must be in [0, 1)")
         _check(0 <= self.ema < 1, "ema", "must be in [0, 1)")
+        _check(0 <= self.eval_every <= 1, "eval_every", "must be in [0, 1] epochs (0: at epoch ends only)")
         _choice(self.amp, ("auto", "bf16", "off"), "amp")
         _check(self.workers >= 0, "workers", "must be >= 0")
         _check(self.threads is None or self.threads >= 1, "threads", "must be >= 1")
+
+    def for_data(self, data: str | None) -> "TrainConfig":
+        """The augmentation preset of the data the run trains on, where none was named (AugConfig.for_data)."""
+        aug = self.aug.for_data(data)
+        return self if aug is self.aug else dataclasses.replace(self, aug=aug)
 
     def scaled_lr(self, global_batch: int) -> float:
         return self.lr if self.lr is not None else self.base_lr * global_batch / 512
@@ -261,8 +302,10 @@ class ModelArgs:
     patch_size: int | None = None
     pretrained: bool = False
     crop_pct: float | None = None
+    stem: str = "default"  # vitc.models.STEMS: "small" gives a ResNet's first stage 1/2 the input side, not 1/4
 
     def __post_init__(self):
+        _choice(self.stem, ("default", "small"), "stem")
         _check(
             isinstance(self.img_size, int) and self.img_size >= 8,
             "img_size",
@@ -298,7 +341,7 @@ class TeacherConfig:
             "train",
             f"expected a mapping, got {self.train!r}",
         )
-        self.train = stage_train(TEACHER_TRAIN, self.train)
+        self.train = stage_train(TEACHER_TRAIN, self.train, data=self.data)
         if self.train.lr is None and not self.model.pretrained:
             self.train.lr = SCRATCH_TEACHER_LR  # from scratch: the measured recipe; fine-tuning keeps DeiT's rule
 
@@ -333,7 +376,7 @@ class DistillConfig:
             "train",
             f"expected a mapping, got {self.train!r}",
         )
-        self.train = stage_train(DISTILL_TRAIN, self.train)
+        self.train = stage_train(DISTILL_TRAIN, self.train, data=self.data)
         if self.train.lr is None and not self.student.pretrained:
             self.train.lr = SCRATCH_STUDENT_LR  # from scratch (or from --init-checkpoint): the measured recipe
         _choice(self.distillation, DISTILL_TYPES, "distillation")
@@ -386,7 +429,7 @@ class PruneConfig:
             "train",
             f"expected a mapping, got {self.train!r}",
         )
-        self.train = stage_train(PRUNE_TRAIN, self.train)
+        self.train = stage_train(PRUNE_TRAIN, self.train, data=self.data)
         _check(
             self.ratio is None or self.latency is None,
             "latency",

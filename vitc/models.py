@@ -26,6 +26,12 @@ ALIASES: dict[str, tuple[str, str | None]] = {
     "deit_small_nodist": ("deit_small_patch16_224", None),
 }
 
+# Stems for small images. timm's ResNets take a 28 px image to 7x7 before their first stage (7x7/2 conv, then a
+# 3x3/2 max-pool); "small" is a 3x3/1 conv of the same width with timm's max-pool kept, so the first stage sees
+# 14x14 (CIFAR ResNets skip the pool too: 4x the compute, results/fashion-cpu/teacher-recipe). timm has no stem
+# stride option for its ResNets, so the conv is swapped here; vitc.json records it and build_from_spec redoes it.
+STEMS = ("default", "small")
+
 # Constructor overrides that only token-based models (ViT family) take.
 VIT_ONLY = ("img_size", "patch_size")
 
@@ -38,11 +44,14 @@ class ModelSpec:
     overrides: dict = field(default_factory=dict)
     pretrained_tag: str | None = None
     structure: dict | None = None  # per-block widths of a model pruned by `vitc prune` (vitc.structure)
+    stem: str | None = None  # a stem replaced after timm built the model (STEMS); rebuilt on load
 
     def to_json(self) -> dict:
         d = {"name": self.name, "overrides": dict(self.overrides), "pretrained_tag": self.pretrained_tag}
         if self.structure is not None:
             d["structure"] = self.structure
+        if self.stem is not None:
+            d["stem"] = self.stem
         return d
 
 
@@ -98,15 +107,31 @@ def _create(name: str, pretrained: bool, **kwargs) -> torch.nn.Module:
         hf.HF_HUB_OFFLINE = was_offline
 
 
+def apply_stem(model: torch.nn.Module, stem: str | None, name: str = "") -> torch.nn.Module:
+    """Replace the model's stem (STEMS) in place; "default"/None keeps timm's."""
+    if stem in (None, "default"):
+        return model
+    conv = getattr(model, "conv1", None)
+    if stem != "small" or not isinstance(conv, torch.nn.Conv2d) or not hasattr(model, "maxpool"):
+        raise ModelError(
+            f"--stem {stem}: {name or type(model).__name__} has no ResNet stem (conv1 + maxpool) to replace",
+            "use --stem default, or a ResNet-family model (resnet18, resnet26, ...)",
+        )
+    model.conv1 = torch.nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=False)
+    return model
+
+
 def create_model(
     user_name: str,
     num_classes: int,
     img_size: int | None = None,
     patch_size: int | None = None,
     pretrained: bool = False,
+    stem: str | None = None,
     **extra,
 ) -> tuple[torch.nn.Module, ModelSpec]:
-    """Create a timm model; img_size/patch_size go to the constructor of ViT-like models only."""
+    """Create a timm model; img_size/patch_size go to the constructor of ViT-like models only; `stem` replaces a
+    ResNet's stem (STEMS: its weights start random, also under --pretrained)."""
     arch, tag = resolve_name(user_name)
     overrides: dict = {"num_classes": int(num_classes), **extra}
     if img_size is not None:
@@ -128,7 +153,9 @@ def create_model(
                     "drop --patch-size for this model",
                 ) from e
             overrides.pop(bad)  # CNNs take any input size; the size lives in the preprocessing
-    return model, ModelSpec(arch, overrides, tag if pretrained else None)
+    stem = None if stem in (None, "default") else stem
+    apply_stem(model, stem, arch)
+    return model, ModelSpec(arch, overrides, tag if pretrained else None, stem=stem)
 
 
 def is_distilled(model: torch.nn.Module) -> bool:
@@ -159,6 +186,7 @@ def build_from_spec(spec: dict) -> torch.nn.Module:
     import timm
 
     model = timm.create_model(spec["name"], pretrained=False, **spec.get("overrides", {}))
+    apply_stem(model, spec.get("stem"), spec["name"])
     if spec.get("structure"):
         from .structure import apply
 

@@ -37,6 +37,7 @@ class PipelineConfig:
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    data_named: bool = True  # False: the YAML names no `data`, so digits was chosen (and the CLI says so)
 
     @property
     def root(self) -> Path:
@@ -99,6 +100,7 @@ def _sections(raw: dict) -> PipelineConfig:
             raise ConfigError(f"{sec}.data: set by the pipeline", "every stage uses the top-level `data`")
     return PipelineConfig(
         **top,
+        data_named="data" in top,
         teacher=teacher,
         distill=distill,
         prune=prune,
