@@ -56,7 +56,7 @@ fashion-data:
 	  apt-get install -y -q dataset-fashion-mnist || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; \
 	else echo "Fashion-MNIST is not installed: run 'sudo apt-get install dataset-fashion-mnist', or put the four .gz files in a folder and set VITC_DATA_ROOT=DIR"; exit 2; fi
 
-# The whole pipeline on Fashion-MNIST (configs/fashion.yaml; ~1 h on 2 cores, results/fashion-cpu).
+# The whole pipeline on Fashion-MNIST (configs/fashion.yaml; ~2 h on 2 cores, results/fashion-cpu/converged).
 demo-fashion: $(STAMP) fashion-data
 	$(BIN)/vitc pipeline configs/fashion.yaml
 

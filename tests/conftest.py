@@ -14,7 +14,12 @@ from PIL import Image
 # exports and CLIs in subprocesses; also those whose module fixture trains or exports. A name with [params] marks
 # only that case. `make test-fast` (-m "not slow") runs the rest in under 3 minutes; `make test` and CI run everything.
 SLOW = {
-    "test_fashion.py": {"test_the_best_epoch_is_chosen_on_the_holdout_not_on_val"},
+    "test_fashion.py": {
+        "test_the_best_epoch_is_chosen_on_the_holdout_not_on_val",
+        "test_eval_every_records_held_out_points_against_images_seen",
+        "test_prune_retrains_a_fashion_student_with_the_fashion_preset_and_none_needs_no_teacher",
+    },
+    "test_shipped_models.py": {"test_a_shipped_model_matches_the_full_test_set_when_present"},
     "test_pipeline.py": {"test_pipeline_end_to_end_skips_and_from", "test_from_needs_the_earlier_stages"},
     "test_prune.py": {
         "test_pipeline_reruns_from_prune_when_its_ratio_changes",
