@@ -72,12 +72,19 @@ def test_a_bad_choice_names_the_valid_ones_and_the_closest(capsys, argv, closest
 
 
 @pytest.mark.parametrize("name", ["teacher", "distill"])
-def test_a_training_command_says_which_data_it_chose(capsys, name):
-    # issue 35: digits is still the default, but never a silent one (here the run then stops on --epochs 0)
+def test_a_training_command_says_which_data_it_chose(capsys, tmp_path, name):
+    # issue 35: digits is still the default, but never a silent one: said on the run's output once the request is
+    # valid (here the run then stops: its --out holds another run); a bad request gets its one error line only
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("")
+    extra = ["--teacher-checkpoint", str(tmp_path)] if name == "distill" else []
     with pytest.raises(SystemExit) as e:
-        main([name, "--epochs", "0", "--teacher-checkpoint", "x"] if name == "distill" else [name, "--epochs", "0"])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and "data: digits (the default; pass --data to choose)" in err, err
+        main([name, "--epochs", "1", "--out", str(tmp_path / "busy"), *extra])
+    cap = capsys.readouterr()
+    assert e.value.code != 0 and "data: digits (the default; pass --data to choose)" in cap.out, cap
+    with pytest.raises(SystemExit):
+        main([name, "--epochs", "0", *extra])
+    assert "data: digits" not in capsys.readouterr().out
 
 
 def test_a_pipeline_yaml_without_data_gets_digits_and_says_so(tmp_path):

@@ -106,11 +106,14 @@ def _train(args: dict) -> dict:
 
 
 def _data(data: str | None) -> str:
-    """The dataset a training command uses: the one named, else digits, said (never silently)."""
-    if data is None:
-        err.print("[yellow]note[/]: data: digits (the default; pass --data to choose)", highlight=False)
-        return "digits"
-    return data
+    """The dataset a training command uses: the one named, else digits (said by _data_note, never silently)."""
+    return "digits" if data is None else data
+
+
+def _data_note(args: dict, con: Console) -> None:
+    """Said on the run's own output once the request is valid: a bad one gets its one error line only."""
+    if args.get("data") is None:
+        con.print("note: data: digits (the default; pass --data to choose)", highlight=False)
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -192,6 +195,7 @@ def teacher(
     cfg = TeacherConfig(ModelArgs(model, img_size, patch_size, pretrained, crop_pct, stem), data, _train(args))
     _warmup_note(args, TEACHER_TRAIN)
     con = Console()
+    _data_note(args, con)
     out = out or runs.default_out(stages.get("teacher").folder, con)
     _finish("teacher", out, stages.run("teacher", cfg, _inputs(con, args), out))
 
@@ -280,6 +284,7 @@ def distill(
     )
     _warmup_note(args, DISTILL_TRAIN)
     con = Console()
+    _data_note(args, con)
     out = out or runs.default_out(stages.get("distill").folder, con)
     if auto:
         from .compress.auto_teacher import resolve
@@ -621,7 +626,7 @@ def pipeline(
     con = _wide()
     cfg = load(config)
     if not cfg.data_named:
-        err.print(f"[yellow]note[/]: data: digits ({config} names no `data:`; add one to choose)", highlight=False)
+        con.print(f"note: data: digits ({config} names no `data:`; add one to choose)", highlight=False)
     res = Pipeline(cfg, con).run(from_stage, force)
     con.print(summary_table(res["summary"]))
     con.print(f"report: {res['report']}", highlight=False)
