@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from vitc.config import BENCH_MIN_RUNS, BENCH_MIN_SECONDS, BENCH_WARMUP, BENCH_WARMUP_SECONDS
+
 SPREAD_LIMIT = 1.25  # max/min of a row's round p50s above this marks the row unstable
 AGREE = (0.9, 1.1)  # a row's p50 / its cross-check tool's median outside this: the row disagrees
 
@@ -78,10 +80,10 @@ def time_calls(
     fn: Callable[[np.ndarray], object],
     x: np.ndarray,
     *,
-    warmup: int = 10,
-    warmup_seconds: float = 1.0,
-    min_runs: int = 50,
-    min_seconds: float = 2.0,
+    warmup: int = BENCH_WARMUP,
+    warmup_seconds: float = BENCH_WARMUP_SECONDS,
+    min_runs: int = BENCH_MIN_RUNS,
+    min_seconds: float = BENCH_MIN_SECONDS,
     max_runs: int = 100_000,
 ) -> Timing:
     _warm_up(lambda: fn(x), warmup, warmup_seconds, min_runs, min_seconds)
@@ -99,10 +101,10 @@ def time_paired(
     fb: Callable[[np.ndarray], object],
     x: np.ndarray,
     *,
-    warmup: int = 10,
-    warmup_seconds: float = 1.0,
-    min_runs: int = 50,
-    min_seconds: float = 2.0,
+    warmup: int = BENCH_WARMUP,
+    warmup_seconds: float = BENCH_WARMUP_SECONDS,
+    min_runs: int = BENCH_MIN_RUNS,
+    min_seconds: float = BENCH_MIN_SECONDS,
 ) -> tuple[Timing, Timing]:
     """Two implementations of one thing timed call by call in alternation (a, b, a, b, ...) so both
     see the same machine: this VM's speed drifts up to 2x within seconds, and two separate loops,

@@ -55,7 +55,6 @@ def _train(
             TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train),
             out,
             console=console,
-            default_batch_size=True,
         )
 
 

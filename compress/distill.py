@@ -92,7 +92,6 @@ def run_distill(
     resume: bool = False,
     force: bool = False,
     console: Console | None = None,
-    default_batch_size: bool = False,
 ) -> dict:
     console = console or Console()
     with training_run(out, cfg.train.threads) as d:
@@ -126,7 +125,6 @@ def run_distill(
             resume=resume,
             d=d,
             console=console,
-            default_batch_size=default_batch_size,
         )
 
 
@@ -143,7 +141,6 @@ def train_student(
     resume: bool,
     d,
     console: Console,
-    default_batch_size: bool = False,
     extra_meta: dict | None = None,
 ) -> dict:
     """DeiT distillation of `student` (fresh, or pruned by `vitc prune`) from cfg's teacher into `out`:
@@ -199,7 +196,6 @@ def train_student(
         d=d,
         console=console,
         teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
-        default_batch_size=default_batch_size,
         holdout_fn=evaluate_fn.holdout_top1,
     )
     return res.metrics

@@ -65,7 +65,6 @@ def run_prune(
     resume: bool = False,
     force: bool = False,
     console: Console | None = None,
-    default_batch_size: bool = False,
 ) -> dict:
     console = console or Console()
     with training_run(out, cfg.train.threads) as d:
@@ -156,7 +155,6 @@ def run_prune(
             resume=resume,
             d=d,
             console=console,
-            default_batch_size=default_batch_size,
             extra_meta=extra,
         )
         return {
@@ -172,16 +170,10 @@ def _distill_config(cfg: PruneConfig, arch: dict, pre: dict, teacher: str | None
     """The re-distillation's settings: the prune stage's loss and training over the (pruned) student's shape."""
     return DistillConfig(
         ModelArgs(arch["name"], int(pre["input_size"][-1]), arch["overrides"].get("patch_size")),
-        None,
-        teacher,
-        False,
-        data,
-        cfg.distillation,
-        cfg.alpha,
-        cfg.tau,
-        cfg.teacher_amp,
-        None,
-        cfg.train,
+        teacher_checkpoint=teacher,
+        data=data,
+        train=cfg.train,
+        **cfg.loss(),
     )
 
 

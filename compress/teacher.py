@@ -24,7 +24,6 @@ def run_teacher(
     resume: bool = False,
     force: bool = False,
     console: Console | None = None,
-    default_batch_size: bool = False,
 ) -> dict:
     console = console or Console()
     with training_run(out, cfg.train.threads) as d:
@@ -65,7 +64,6 @@ def run_teacher(
             resume=resume,
             d=d,
             console=console,
-            default_batch_size=default_batch_size,
             holdout_fn=evaluate_fn.holdout_top1,
         )
         return res.metrics

@@ -9,7 +9,6 @@ epochs an uninterrupted run would have done.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -22,8 +21,8 @@ import torch.nn as nn
 from rich.console import Console
 
 from vitc import checkpoint as ckpt
-from vitc import runtime
-from vitc.config import TrainConfig, default_batch, to_dict
+from vitc import recipe, runtime
+from vitc.config import TrainConfig, to_dict
 from vitc.cpu_share import CpuShare
 from vitc.data import ImageDataset, Split, build_transform, mixup_fn
 from vitc.errors import CheckpointError, ConfigError
@@ -145,7 +144,6 @@ def fit(
     d: runtime.Dist,
     console: Console,
     teacher_clock: Callable[[], float] | None = None,
-    default_batch_size: bool = False,
     holdout_fn: Callable[[nn.Module], float | None] | None = None,
 ) -> FitResult:
     """Train `model`; write `out/` (last), `out/best/`, `out/train_state.pt`, `out/metrics.jsonl`. `holdout_fn`
@@ -160,13 +158,11 @@ def fit(
     memory = torch.channels_last if runtime.channels_last(model, bf16) else torch.contiguous_format
     model.to(memory_format=memory)
     n_train = len(train.targets) // d.world
-    if default_batch_size and cfg.batch_size > n_train:
-        # the user set no batch size: the default must not make a small dataset fail (one they set is kept,
-        # and refused below when too large). Kept out of TrainConfig so pipeline fingerprints do not change.
-        bs, note = default_batch(n_train, cfg.aug.mixing)
-        cfg = dataclasses.replace(cfg, batch_size=bs)
-        if note and d.main:
-            console.print(f"[yellow]note[/]: {note}", highlight=False)
+    # none set: the default, capped so that it cannot make a small dataset fail (one set is kept, and refused
+    # below when too large)
+    cfg, note = recipe.batch_for(cfg, n_train)
+    if note and d.main:
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
     global_batch = cfg.batch_size * d.world
     lr = cfg.scaled_lr(global_batch)
     steps = n_train // cfg.batch_size
@@ -190,6 +186,10 @@ def fit(
     )
     ema = ModelEmaV3(model, decay=cfg.ema) if cfg.ema > 0 else None
     cfg_json = json.dumps(to_dict(cfg), sort_keys=True)
+    # the recipe as resolved (vitc.recipe), in every checkpoint's vitc.json and on the run's first line
+    resolved = {**to_dict(cfg), "lr_applied": lr, "global_batch": global_batch, "n_train": n_train * d.world}
+    if d.main:
+        console.print(recipe.describe(cfg, lr), highlight=False)
 
     start, best, history = 0, -math.inf, []
     state_path = out / ckpt.TRAIN_STATE
@@ -285,7 +285,19 @@ def fit(
             score = selection_score(row)
             best_now = score > best
             best = max(best, score)
-            _save(out, model, ema, opt, sched, epoch + 1, best, history, cfg_json, meta_fn(row), best_now)
+            _save(
+                out,
+                model,
+                ema,
+                opt,
+                sched,
+                epoch + 1,
+                best,
+                history,
+                cfg_json,
+                {**meta_fn(row), "recipe": resolved},
+                best_now,
+            )
             console.print(
                 f"epoch {epoch + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  top1 {row['top1']:.2f}"
                 f"  {row['images_per_s']:.0f} img/s"

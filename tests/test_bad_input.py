@@ -182,7 +182,7 @@ CASES = [
     Case(
         "negative batch size",
         lambda d: ["teacher", "--batch-size", "-4", "--out", d["w"] / "o11b"],
-        "batch_size: must be an integer >= 1",
+        "--batch-size: must be an integer >= 1",
     ),
     Case(
         "unknown export target",

@@ -23,7 +23,7 @@ def vitc(*args, check=True):
 
 def test_quantize_torch_dynamic_int8(tmp_path, tiny_ckpt, digit_png):
     out = tmp_path / "int8"
-    p = vitc("quantize", tiny_ckpt, "--out", out, "--threads", "1")
+    p = vitc("quantize", tiny_ckpt, "--backend", "torch", "--out", out, "--threads", "1")
     meta = ckpt.load_meta(out)
     assert meta["quantization"]["method"] == "torch.ao.quantization.quantize_dynamic"
     # the quantized checkpoint is the fp32 safetensors + the recipe (no pickles)

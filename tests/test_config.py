@@ -90,3 +90,29 @@ def test_an_unresolved_preset_cannot_train():
         aug.mixing
     with pytest.raises(ConfigError, match="aug.reprob"):
         AugConfig(reprob=2.0)  # explicit values are checked before the data is known
+
+
+def test_the_recipe_is_resolved_by_one_pure_function():
+    """vitc.recipe.resolve: the same inputs give the same recipe, a TrainConfig passed in is never changed, and
+    each default has one source (the stage's, the data's preset, the from-scratch lr)."""
+    from vitc.recipe import SCRATCH_LR, resolve
+
+    given = TrainConfig(epochs=3)
+    a = resolve("distill", given, data="fashion-mnist")
+    assert a == resolve("distill", given, data="fashion-mnist") and given.lr is None and given.aug.preset is None
+    assert a.lr == SCRATCH_LR["distill"] and a.aug.preset == "fashion" and a.aug.hflip == 0.5
+    assert resolve("teacher", {}, data="digits").lr == 2e-3 and resolve("teacher", {}, data="x", pretrained=True).lr is None
+    t = resolve("teacher", {"epochs": 1}, data="digits")
+    assert (t.epochs, t.warmup_epochs, t.amp, t.aug.preset) == (1, 0.2, "off", "digits")  # warm-up cut to fit
+    assert resolve("prune", {}, data=None).aug.preset is None  # the checkpoint's data decides it later
+
+
+def test_a_vit_gets_a_patch_that_leaves_it_a_4x4_grid():
+    from compress.stage import stage_model
+    from vitc.models import default_patch
+
+    assert [default_patch(s, 16) for s in (32, 28, 224, 64, 30)] == [8, 7, 16, 16, 6]
+    model, spec = stage_model(ModelArgs("deit_tiny"), 10, 0.0)
+    assert model.patch_embed.patch_size == (8, 8) and spec.overrides["patch_size"] == 8
+    model, spec = stage_model(ModelArgs("deit_tiny", img_size=28, patch_size=4), 10, 0.0)
+    assert model.patch_embed.patch_size == (4, 4)

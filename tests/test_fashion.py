@@ -168,7 +168,7 @@ def test_the_best_epoch_is_chosen_on_the_holdout_not_on_val(tmp_path, monkeypatc
     assert best["epoch"] == 3 and best["top1"] == 70.0
 
 
-def test_eval_every_records_held_out_points_against_images_seen(tmp_path, monkeypatch):
+def test_eval_every_records_held_out_points_against_images_seen(tmp_path, monkeypatch, capsys):
     from compress.teacher import run_teacher
     from vitc.config import TeacherConfig, from_dict
 
@@ -187,7 +187,11 @@ def test_eval_every_records_held_out_points_against_images_seen(tmp_path, monkey
     assert [[p["images"] for p in r["curve"]] for r in rows] == [[32, 64], [128, 160]]
     assert [r["images"] for r in rows] == [96, 192]
     assert all(0 <= p["holdout_top1"] <= 100 for r in rows for p in r["curve"])
-    assert json.loads((tmp_path / "t" / "vitc.json").read_text())["model"]["stem"] == "small"
+    meta = json.loads((tmp_path / "t" / "vitc.json").read_text())
+    assert meta["model"]["stem"] == "small"
+    # the resolved recipe (issue 35): recorded in vitc.json and said when training starts
+    assert meta["recipe"]["batch_size"] == 16 and meta["recipe"]["lr_applied"] == 2e-3 and meta["recipe"]["n_train"] == 110
+    assert "recipe: 2 epochs, batch 16, lr 0.002 (cosine to 1e-05, warm-up 0 epochs)" in capsys.readouterr().out
 
 
 def test_prune_retrains_a_fashion_student_with_the_fashion_preset_and_none_needs_no_teacher(tmp_path, monkeypatch):

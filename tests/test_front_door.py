@@ -65,7 +65,7 @@ def test_card_commands_in_an_empty_folder(tmp_path):
         p.stderr
     )
     # 2. quantize and export read runs/student and say so
-    p = vitc(tmp_path, "quantize", "--threads", "1")
+    p = vitc(tmp_path, "quantize", "--backend", "torch", "--threads", "1")
     assert p.returncode == 0, p.stderr
     assert "using runs/student (made by vitc distill" in " ".join(p.stdout.split()) and ckpt.is_checkpoint_dir(
         tmp_path / "runs/int8"
@@ -140,7 +140,7 @@ def test_teacher_one_epoch_with_the_default_warmup(tmp_path):
     assert cfg["train"]["warmup_epochs"] == 0.2
     # a warm-up the user sets is never rewritten: too long is an error, not a silent change
     p = vitc(tmp_path, "teacher", "--epochs", "1", "--warmup-epochs", "3", "--out", "runs/t2")
-    assert p.returncode == 2 and "warmup_epochs: 3 must be fewer than epochs (1)" in " ".join(p.stderr.split())
+    assert p.returncode == 2 and "--warmup-epochs: 3 must be fewer than epochs (1)" in " ".join(p.stderr.split())
 
 
 def test_progress_is_plain_lines_off_a_terminal(monkeypatch):
@@ -183,4 +183,4 @@ def test_a_small_dataset_is_valid_with_the_default_batch(tmp_path, image_folder)
     rows = [json.loads(x) for x in (tmp_path / "t/metrics.jsonl").read_text().splitlines()]
     assert rows[0]["batch_size"] < 64
     p = vitc(tmp_path, "teacher", "--data", image_folder, "--epochs", "1", "--batch-size", "64", "--out", "t2")
-    assert p.returncode == 2 and "batch_size: 64 per process is larger than the" in " ".join(p.stderr.split())
+    assert p.returncode == 2 and "--batch-size: 64 per process is larger than the" in " ".join(p.stderr.split())

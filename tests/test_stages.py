@@ -63,7 +63,7 @@ def test_cli_and_pipeline_name_a_stage_folder_and_files_alike(tmp_path, tiny_ckp
     cwd = tmp_path / "cwd"
     (cwd / "runs").mkdir(parents=True)
     shutil.copytree(tiny_ckpt, cwd / "runs" / "student")
-    assert _cli(monkeypatch, cwd, "quantize") == 0
+    assert _cli(monkeypatch, cwd, "quantize", "--backend", "torch") == 0
     assert _cli(monkeypatch, cwd, "export", "--target", "onnx") == 0
     pipe = _pipeline(tmp_path, tiny_ckpt)
     _run_stage(pipe, "quantize")
@@ -103,7 +103,7 @@ def test_the_int8_gate_fails_alike_in_the_cli_and_the_pipeline(tmp_path, tiny_ck
     cwd = tmp_path / "cwd"
     (cwd / "runs").mkdir(parents=True)
     shutil.copytree(tiny_ckpt, cwd / "runs" / "student")
-    assert _cli(monkeypatch, cwd, "quantize", "--max-drop", "1.0") == 3
+    assert _cli(monkeypatch, cwd, "quantize", "--backend", "torch", "--max-drop", "1.0") == 3
     pipe = _pipeline(tmp_path, tiny_ckpt, max_drop=1.0)
     res = _run_stage(pipe, "quantize")
     assert res.failed and all("max_drop" in f or "--max-drop" in f for f in res.failed)
@@ -276,8 +276,10 @@ def test_quantize_force_leaves_no_stale_artifact_for_the_bench(tmp_path, tiny_ck
     stale = cwd / "runs" / "int8" / "model-onnx-int8.onnx"
     stale.write_bytes(b"old")
     Path(str(stale) + ".json").write_text("{}")
-    assert _cli(monkeypatch, cwd, "quantize") == 2  # a folder that holds files: refused without --force
+    assert (
+        _cli(monkeypatch, cwd, "quantize", "--backend", "torch") == 2
+    )  # a folder that holds files: refused without --force
     assert stale.exists()
-    assert _cli(monkeypatch, cwd, "quantize", "--force") == 0
+    assert _cli(monkeypatch, cwd, "quantize", "--backend", "torch", "--force") == 0
     assert not stale.exists() and not Path(str(stale) + ".json").exists()
     assert (cwd / "runs" / "int8" / "student-torchscript-lite-int8.ptl").is_file()

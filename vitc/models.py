@@ -121,6 +121,14 @@ def apply_stem(model: torch.nn.Module, stem: str | None, name: str = "") -> torc
     return model
 
 
+def default_patch(img_size: int, own: int) -> int:
+    """A ViT's patch when none is asked for: its own, unless that leaves fewer than 4x4 tokens (deit_tiny's 16 at
+    32 px: 2x2), then the largest that divides the image into at least 4x4 (8 at 32 px, 7 at 28)."""
+    if img_size // own >= 4:
+        return own
+    return next(p for p in range(max(img_size // 4, 1), 0, -1) if img_size % p == 0)
+
+
 def create_model(
     user_name: str,
     num_classes: int,

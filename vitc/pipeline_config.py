@@ -91,9 +91,10 @@ def _sections(raw: dict) -> PipelineConfig:
                     f"prune.{k}: set by the pipeline",
                     "the prune stage reads the distill stage's student, its teacher and the top-level data",
                 )
-        # the student and teacher paths are filled in by the pipeline
+        # the student and teacher paths are filled in by the pipeline; the data is the one its student records,
+        # as for `vitc prune` (the pipeline's own, which the distill stage trained on)
         prune = _prefixed(
-            "prune", lambda: from_dict(PruneConfig, {**raw["prune"], "checkpoint": "<pipeline>", "data": data}, "prune")
+            "prune", lambda: from_dict(PruneConfig, {**raw["prune"], "checkpoint": "<pipeline>"}, "prune")
         )
     for sec in ("quantize", "export", "bench"):
         if isinstance(raw.get(sec), dict) and "data" in raw[sec]:

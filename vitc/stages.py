@@ -41,7 +41,6 @@ class Inputs:
     resume: bool = False
     force: bool = False
     console: Console | None = None
-    default_batch_size: bool = False  # the user set no batch size: the trainer caps the default at the data
     # a stage that writes several artifacts: one that fails is listed in skipped.json and the others go on (the
     # pipeline); False raises at once and writes nothing more (a CLI command asked for that one artifact)
     keep_going: bool = False
@@ -52,7 +51,6 @@ class Inputs:
             "resume": self.resume,
             "force": self.force,
             "console": self.console,
-            "default_batch_size": self.default_batch_size,
         }
 
 

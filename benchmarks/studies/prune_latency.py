@@ -108,8 +108,8 @@ def ranking(run: Path, out: Path) -> None:
         d, w, i = c["key"][1:].split("-")
         cand = Candidate(int(d), float(w[1:]), int(i[1:]))
         p = {**pre, "input_size": [3, cand.img_size, cand.img_size]}
-        dcfg = DistillConfig(ModelArgs(base.name, cand.img_size, ov.get("patch_size")), None, "runs/fashion/teacher",
-                             False, "fashion-mnist", "hard", 0.5, 1.0, "off", None, {"epochs": 1})  # fmt: skip
+        dcfg = DistillConfig(ModelArgs(base.name, cand.img_size, ov.get("patch_size")), teacher_checkpoint="runs/fashion/teacher",
+                             data="fashion-mnist", teacher_amp="off", train={"epochs": 1})  # fmt: skip
         crit = criterion(dcfg, src.classes, p, {})
         Xt, Yt = eval_tensors(type(src.train)(src.train.items[: RANK_STEPS * RANK_BATCH],
                                               src.train.targets[: RANK_STEPS * RANK_BATCH]), p)  # fmt: skip
