@@ -21,6 +21,7 @@ from vitc.data import load_source
 from vitc.errors import OfflineError, OutputError
 from vitc.models import create_model, resolve_name
 from vitc.runs import FOLDERS, describe
+from vitc.stages import Inputs
 
 from .stage import check_out
 
@@ -52,9 +53,7 @@ def _train(
     train = {"epochs": epochs, "threads": threads, "seed": seed, "aug": to_dict(aug)}
     with hold(out, f"vitc distill, training its teacher into {out}"):  # one run per folder (vitc/outlock.py)
         run_teacher(
-            TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train),
-            out,
-            console=console,
+            TeacherConfig(ModelArgs(name, img_size, None, pretrained), data, train), out, Inputs(console=console)
         )
 
 

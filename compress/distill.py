@@ -13,19 +13,19 @@ from vitc import runtime
 from vitc.config import DistillConfig, to_dict
 from vitc.data import load_source
 from vitc.errors import CheckpointError, ModelError
+from vitc.handoff import Checkpoint
 from vitc.models import (
     create_model,
     data_config,
     init_from_checkpoint,
     is_distilled,
-    load_checkpoint_model,
     resolve_name,
 )
 from vitc.stages import Inputs, Result
 
 from .losses import DistillationLoss, TeacherAdapter, base_criterion
-from .stage import checkpoint_meta, default_crop_pct, prepare_out, stage_model, training_run
-from .trainer import SplitEvaluator, fit
+from .stage import default_crop_pct, stage_model, training_run
+from .trainer import SplitEvaluator, train_recorded
 
 
 def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple[torch.nn.Module, dict, dict]:
@@ -33,23 +33,18 @@ def load_teacher(cfg: DistillConfig, classes: list[str], img_size: int) -> tuple
     (architecture from --teacher), or the hub (--pretrained; online only)."""
     path = Path(cfg.teacher_checkpoint) if cfg.teacher_checkpoint else None
     if path is not None and path.is_dir():
-        model, meta = load_checkpoint_model(path)
-        if cfg.teacher and resolve_name(cfg.teacher)[0] != meta["model"]["name"]:
+        c = Checkpoint.open(path)
+        if cfg.teacher and resolve_name(cfg.teacher)[0] != c.name:
             raise CheckpointError(
-                f"--teacher {cfg.teacher} does not match the checkpoint in {path}, "
-                f"which holds a {meta['model']['name']}",
+                f"--teacher {cfg.teacher} does not match the checkpoint in {path}, which holds a {c.name}",
                 "drop --teacher or pass the matching checkpoint",
             )
-        if len(meta["classes"]) != len(classes):
+        if len(c.classes) != len(classes):
             raise CheckpointError(
-                f"teacher {path} predicts {len(meta['classes'])} classes but the data has {len(classes)}",
+                f"teacher {path} predicts {len(c.classes)} classes but the data has {len(classes)}",
                 "train a teacher on this dataset with `vitc teacher`",
             )
-        return (
-            model,
-            meta["preprocess"],
-            {"path": str(path), "sha256": meta["weights_sha256"], "name": meta["model"]["name"]},
-        )
+        return c.model, c.pre.to_json(), {"path": str(path), "sha256": c.sha256, "name": c.name}
     if not cfg.teacher:
         raise ModelError(
             "--teacher NAME is needed to build the architecture for this teacher checkpoint",
@@ -75,29 +70,16 @@ def run(cfg: DistillConfig, inputs: Inputs, out: Path) -> Result:
     """The stage table's entry: the teacher checkpoint comes from the inputs when they name one."""
     if inputs.teacher:
         cfg = dataclasses.replace(cfg, teacher_checkpoint=str(inputs.teacher))
-    m = run_distill(
-        cfg,
-        out,
-        **inputs.training(),
-    )
+    m = run_distill(cfg, out, inputs)
     if not m:
         return Result("", m)
     teacher = f" (teacher {m['teacher_top1']:.2f}%)" if "teacher_top1" in m else ""
     return Result(f"top-1 {m['top1']:.2f}%{teacher}", m)
 
 
-def run_distill(
-    cfg: DistillConfig,
-    out: Path,
-    resume: bool = False,
-    force: bool = False,
-    console: Console | None = None,
-) -> dict:
-    console = console or Console()
-    with training_run(out, cfg.train.threads) as d:
+def run_distill(cfg: DistillConfig, out: Path, inputs: Inputs | None = None) -> dict:
+    with training_run(out, cfg.train.threads, inputs) as (d, console):
         s = cfg.student
-        if d.main:
-            prepare_out(out, resume, force)
         src = load_source(cfg.data, s.img_size)
         runtime.seed_all(cfg.train.seed)  # the initial weights are a function of the seed
         student, spec = stage_model(s, len(src.classes), cfg.train.drop_path)
@@ -112,7 +94,7 @@ def run_distill(
         init = init_from_checkpoint(student, cfg.init_checkpoint) if cfg.init_checkpoint else None
         pre = data_config(student, s.img_size, default_crop_pct(cfg.data, s.crop_pct))
 
-        inputs = {"data": src.provenance, **({"init": init} if init else {})}
+        lineage = {"data": src.provenance, **({"init": init} if init else {})}
         return train_student(
             student,
             spec,
@@ -120,9 +102,9 @@ def run_distill(
             src,
             pre,
             out,
-            inputs,
+            lineage,
             stage="distill",
-            resume=resume,
+            resume=bool(inputs and inputs.resume),
             d=d,
             console=console,
         )
@@ -164,38 +146,22 @@ def train_student(
     crit = DistillationLoss(
         base_criterion(cfg.train.aug.smoothing, cfg.train.aug.mixing), adapter, cfg.distillation, cfg.alpha, cfg.tau
     )
-    config = to_dict(cfg)
-    if d.main:
-        ckpt.write_json(out / "config.json", {"stage": stage, **config, **(extra_meta or {})})
-
-    def eval_fn(m):
-        r = evaluate_fn(m)
-        if teacher_top1 is not None:
-            r["teacher_top1"] = teacher_top1
-        return r
-
-    def meta(row: dict) -> dict:
-        return {
-            **checkpoint_meta(
-                stage=stage, spec=spec, classes=src.classes, pre=pre, config=config, metrics=row, inputs=inputs
-            ),
-            **(extra_meta or {}),
-        }
-
-    res = fit(
+    return train_recorded(
+        stage=stage,
         model=student,
+        spec=spec,
         criterion=crit,
-        train=src.train,
+        src=src,
         pre=pre,
-        num_classes=len(src.classes),
         cfg=cfg.train,
-        evaluate_fn=eval_fn,
+        config=to_dict(cfg),
+        inputs=inputs,
         out=out,
-        meta_fn=meta,
         resume=resume,
         d=d,
         console=console,
+        evaluator=evaluate_fn,
+        eval_extra={"teacher_top1": teacher_top1} if teacher_top1 is not None else None,
         teacher_clock=(lambda: adapter.seconds) if adapter is not None else None,
-        holdout_fn=evaluate_fn.holdout_top1,
+        extra_meta=extra_meta,
     )
-    return res.metrics

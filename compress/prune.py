@@ -12,7 +12,6 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from torch import nn
 
 from vitc import checkpoint as ckpt
@@ -20,7 +19,7 @@ from vitc import runtime
 from vitc.config import DistillConfig, ModelArgs, PruneConfig, to_dict
 from vitc.data import eval_tensors, load_source
 from vitc.errors import CheckpointError
-from vitc.handoff import recorded_data, resolve_data
+from vitc.handoff import Checkpoint
 from vitc.models import ModelSpec, build_from_spec, count_params, gflops, is_distilled
 from vitc.stages import Inputs, Result
 from vitc.structure import read, require_vit, summary
@@ -41,11 +40,11 @@ def prune_model(
     return cut_widths(model, cfg.ratio, cfg.head_ratio, cfg.importance, cfg.round_to, example, grad_batches)
 
 
-def _teacher_of(meta: dict, path: Path) -> str:
-    t = meta.get("inputs", {}).get("teacher", {}).get("path")
+def _teacher_of(c: Checkpoint) -> str:
+    t = c.teacher_path
     if not t or not ckpt.is_checkpoint_dir(t):
         raise CheckpointError(
-            f"{path} does not name a teacher checkpoint that still exists ({t or 'none recorded'})",
+            f"{c.path} does not name a teacher checkpoint that still exists ({t or 'none recorded'})",
             "pass --teacher-checkpoint DIR (e.g. runs/teacher)",
         )
     return str(t)
@@ -59,53 +58,47 @@ def _stats(model: nn.Module, pre: dict, X: torch.Tensor, Y: torch.Tensor) -> dic
     }
 
 
-def run_prune(
-    cfg: PruneConfig,
-    out: Path,
-    resume: bool = False,
-    force: bool = False,
-    console: Console | None = None,
-) -> dict:
-    console = console or Console()
-    with training_run(out, cfg.train.threads) as d:
+def run_prune(cfg: PruneConfig, out: Path, inputs: Inputs | None = None) -> dict:
+    resume = bool(inputs and inputs.resume)
+    with training_run(out, cfg.train.threads, inputs, prepare=False) as (d, console):
         src_dir = Path(cfg.checkpoint)
-        smeta = ckpt.load_meta(src_dir)
-        ckpt.verify_weights(src_dir, smeta)
-        data = resolve_data(recorded_data(smeta), cfg.data, f"checkpoint {src_dir}")
+        student = Checkpoint.open(src_dir)
+        ckpt.verify_weights(src_dir, student.meta)
+        data = student.data_name(cfg.data)
         # the data the student was trained on, and its augmentation preset where none was named (issue 35)
         cfg = dataclasses.replace(cfg, data=data)
-        teacher = None if cfg.distillation == "none" else cfg.teacher_checkpoint or _teacher_of(smeta, src_dir)
+        teacher = None if cfg.distillation == "none" else cfg.teacher_checkpoint or _teacher_of(student)
         if d.main:
-            prepare_out(out, resume, force)
-        pre = smeta["preprocess"]
+            prepare_out(out, resume, bool(inputs and inputs.force))
+        pre = student.pre.to_json()
         src = load_source(data, pre["input_size"][-1])
-        if len(src.classes) != len(smeta["classes"]):
+        if len(src.classes) != len(student.classes):
             raise CheckpointError(
-                f"{src_dir} predicts {len(smeta['classes'])} classes but {data} has {len(src.classes)}",
+                f"{src_dir} predicts {len(student.classes)} classes but {data} has {len(src.classes)}",
                 "prune on the dataset the student was distilled on",
             )
         # the student's architecture, with this run's stochastic depth for the re-distillation
         arch = {
-            **smeta["model"],
-            "overrides": {**smeta["model"].get("overrides", {}), "drop_path_rate": cfg.train.drop_path},
+            **student.spec,
+            "overrides": {**student.spec.get("overrides", {}), "drop_path_rate": cfg.train.drop_path},
         }
         runtime.seed_all(cfg.train.seed)
         dcfg = _distill_config(cfg, arch, pre, teacher, data)
         if resume:  # the pruned structure and input size are in the run's own vitc.json; fit() loads the weights
-            own = ckpt.load_meta(out)
-            pruning, pre = own["pruning"], own["preprocess"]
-            arch = {**arch, "overrides": {**own["model"]["overrides"], "drop_path_rate": cfg.train.drop_path}}
-            model = build_from_spec({**arch, "structure": own["model"]["structure"]})
+            own = Checkpoint.open(out)
+            pruning, pre = own.pruning, own.pre.to_json()
+            arch = {**arch, "overrides": {**own.spec["overrides"], "drop_path_rate": cfg.train.drop_path}}
+            model = build_from_spec({**arch, "structure": own.spec["structure"]})
         else:
             model = build_from_spec(arch)
             ckpt.load_into(model, ckpt.load_weights(src_dir / ckpt.WEIGHTS), str(src_dir))
-            require_vit(model, smeta["model"]["name"])
+            require_vit(model, student.name)
             Xv, Yv = eval_tensors(src.val, pre)
             was = _stats(model, pre, Xv, Yv)
             if cfg.latency:
                 from .prune_latency import choose
 
-                model, how, img = choose(model, smeta["model"], pre, src, cfg, dcfg, console)
+                model, how, img = choose(model, student.spec, pre, src, cfg, dcfg, console)
                 if img != int(pre["input_size"][-1]):  # fewer tokens: the input size, and with it the data, change
                     pre = {**pre, "input_size": [3, img, img]}
                     arch = {**arch, "overrides": {**arch["overrides"], "img_size": img}}
@@ -125,7 +118,7 @@ def run_prune(
             pruning = {
                 **how,
                 "round_to": cfg.round_to,
-                "source": {"path": str(src_dir), "sha256": smeta["weights_sha256"]},
+                "source": {"path": str(src_dir), "sha256": student.sha256},
                 "before": was,
                 "after_pruning": now,
             }
@@ -184,11 +177,7 @@ def run(cfg: PruneConfig, inputs: Inputs, out: Path) -> Result:
         checkpoint=str(inputs.checkpoint or cfg.checkpoint),
         teacher_checkpoint=str(inputs.teacher) if inputs.teacher else cfg.teacher_checkpoint,
     )
-    m = run_prune(
-        cfg,
-        out,
-        **inputs.training(),
-    )
+    m = run_prune(cfg, out, inputs)
     if "top1" not in m:
         return Result("", m)
     return Result(

@@ -70,15 +70,21 @@ def discard_failed_run(out: Path, before: tuple[list[Path], set[Path]]) -> None:
 
 
 @contextmanager
-def training_run(out: Path, threads: int | None):
-    """The frame every training stage runs in: yields the runtime (threads, DDP rank); a run that fails
-    before its first saved epoch leaves no trace (discard_failed_run); the runtime is shut down either way."""
+def training_run(out: Path, threads: int | None, inputs=None, prepare: bool = True):
+    """The frame every training stage runs in: yields (the runtime: threads, DDP rank; the console). `out` is made
+    ready on rank 0 (prepare_out: replaced with --force, continued with --resume) unless the stage does that
+    itself once its inputs are checked (prepare=False); a run that fails before its first saved epoch leaves no
+    trace (discard_failed_run); the runtime is shut down either way."""
+    from rich.console import Console
+
     from vitc import runtime
 
     d = runtime.init(threads)
     before = snapshot(out)
     try:
-        yield d
+        if prepare and d.main:
+            prepare_out(out, bool(inputs and inputs.resume), bool(inputs and inputs.force))
+        yield d, (inputs.console if inputs and inputs.console else Console())
     except BaseException:
         if d.main:
             discard_failed_run(out, before)

@@ -28,6 +28,9 @@ from vitc.data import ImageDataset, Split, build_transform, mixup_fn
 from vitc.errors import CheckpointError, ConfigError
 from vitc.models import is_distilled
 from vitc.progress import Steps, track
+from vitc.structure import head_names
+
+from .stage import checkpoint_meta
 
 METRICS = "metrics.jsonl"
 
@@ -37,7 +40,7 @@ def head_logits(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     their average (what `model(x)` returns in eval and what gets deployed)."""
     if is_distilled(model):
         f = model.forward_features(x)
-        cls, dist = model.head(f[:, 0]), model.head_dist(f[:, 1])
+        cls, dist = (getattr(model, name)(f[:, i]) for i, name in enumerate(head_names(model)))
         return {"cls": cls, "dist": dist, "avg": (cls + dist) / 2}
     return {"out": model(x)}
 
@@ -330,3 +333,58 @@ def _save(
         tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
     if best_now:
         ckpt.save_checkpoint(out / "best", deploy, meta)
+
+
+def train_recorded(
+    *,
+    stage: str,
+    model: nn.Module,
+    spec,
+    criterion: Callable,
+    src,
+    pre: dict,
+    cfg: TrainConfig,
+    config: dict,
+    inputs: dict,
+    out: Path,
+    resume: bool,
+    d: runtime.Dist,
+    console: Console,
+    evaluator: SplitEvaluator | None = None,
+    eval_extra: dict | None = None,
+    teacher_clock: Callable[[], float] | None = None,
+    extra_meta: dict | None = None,
+) -> dict:
+    """The frame every training stage (teacher, distill, prune) shares: its config.json, the checkpoint vitc.json
+    of every epoch (checkpoint_meta + extra_meta), the held-out and val evaluation (+ eval_extra), then fit."""
+    evaluator = evaluator or SplitEvaluator(src, pre)
+    if d.main:
+        ckpt.write_json(out / "config.json", {"stage": stage, **config, **(extra_meta or {})})
+
+    def eval_fn(m: nn.Module) -> dict:
+        return {**evaluator(m), **(eval_extra or {})}
+
+    def meta(row: dict) -> dict:
+        return {
+            **checkpoint_meta(
+                stage=stage, spec=spec, classes=src.classes, pre=pre, config=config, metrics=row, inputs=inputs
+            ),
+            **(extra_meta or {}),
+        }
+
+    return fit(
+        model=model,
+        criterion=criterion,
+        train=src.train,
+        pre=pre,
+        num_classes=len(src.classes),
+        cfg=cfg,
+        evaluate_fn=eval_fn,
+        out=out,
+        meta_fn=meta,
+        resume=resume,
+        d=d,
+        console=console,
+        teacher_clock=teacher_clock,
+        holdout_fn=evaluator.holdout_top1,
+    ).metrics

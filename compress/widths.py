@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vitc.errors import ConfigError
-from vitc.structure import read, require_vit, sync_after_pruning
+from vitc.structure import head_names, read, require_vit, sync_after_pruning
 
 
 def _importance(kind: str):
@@ -44,7 +44,7 @@ def cut_widths(
                 f"use a head ratio below {(h - 1) / h:.2f}",
             )
     # the classifier heads keep their class count: both must be ignored, or the distillation head is cut
-    ignored = [m for m in (getattr(model, "head", None), getattr(model, "head_dist", None)) if isinstance(m, nn.Linear)]
+    ignored = [m for m in (getattr(model, n) for n in head_names(model)) if isinstance(m, nn.Linear)]
     # the tokens and pos_embed are bare Parameters: cut along their last (embedding) dim
     unwrapped = [
         (p, p.dim() - 1)

@@ -101,7 +101,10 @@ def test_the_recipe_is_resolved_by_one_pure_function():
     a = resolve("distill", given, data="fashion-mnist")
     assert a == resolve("distill", given, data="fashion-mnist") and given.lr is None and given.aug.preset is None
     assert a.lr == SCRATCH_LR["distill"] and a.aug.preset == "fashion" and a.aug.hflip == 0.5
-    assert resolve("teacher", {}, data="digits").lr == 2e-3 and resolve("teacher", {}, data="x", pretrained=True).lr is None
+    assert (
+        resolve("teacher", {}, data="digits").lr == 2e-3
+        and resolve("teacher", {}, data="x", pretrained=True).lr is None
+    )
     t = resolve("teacher", {"epochs": 1}, data="digits")
     assert (t.epochs, t.warmup_epochs, t.amp, t.aug.preset) == (1, 0.2, "off", "digits")  # warm-up cut to fit
     assert resolve("prune", {}, data=None).aug.preset is None  # the checkpoint's data decides it later

@@ -190,7 +190,9 @@ def test_eval_every_records_held_out_points_against_images_seen(tmp_path, monkey
     meta = json.loads((tmp_path / "t" / "vitc.json").read_text())
     assert meta["model"]["stem"] == "small"
     # the resolved recipe (issue 35): recorded in vitc.json and said when training starts
-    assert meta["recipe"]["batch_size"] == 16 and meta["recipe"]["lr_applied"] == 2e-3 and meta["recipe"]["n_train"] == 110
+    assert (
+        meta["recipe"]["batch_size"] == 16 and meta["recipe"]["lr_applied"] == 2e-3 and meta["recipe"]["n_train"] == 110
+    )
     assert "recipe: 2 epochs, batch 16, lr 0.002 (cosine to 1e-05, warm-up 0 epochs)" in capsys.readouterr().out
 
 

@@ -240,6 +240,27 @@ def test_the_table_is_the_cli_and_pipeline_order():
         stages.run("quantize", stages.TABLE["export"].config(), stages.Inputs(), Path("x"))
 
 
+def test_docs_architecture_shows_the_stage_table_as_the_code_has_it():
+    """docs/architecture.md says only what the code does: its stage table is stages.TABLE, row by row."""
+    import dataclasses as dc
+
+    from vitc.pipeline_config import PipelineConfig
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## The stage table")[1].split("```")[1]
+    rows = [line.split() for line in block.splitlines() if line.split()[:1] and line.split()[0] in stages.TABLE]
+    assert [r[0] for r in rows] == list(stages.ORDER)
+    for r in rows:
+        s = stages.get(r[0])
+        kind = [k for k, on in (("trains", s.trains), ("optional", s.optional), ("artifacts", s.makes_artifacts)) if on]
+        reads = {"teacher": "teacher", "student": "student"}.get(s.reads or "", "*" if r[0] == "bench" else "-")
+        assert r[1:6] == [s.folder, reads, s.config.__name__, s.runner, s.hooks.split(":")[1]], r
+        assert " ".join(r[6:]).replace(",", " ").split() == (kind or ["-"]), r
+    # the pipeline has one section per row, in the table's order
+    fields = [f.name for f in dc.fields(PipelineConfig) if f.name in stages.TABLE]
+    assert fields == list(stages.ORDER)
+
+
 def test_one_export_stage_loads_the_checkpoint_and_its_val_split_once(tmp_path, tiny_ckpt, monkeypatch):
     """Four artifacts from one stage run: the val tensors and the fp32 reference are computed once, not per artifact."""
     from vitc import handoff

@@ -52,7 +52,7 @@ def finish(name: str, out: Path, res: stages.Result) -> None:
     """What every stage command does with its result: print it, then exit non-zero on what failed."""
     for m in res.artifacts:
         exported(m)
-    if res.metrics and name in ("teacher", "distill", "prune"):
+    if res.metrics and stages.get(name).trains:
         done(out, res.metrics)
     if res.skipped:
         s = res.skipped[0]

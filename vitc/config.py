@@ -72,6 +72,20 @@ class ModelArgs:
         _check(self.crop_pct is None or 0 < self.crop_pct <= 1, "crop_pct", "must be in (0, 1]")
 
 
+def _model(value, default_name: str, key: str) -> "ModelArgs":
+    """A stage's model section: a mapping over the stage's default model name, or a ModelArgs as it is."""
+    if isinstance(value, dict):
+        value = from_dict(ModelArgs, {"name": default_name, **value}, key)
+    _check(isinstance(value, ModelArgs), key, f"expected a mapping such as {{name: {default_name}}}, got {value!r}")
+    return value
+
+
+def _train(stage: str, value, data: str | None, pretrained: bool = False) -> TrainConfig:
+    """A training stage's `train` section, resolved into its recipe (vitc.recipe.resolve)."""
+    _check(value is None or isinstance(value, (dict, TrainConfig)), "train", f"expected a mapping, got {value!r}")
+    return resolve(stage, value, data=data, pretrained=pretrained)
+
+
 @dataclass
 class TeacherConfig:
     model: ModelArgs | dict = opt(
@@ -85,19 +99,8 @@ class TeacherConfig:
     train: TrainConfig | dict | None = opt(None, nested=TrainConfig)
 
     def __post_init__(self):
-        if isinstance(self.model, dict):
-            self.model = from_dict(ModelArgs, {"name": TEACHER_MODEL, **self.model}, "model")
-        _check(
-            isinstance(self.model, ModelArgs),
-            "model",
-            f"expected a mapping such as {{name: resnet18, img_size: 32}}, got {self.model!r}",
-        )
-        _check(
-            self.train is None or isinstance(self.train, (dict, TrainConfig)),
-            "train",
-            f"expected a mapping, got {self.train!r}",
-        )
-        self.train = resolve("teacher", self.train, data=self.data, pretrained=self.model.pretrained)
+        self.model = _model(self.model, TEACHER_MODEL, "model")
+        self.train = _train("teacher", self.train, self.data, self.model.pretrained)
 
 
 DISTILL_TYPES = ("hard", "soft", "none")
@@ -145,19 +148,8 @@ class DistillConfig(DistillLoss):
     train: TrainConfig | dict | None = opt(None, nested=TrainConfig)
 
     def __post_init__(self):
-        if isinstance(self.student, dict):
-            self.student = from_dict(ModelArgs, {"name": STUDENT_MODEL, **self.student}, "student")
-        _check(
-            isinstance(self.student, ModelArgs),
-            "student",
-            f"expected a mapping such as {{name: deit_tiny}}, got {self.student!r}",
-        )
-        _check(
-            self.train is None or isinstance(self.train, (dict, TrainConfig)),
-            "train",
-            f"expected a mapping, got {self.train!r}",
-        )
-        self.train = resolve("distill", self.train, data=self.data, pretrained=self.student.pretrained)
+        self.student = _model(self.student, STUDENT_MODEL, "student")
+        self.train = _train("distill", self.train, self.data, self.student.pretrained)
         self.check_loss()
         if self.distillation != "none":
             _check(
@@ -210,12 +202,7 @@ class PruneConfig(DistillLoss):
     latency_threads: int = opt(2, "with --latency: threads the table times with (the bench's default)")
 
     def __post_init__(self):
-        _check(
-            self.train is None or isinstance(self.train, (dict, TrainConfig)),
-            "train",
-            f"expected a mapping, got {self.train!r}",
-        )
-        self.train = resolve("prune", self.train, data=self.data)
+        self.train = _train("prune", self.train, self.data)
         _check(
             self.ratio is None or self.latency is None,
             "latency",

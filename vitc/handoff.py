@@ -144,6 +144,16 @@ class Checkpoint:
         return recorded_data(self.meta)
 
     @property
+    def teacher_path(self) -> str | None:
+        """The teacher it was distilled from, as recorded (None when it had none)."""
+        return (self.lineage.get("teacher") or {}).get("path")
+
+    @property
+    def pruning(self) -> dict | None:
+        """What `vitc prune` did to it (ratio or latency budget, before/after), when it did."""
+        return self.meta.get("pruning")
+
+    @property
     def fp32_source(self) -> Path:
         """The fp32 checkpoint a dynamic-int8 one was made from, when it still exists; else itself."""
         p = (self.lineage.get("checkpoint") or {}).get("path")

@@ -167,7 +167,9 @@ def create_model(
 
 
 def is_distilled(model: torch.nn.Module) -> bool:
-    return hasattr(model, "set_distilled_training") and hasattr(model, "head_dist")
+    from .structure import head_names
+
+    return hasattr(model, "set_distilled_training") and len(head_names(model)) == 2
 
 
 def data_config(model: torch.nn.Module, img_size: int | None, crop_pct: float | None = None) -> dict:

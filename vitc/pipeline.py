@@ -10,7 +10,6 @@ ones after it; `--force` reruns everything.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -22,13 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from . import checkpoint as ckpt
-from . import runs, stages
-from .config import check_policies, to_dict
+from . import stages
+from .config import check_policies
 from .errors import ConfigError
 from .outlock import hold
-from .pipeline_config import STAGES, PipelineConfig
+from .pipeline_config import PipelineConfig
+from .stage_hooks import state as _state
 
-STAGE_FILE = "stage.json"
+STAGE_FILE = "stage.json"  # read by vitc.stage_hooks.state
 
 
 def _fingerprint(config: dict, inputs: dict) -> str:
@@ -37,70 +37,29 @@ def _fingerprint(config: dict, inputs: dict) -> str:
     ).hexdigest()
 
 
-def _weights_sha(ckpt_dir: Path) -> str:
-    return ckpt.load_meta(ckpt_dir)["weights_sha256"]
-
-
-def _state(d: Path) -> dict:
-    try:
-        return json.loads((d / STAGE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 class Pipeline:
     def __init__(self, cfg: PipelineConfig, console: Console | None = None):
         self.cfg, self.console = cfg, console or Console()
         self.summary: list[dict] = []
 
-    # -- inputs and settings per stage: what decides whether it must run again
-    def _teacher_dir(self) -> Path:
+    # -- inputs and settings per stage: what decides whether it must run again (the row's hooks)
+    def teacher_dir(self) -> Path:
         return Path(self.cfg.teacher_checkpoint) if self.cfg.teacher is None else self.cfg.stage_dir("teacher")
 
     @functools.cached_property
-    def _data_inputs(self) -> dict:
-        """The dataset's provenance, read once per run (teacher and distill both depend on it)."""
+    def data_inputs(self) -> dict:
+        """The dataset's provenance, read once per run (teacher, distill and prune depend on it)."""
         from .data import load_source
 
         img = self.cfg.distill.student.img_size
         return {"data": load_source(self.cfg.data, img).provenance}
 
     def spec(self, stage: str) -> tuple[dict, dict]:
-        c = self.cfg
-        if stage == "teacher":
-            return to_dict(c.teacher), self._data_inputs
-        if stage == "distill":
-            cfg = to_dict(c.distill)
-            cfg["teacher_checkpoint"] = str(self._teacher_dir())
-            inputs = {**self._data_inputs, "teacher_sha256": _weights_sha(self._teacher_dir())}
-            if c.distill.init_checkpoint:
-                inputs["init_sha256"] = _weights_sha(Path(c.distill.init_checkpoint))
-            return cfg, inputs
-        if stage == "prune":
-            cfg = to_dict(c.prune)
-            cfg.update(checkpoint=str(c.stage_dir("distill")), teacher_checkpoint=str(self._teacher_dir()))
-            return cfg, {
-                **self._data_inputs,
-                "distilled_sha256": _weights_sha(c.stage_dir("distill")),
-                "teacher_sha256": _weights_sha(self._teacher_dir()),
-            }
-        student = {"student_sha256": _weights_sha(self.student_dir())}
-        if stage == "quantize":
-            return to_dict(c.quantize), student
-        if stage == "export":
-            return to_dict(c.export), student
-        if stage == "bench":
-            bench = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(c.bench).items()}
-            ups = {s: _state(c.stage_dir(s)).get("fingerprint") for s in ("quantize", "export")}
-            return bench, {**student, **ups}
-        raise ValueError(stage)
+        return stages.get(stage).pipeline_hooks().spec(self, stage)
 
     def stages(self) -> list[str]:
-        return [
-            s
-            for s in STAGES
-            if (s != "teacher" or self.cfg.teacher is not None) and (s != "prune" or self.cfg.prune is not None)
-        ]
+        """The stages this pipeline runs: the optional ones only when their section is there."""
+        return [s.name for s in stages.TABLE.values() if not s.optional or self.config(s.name) is not None]
 
     def student_dir(self) -> Path:
         """The checkpoint that quantize and export compress: the pruned student when there is a prune stage."""
@@ -108,30 +67,11 @@ class Pipeline:
 
     def inputs(self, stage: str, resume: bool) -> stages.Inputs:
         """What each stage reads, from this pipeline's earlier stage folders (the CLI reads runs/ instead)."""
-        c = self.cfg
-        kw: dict = {"resume": resume, "force": True, "console": self.console, "keep_going": True}
-        if stage in ("distill", "prune"):
-            kw["teacher"] = str(self._teacher_dir())
-        if stage == "prune":
-            kw["checkpoint"] = c.stage_dir("distill")
-        if stage in ("quantize", "export"):
-            kw["checkpoint"] = self.student_dir()
-        if stage == "bench":  # the unpruned student (and its by-hand baselines) next to the pruned one
-            ours = {
-                stages.get(s).folder for s in self.stages()
-            }  # not a pruned/ left by a config that had a prune stage
-            kw["paths"] = [p for p in runs.benchable(c.root) if p.name in ours]
-        return stages.Inputs(**kw)
+        kw = stages.get(stage).pipeline_hooks().inputs(self, stage, resume)
+        return stages.Inputs(resume=resume, force=True, console=self.console, keep_going=True, **kw)
 
     def config(self, stage: str):
-        return {
-            "teacher": self.cfg.teacher,
-            "distill": self.cfg.distill,
-            "prune": self.cfg.prune,
-            "quantize": self.cfg.quantize,
-            "export": self.cfg.export,
-            "bench": self.cfg.bench,
-        }[stage]
+        return getattr(self.cfg, stages.get(stage).name)
 
     # -- running
     def run(self, start: str | None = None, force: bool = False) -> dict:
@@ -173,7 +113,7 @@ class Pipeline:
                     f"{stage}: settings or inputs changed since the last run: running again", highlight=False
                 )
             resume = (
-                stage in ("teacher", "distill", "prune")
+                stages.get(stage).trains
                 and not rerun
                 and st.get("status") == "running"
                 and st.get("fingerprint") == fp

@@ -172,7 +172,7 @@ def load(path: Path) -> PipelineConfig:
         raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (name, data, teacher, distill, ...)")
-    known = {"name", "data", "runs", "teacher_checkpoint", "teacher", "distill", "prune", "quantize", "export", "bench"}
+    known = {"name", "data", "runs", "teacher_checkpoint", *stages.ORDER}
     lines = _key_lines(node)
     for k in raw:
         if k not in known:

@@ -11,8 +11,9 @@
     bench     bench     *          BenchConfig       vitc.benchmarks.bench:run
 
 From the CLI a stage writes `runs/<folder>`; from a pipeline `<runs>/<name>/<folder>`. Adding a stage is one
-entry here plus its module. The runners are named, not imported, so that reading the table (validating a
-YAML file, `vitc --help`) loads no torch.
+entry here plus its modules: its runner, its hooks (vitc/stage_hooks.py: what it reads in a pipeline) and its
+config, whose fields are its CLI options (vitc/cli_gen.py) and its pipeline YAML section. The runners and hooks
+are named, not imported, so that reading the table (validating a YAML file, `vitc --help`) loads no torch.
 """
 
 from __future__ import annotations
@@ -44,14 +45,6 @@ class Inputs:
     # a stage that writes several artifacts: one that fails is listed in skipped.json and the others go on (the
     # pipeline); False raises at once and writes nothing more (a CLI command asked for that one artifact)
     keep_going: bool = False
-
-    def training(self) -> dict:
-        """The keyword arguments every training stage (teacher, distill, prune) takes from the inputs."""
-        return {
-            "resume": self.resume,
-            "force": self.force,
-            "console": self.console,
-        }
 
 
 @dataclass
@@ -102,6 +95,14 @@ class Stage:
     runner: str  # "module:function", imported when the stage runs
     reads: str | None  # the folder it takes its model from when given none
     makes: str  # the command that makes its folder, for hints
+    hooks: str  # "module:Class": what it reads and what decides a rerun inside a pipeline (vitc/stage_hooks.py)
+    trains: bool = False  # a training stage: resumable, prints its top-1 when done
+    optional: bool = False  # a pipeline may leave it out (no section; the teacher: teacher_checkpoint instead)
+    makes_artifacts: bool = False  # writes deployable artifacts, which the bench times
+
+    def pipeline_hooks(self):
+        module, name = self.hooks.split(":")
+        return getattr(importlib.import_module(module), name)
 
     def run(self, config: Any, inputs: Inputs, out: Path) -> Result:
         if not isinstance(config, self.config):
@@ -113,10 +114,21 @@ class Stage:
                 return getattr(importlib.import_module(module), fn)(config, inputs, Path(out))
 
 
+H = "vitc.stage_hooks:"
 TABLE: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("teacher", "teacher", TeacherConfig, "vitc.compress.teacher:run", None, "vitc teacher --model resnet18"),
+        Stage(
+            "teacher",
+            "teacher",
+            TeacherConfig,
+            "vitc.compress.teacher:run",
+            None,
+            "vitc teacher --model resnet18",
+            H + "Teacher",
+            trains=True,
+            optional=True,
+        ),
         Stage(
             "distill",
             "student",
@@ -124,11 +136,41 @@ TABLE: dict[str, Stage] = {
             "vitc.compress.distill:run",
             "teacher",
             "vitc distill --teacher resnet18 --student deit_tiny",
+            H + "Distill",
+            trains=True,
         ),
-        Stage("prune", "pruned", PruneConfig, "vitc.compress.prune:run", "student", "vitc prune"),
-        Stage("quantize", "int8", QuantizeConfig, "vitc.compress.quantize_stage:run", "student", "vitc quantize"),
-        Stage("export", "exports", ExportConfig, "vitc.export.stage:run", "student", "vitc export --target onnx"),
-        Stage("bench", "bench", BenchConfig, "vitc.benchmarks.bench:run", None, "vitc bench"),
+        Stage(
+            "prune",
+            "pruned",
+            PruneConfig,
+            "vitc.compress.prune:run",
+            "student",
+            "vitc prune",
+            H + "Prune",
+            trains=True,
+            optional=True,
+        ),
+        Stage(
+            "quantize",
+            "int8",
+            QuantizeConfig,
+            "vitc.compress.quantize_stage:run",
+            "student",
+            "vitc quantize",
+            H + "Compress",
+            makes_artifacts=True,
+        ),
+        Stage(
+            "export",
+            "exports",
+            ExportConfig,
+            "vitc.export.stage:run",
+            "student",
+            "vitc export --target onnx",
+            H + "Compress",
+            makes_artifacts=True,
+        ),
+        Stage("bench", "bench", BenchConfig, "vitc.benchmarks.bench:run", None, "vitc bench", H + "Bench"),
     )
 }
 ORDER = tuple(TABLE)

@@ -13,6 +13,15 @@ from torch import nn
 
 from .errors import ModelError
 
+
+def head_names(model: nn.Module) -> tuple[str, ...]:
+    """The classifier modules, as timm records them (pretrained_cfg["classifier"]: ("head", "head_dist") for a
+    distilled DeiT), those the model has."""
+    names = (getattr(model, "pretrained_cfg", None) or {}).get("classifier", "head")
+    names = (names,) if isinstance(names, str) else tuple(names)
+    return tuple(n for n in names if isinstance(getattr(model, n, None), nn.Module))
+
+
 STRUCTURE_FORMAT = "vitc-vit-widths/2"  # /2: the block list may be shorter than the architecture's (depth pruned)
 READS = ("vitc-vit-widths/1", STRUCTURE_FORMAT)  # /1: one entry per block of the architecture
 
@@ -160,7 +169,7 @@ def apply(model: nn.Module, structure: dict) -> nn.Module:
     for name in ("norm_pre", "norm", "fc_norm"):
         if hasattr(model, name):
             setattr(model, name, _norm(getattr(model, name), E))
-    for name in ("head", "head_dist"):
+    for name in head_names(model):
         h = getattr(model, name, None)
         if isinstance(h, nn.Linear):
             setattr(model, name, _linear(h, E, h.out_features))

@@ -54,9 +54,10 @@ def run(path: Path, out: Path) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..models import load_checkpoint_model
+    from ..handoff import Checkpoint
 
-    model, meta = load_checkpoint_model(path)
+    c = Checkpoint.open(path)
+    model = c.model
     sim, (gh, gw) = similarity(model)
     ckpt.writable_dir(out)
     fig, axes = plt.subplots(gh, gw, figsize=(min(12, 0.75 * gw + 1), min(12, 0.75 * gh + 1)), squeeze=False)
@@ -65,16 +66,14 @@ def run(path: Path, out: Path) -> dict:
         im = ax.imshow(sim[i].reshape(gh, gw), cmap="viridis", vmin=-1, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(
-        f"{meta['model']['name']} ({path}): cosine similarity of position embeddings, {gh}x{gw} patches", fontsize=9
-    )
+    fig.suptitle(f"{c.name} ({path}): cosine similarity of position embeddings, {gh}x{gw} patches", fontsize=9)
     fig.colorbar(im, ax=axes, shrink=0.6, label="cosine similarity")
     png = out / "posembed.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)
     res = {
         "checkpoint": str(path),
-        "model": meta["model"]["name"],
+        "model": c.name,
         "grid": [gh, gw],
         "png": str(png),
         **structure(sim, (gh, gw)),
