@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from vitc.config import BENCH_MIN_RUNS, BENCH_MIN_SECONDS, BENCH_WARMUP, BENCH_WARMUP_SECONDS
+from vitc.bench_defaults import BENCH_MIN_RUNS, BENCH_MIN_SECONDS, BENCH_WARMUP, BENCH_WARMUP_SECONDS
 
 SPREAD_LIMIT = 1.25  # max/min of a row's round p50s above this marks the row unstable
 AGREE = (0.9, 1.1)  # a row's p50 / its cross-check tool's median outside this: the row disagrees

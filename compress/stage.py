@@ -108,15 +108,20 @@ def versions() -> dict:
 
 def stage_model(m, num_classes: int, drop_path: float):
     """The model a training stage builds from its ModelArgs: timm's, with its overrides and stem. -> (model, spec)"""
+    import torch
+
     from vitc.models import create_model, default_patch
 
+    rng = torch.get_rng_state()
     model, spec = create_model(
         m.name, num_classes, m.img_size, m.patch_size, m.pretrained, stem=m.stem, drop_path_rate=drop_path
     )
     pe = getattr(model, "patch_embed", None)
     own = getattr(pe, "patch_size", None)
     if m.patch_size is None and own is not None and default_patch(m.img_size, own[0]) != own[0]:
-        # the recipe's patch (recorded in the spec's overrides, rebuilt on load)
+        # the recipe's patch (recorded in the spec's overrides, rebuilt on load), initialised from the same random
+        # state as a model built with that patch named: `--patch-size 8` and the default give the same weights
+        torch.set_rng_state(rng)
         return create_model(
             m.name,
             num_classes,

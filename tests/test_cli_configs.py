@@ -132,3 +132,20 @@ def test_options_given_reach_the_nested_fields(tmp_path, tiny_ckpt, monkeypatch)
     assert q.backends == ["torch", "openvino", "executorch"]
     p = _capture(monkeypatch, cwd, "prune", tiny_ckpt, "--latency", "0.5x", "--widths", "0,0.5", "--round-to", "0")
     assert p.widths == (0.0, 0.5) and p.round_to is None and p.ratio is None and p.checkpoint == str(tiny_ckpt)
+
+
+def test_quantize_by_default_skips_a_runtime_this_install_lacks_and_refuses_one_named(
+    tmp_path, tiny_ckpt, monkeypatch, capsys
+):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError, as if not installed
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    q = _capture(monkeypatch, cwd, "quantize", tiny_ckpt, "--out", tmp_path / "q")
+    assert q.backends == ["torch", "onnxruntime"]
+    assert "skipping the openvino backend: openvino is not installed" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as e:
+        main(["quantize", str(tiny_ckpt), "--backend", "openvino", "--out", str(tmp_path / "q2")])
+    assert e.value.code == 2 and "--backend openvino: its runtime is unavailable here" in capsys.readouterr().err
+    assert not (tmp_path / "q2").exists()

@@ -115,7 +115,13 @@ def test_a_vit_gets_a_patch_that_leaves_it_a_4x4_grid():
     from vitc.models import default_patch
 
     assert [default_patch(s, 16) for s in (32, 28, 224, 64, 30)] == [8, 7, 16, 16, 6]
+    torch.manual_seed(0)
     model, spec = stage_model(ModelArgs("deit_tiny"), 10, 0.0)
     assert model.patch_embed.patch_size == (8, 8) and spec.overrides["patch_size"] == 8
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    named, _ = stage_model(ModelArgs("deit_tiny", patch_size=8), 10, 0.0)  # the old CLI default, said
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), named.state_dict().values()))
+    assert torch.equal(after, torch.rand(1))  # and the random stream goes on as it did
     model, spec = stage_model(ModelArgs("deit_tiny", img_size=28, patch_size=4), 10, 0.0)
     assert model.patch_embed.patch_size == (4, 4)

@@ -203,7 +203,7 @@ def test_unknown_int8_isa_is_one_sentence(tiny_ckpt, tmp_path):
         text=True,
         timeout=300,
     )
-    assert r.returncode != 0 and "int8_isa: 'avx9' is not one of portable, vnni, auto" in r.stdout + r.stderr
+    assert r.returncode != 0 and "--int8-isa: 'avx9' is not one of portable, vnni, auto" in r.stdout + r.stderr
     assert not (tmp_path / "x").exists()
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,8 +24,19 @@ Ckpt = Annotated[
 
 
 def _quantize(given: dict, run: dict) -> None:
+    from . import export as registry
+    from .config import QUANT_TARGET
+
     cfg = from_dict(stages.get("quantize").config, given)
     con = Console()
+    missing = {b: why for b in cfg.backends if (why := registry.get(QUANT_TARGET[b]).check())}
+    if missing and "backends" in given:  # one asked for by name must run
+        b, why = next(iter(missing.items()))
+        raise VitcError(f"--backend {b}: its runtime is unavailable here: {why}")
+    if missing:  # the default three: those this install has (onnxruntime and openvino are extras)
+        for b, why in missing.items():
+            con.print(f"[yellow]note[/]: skipping the {b} backend: {why}", highlight=False)
+        cfg = dataclasses.replace(cfg, backends=[b for b in cfg.backends if b not in missing])
     checkpoint = run["checkpoint"] or runs.default_checkpoint(stages.get("quantize").reads, con)
     out = run["out"] or runs.default_out(stages.get("quantize").folder, con)
     finish("quantize", out, stages.run("quantize", cfg, inputs(con, run, checkpoint=checkpoint), out))

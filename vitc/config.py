@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from . import export  # the target registry: its modules import their runtimes (and torch) only where they run
+from .bench_defaults import BENCH_MIN_RUNS, BENCH_MIN_SECONDS, BENCH_THREADS, BENCH_WARMUP, BENCH_WARMUP_SECONDS
 from .budget import RUNTIMES, Budget
 from .config_base import _check, _check_type, _choice, from_dict, opt, to_dict  # noqa: F401  (re-exported)
 from .errors import ConfigError
@@ -348,22 +349,16 @@ class ExportConfig:
             raise ConfigError(f"targets: must be a non-empty list, got {self.targets!r}")
         for t in self.targets:
             export.get(t)  # unknown names raise with the closest match
-        if not isinstance(self.precisions, list) or any(p not in EXPORT_PRECISIONS for p in self.precisions):
+        if not isinstance(self.precisions, list) or not self.precisions:
             raise ConfigError(
                 f"precisions: must be a list drawn from {', '.join(EXPORT_PRECISIONS)}; got {self.precisions!r}"
             )
+        for p in self.precisions:
+            _choice(p, EXPORT_PRECISIONS, "precisions")
         _check(isinstance(self.calib_size, int) and self.calib_size >= 1, "calib_size", "must be an integer >= 1")
         _check(
             self.max_drop is None or self.max_drop >= 0, "max_drop", "must be >= 0 (the allowed top-1 loss in points)"
         )
-
-
-# the bench's timing defaults: BenchConfig's, and benchmarks/timing.py's functions take them from here
-BENCH_THREADS = 2
-BENCH_WARMUP = 10
-BENCH_WARMUP_SECONDS = 1.0
-BENCH_MIN_RUNS = 50
-BENCH_MIN_SECONDS = 2.0
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import shutil
 import time
@@ -54,8 +55,14 @@ class Pipeline:
         img = self.cfg.distill.student.img_size
         return {"data": load_source(self.cfg.data, img).provenance}
 
+    @staticmethod
+    def hooks(stage: str):
+        """The row's hooks (vitc/stage_hooks.py), imported by name as the runners are."""
+        module, name = stages.get(stage).hooks.split(":")
+        return getattr(importlib.import_module(module), name)
+
     def spec(self, stage: str) -> tuple[dict, dict]:
-        return stages.get(stage).pipeline_hooks().spec(self, stage)
+        return self.hooks(stage).spec(self, stage)
 
     def stages(self) -> list[str]:
         """The stages this pipeline runs: the optional ones only when their section is there."""
@@ -67,7 +74,7 @@ class Pipeline:
 
     def inputs(self, stage: str, resume: bool) -> stages.Inputs:
         """What each stage reads, from this pipeline's earlier stage folders (the CLI reads runs/ instead)."""
-        kw = stages.get(stage).pipeline_hooks().inputs(self, stage, resume)
+        kw = self.hooks(stage).inputs(self, stage, resume)
         return stages.Inputs(resume=resume, force=True, console=self.console, keep_going=True, **kw)
 
     def config(self, stage: str):

@@ -11,7 +11,16 @@ from pathlib import Path
 
 from . import checkpoint as ckpt
 from . import runs, stages
-from .config import to_dict
+from .config import DEFAULT_BATCH, to_dict
+
+
+def _training(cfg) -> dict:
+    """A training stage's settings as its fingerprint records them: a batch left to the recipe is the default it
+    was before it could be capped at the data, so that pipelines run before issue 35 keep their fingerprints."""
+    d = to_dict(cfg)
+    if d["train"]["batch_size"] is None:
+        d["train"]["batch_size"] = DEFAULT_BATCH
+    return d
 
 
 def weights_sha(ckpt_dir: Path) -> str:
@@ -41,13 +50,13 @@ class Hooks:
 class Teacher(Hooks):
     @staticmethod
     def spec(p, stage: str) -> tuple[dict, dict]:
-        return to_dict(p.cfg.teacher), p.data_inputs
+        return _training(p.cfg.teacher), p.data_inputs
 
 
 class Distill(Hooks):
     @staticmethod
     def spec(p, stage: str) -> tuple[dict, dict]:
-        cfg = {**to_dict(p.cfg.distill), "teacher_checkpoint": str(p.teacher_dir())}
+        cfg = {**_training(p.cfg.distill), "teacher_checkpoint": str(p.teacher_dir())}
         inputs = {**p.data_inputs, "teacher_sha256": weights_sha(p.teacher_dir())}
         if p.cfg.distill.init_checkpoint:
             inputs["init_sha256"] = weights_sha(Path(p.cfg.distill.init_checkpoint))
@@ -63,7 +72,8 @@ class Prune(Hooks):
     def spec(p, stage: str) -> tuple[dict, dict]:
         c = p.cfg
         cfg = {
-            **to_dict(c.prune),
+            # the data its student records is the pipeline's own: hashed as the prune stage then resolves it
+            **_training(dataclasses.replace(c.prune, data=c.data)),
             "checkpoint": str(c.stage_dir("distill")),
             "teacher_checkpoint": str(p.teacher_dir()),
         }

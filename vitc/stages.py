@@ -100,10 +100,6 @@ class Stage:
     optional: bool = False  # a pipeline may leave it out (no section; the teacher: teacher_checkpoint instead)
     makes_artifacts: bool = False  # writes deployable artifacts, which the bench times
 
-    def pipeline_hooks(self):
-        module, name = self.hooks.split(":")
-        return getattr(importlib.import_module(module), name)
-
     def run(self, config: Any, inputs: Inputs, out: Path) -> Result:
         if not isinstance(config, self.config):
             raise TypeError(f"stage {self.name} takes a {self.config.__name__}, not {type(config).__name__}")

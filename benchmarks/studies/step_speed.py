@@ -30,7 +30,9 @@ def _setup(run: Path):
 
     meta = json.loads((run / "vitc.json").read_text())
     conf = json.loads((run / "config.json").read_text())
-    cfg = from_dict(TrainConfig, conf["train"], "train")
+    # the recipe as resolved (vitc.json `recipe`, issue 35): a batch left to the default is recorded there
+    batch = meta.get("recipe", conf["train"])["batch_size"]
+    cfg = from_dict(TrainConfig, {**conf["train"], "batch_size": batch}, "train")
     pre = meta["preprocess"]
     src = load_source(conf["data"], pre["input_size"][-1])
     torch.manual_seed(0)
