@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from vitc import checkpoint as ckpt
+from vitc.manifest import Manifest
 
 CONTROL = "baseline-openvino-nncf-default-int8-vitc-graph.xml"
 RECIPES = {
@@ -109,8 +110,7 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
                         p.unlink()
         # torch.onnx.export keeps the weights in NAME.onnx.data; OpenVINO in NAME.bin
         size = sum(p.stat().st_size for p in out_dir.glob(path.stem + ".*") if p.suffix != ".json")
-        ckpt.write_json(
-            Path(str(path) + ".json"),
+        manifest = Manifest.from_json(
             {
                 "artifact": name,
                 "target": target,
@@ -129,7 +129,8 @@ def build(ckpt_dir: Path, out_dir: Path, calib_size: int = 128, data: str | None
                 "classes": c.classes,
                 "preprocess": pre,
                 "versions": target_versions(target),
-            },
+            }
         )
+        ckpt.write_json(Manifest.path_of(path), manifest.to_json())  # the bench reads it typed
         paths.append(path)
     return paths

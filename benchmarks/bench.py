@@ -30,6 +30,7 @@ from vitc.errors import VitcError
 from vitc.export.stage import SKIPPED_FILE, TOLERANCE
 from vitc.handoff import VAL_SPLIT, Artifact, Checkpoint
 from vitc.isa import here
+from vitc.manifest import Manifest
 from vitc.progress import Steps
 from vitc.runtime import machine_info, package_versions
 from vitc.stages import Inputs, Result
@@ -58,8 +59,9 @@ class Item:
     target: str
     precision: str
     name: str
-    manifest: dict = field(default_factory=dict)
+    manifest: Manifest | None = None  # an artifact's (vitc.manifest)
     reason: str = ""
+    baseline: str | None = None  # a checkpoint timed eager as a by-hand baseline (EAGER_BASELINE)
 
 
 def discover(paths: list[Path]) -> list[Item]:
@@ -110,8 +112,8 @@ def discover(paths: list[Path]) -> list[Item]:
 
 
 def _artifact(p: Path) -> Item:
-    m = Artifact.open(p).manifest.raw
-    return Item("artifact", p, m["target"], m["precision"], p.stem if p.suffix != ".xml" else p.name[:-4], manifest=m)
+    m = Artifact.open(p).manifest
+    return Item("artifact", p, m.target, m.precision, p.stem if p.suffix != ".xml" else p.name[:-4], manifest=m)
 
 
 class _Sources:
@@ -160,7 +162,7 @@ def load_item(item: Item, threads: int):
 
 def _size(item: Item) -> float | None:
     if item.kind == "artifact":
-        return item.manifest["size_bytes"] / 1e6
+        return item.manifest.size_bytes / 1e6
     if item.kind == "checkpoint":
         return (item.path / ckpt.WEIGHTS).stat().st_size / 1e6
     return None
@@ -184,7 +186,7 @@ class _Live:
 
 def _row(item: Item, cfg: BenchConfig) -> BenchRow:
     row = BenchRow(item.name, item.target, item.precision, str(item.path) if item.path else None, cfg.threads)
-    isa = (item.manifest or {}).get("isa") or {}
+    isa = (item.manifest.isa if item.manifest else None) or {}
     row.isa = {
         "timed_on": here()["path"],
         "validated_on": (isa.get("validated_on") or {}).get("path"),
@@ -198,12 +200,12 @@ def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> BenchRow | 
     m = item.manifest
     row = _row(item, cfg)
     row.size_mb = _size(item)
-    row.baseline, row.control = m.get("baseline"), m.get("control")
-    if (m.get("source") or {}).get("checkpoint"):
-        row.source = str(Path(m["source"]["checkpoint"]).resolve())
-    row.nncf = ((m.get("options") or {}).get("nncf_result") or {}).get("scheme")  # --nncf auto's choice
-    if (m.get("graph") or {}).get("head_tokens_only"):  # floors stay on the model's FLOPs
-        row.gflops_exported = m["graph"]["gflops_exported"]
+    row.baseline, row.control = (m.baseline, m.control) if m else (item.baseline, None)
+    if m and m.source_checkpoint:
+        row.source = str(Path(m.source_checkpoint).resolve())
+    row.nncf = ((m.options if m else {}).get("nncf_result") or {}).get("scheme")  # --nncf auto's choice
+    if m and (m.graph or {}).get("head_tokens_only"):  # floors stay on the model's FLOPs
+        row.gflops_exported = m.graph["gflops_exported"]
     if item.kind == "skipped":
         row.status = f"skipped: {item.reason}"
         return row
@@ -213,7 +215,7 @@ def prepare_item(item: Item, cfg: BenchConfig, sources: _Sources) -> BenchRow | 
             row.status = f"skipped: {why}"
             return row
     fn, handoff, source = load_item(item, cfg.threads)
-    in_graph = (m.get("input") or {}).get("preprocess") == "in-graph"
+    in_graph = bool(m and m.in_graph)
     row.preprocess = "in-graph" if in_graph else "python"
     s = sources.get(handoff, source, pixels=in_graph)
     X, Y = s["X"], s["Y"]
@@ -243,7 +245,7 @@ def _with_baselines(items: list[Item], out: Path, console: Console, data: str | 
     for it in items:
         res.append(it)
         if it.kind == "checkpoint" and it.precision == "fp32" and ckpt.load_meta(it.path).get("stage") != "prune":
-            it.manifest["baseline"] = EAGER_BASELINE
+            it.baseline = EAGER_BASELINE
             console.print(f"building the by-hand baselines from {it.path} in {out / it.path.name}", highlight=False)
             res += [_artifact(p) for p in build(it.path, out / it.path.name, data=data)]
     return res

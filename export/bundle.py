@@ -10,7 +10,7 @@ torch; a phone runs the .pte through ExecuTorch's C++/Java/Swift runtime instead
     DIR/requirements.txt    the runtime at the version the artifact was validated with
     DIR/README.md           the two lines that run it
 
-Reading a manifest is plain JSON here: this module and the runner import no torch.
+Manifests are read through vitc.manifest, which imports no torch: nor do this module and the runner.
 """
 
 from __future__ import annotations
@@ -20,27 +20,12 @@ import os
 import shutil
 from pathlib import Path
 
-from vitc.errors import ConfigError, OutputError, VitcError
+from vitc.errors import ConfigError, OutputError
+from vitc.manifest import Manifest
 
 RUNTIMES = {".onnx": "onnxruntime", ".xml": "openvino", ".pte": "executorch"}
 TARGET_OF = {".onnx": "onnx", ".xml": "openvino", ".pte": "executorch"}
 RUNNER = Path(__file__).with_name("edge_run.py")
-
-
-def read_manifest(artifact: Path) -> dict:
-    p = Path(str(artifact) + ".json")
-    if not p.is_file():
-        raise VitcError(f"no manifest {p.name} beside {artifact}", "use an artifact written by `vitc export`")
-    try:
-        m = json.loads(p.read_text())
-        m["classes"], m["preprocess"]  # noqa: B018 - the keys a runner needs
-    except (ValueError, KeyError, TypeError) as e:
-        raise VitcError(f"{p} is not a vitc manifest ({type(e).__name__})", "re-export the artifact") from None
-    return m
-
-
-def in_graph(manifest: dict) -> bool:
-    return (manifest.get("input") or {}).get("preprocess") == "in-graph"
 
 
 def files_of(artifact: Path) -> list[Path]:
@@ -63,13 +48,13 @@ def make(artifact: Path, out: Path, force: bool = False) -> dict:
             f"{artifact.name}: a bundle runs without torch, and a {artifact.suffix} artifact needs it",
             "bundle an .onnx, .xml or .pte artifact (vitc export --target onnx|openvino|executorch)",
         )
-    m = read_manifest(artifact)
-    if m.get("output", "logits") != "logits":
+    m = Manifest.read(artifact)
+    if m.output != "logits":
         raise ConfigError(
             f"{artifact.name} outputs features, not logits", "bundle an artifact exported without --features"
         )
-    if not str(m.get("status", "ok")).startswith("ok"):
-        raise ConfigError(f"{artifact.name} failed its validation ({m['status']})", "bundle an artifact marked ok")
+    if not (m.status or "ok").startswith("ok"):
+        raise ConfigError(f"{artifact.name} failed its validation ({m.status})", "bundle an artifact marked ok")
     out = Path(out).resolve()
     if out == Path.cwd().resolve() or out == artifact.resolve().parent or out in artifact.resolve().parents:
         raise OutputError(
@@ -79,30 +64,30 @@ def make(artifact: Path, out: Path, force: bool = False) -> dict:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputError(f"--out {out} already holds files", "pass --force to replace it, or another --out")
     missing = [f.name for f in files_of(artifact) if not f.is_file()]
-    if m.get("selftest") and not (artifact.parent / m["selftest"]["file"]).is_file():
-        missing.append(m["selftest"]["file"])  # run.py --selftest needs it on the device
+    if m.selftest and not (artifact.parent / m.selftest["file"]).is_file():
+        missing.append(m.selftest["file"])  # run.py --selftest needs it on the device
     if missing:
         raise ConfigError(f"{artifact.name} needs {', '.join(missing)} beside it", "re-export the artifact")
     runtime = RUNTIMES[artifact.suffix]
-    version = (m.get("versions") or {}).get(runtime)
+    version = m.versions.get(runtime)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         for f in files_of(artifact):
             shutil.copy2(f, tmp / f.name)
-        (tmp / "labels.json").write_text(json.dumps(m["classes"], indent=1) + "\n")
+        (tmp / "labels.json").write_text(json.dumps(m.classes, indent=1) + "\n")
         info = {
             "artifact": artifact.name,
-            "in_graph": in_graph(m),
-            "input": m.get("input") or {"preprocess": "python", "dtype": "float32", "layout": "NCHW"},
-            "preprocess": m["preprocess"],
-            "target": m.get("target"),
-            "precision": m.get("precision"),
-            "validated": {k: (m.get("validation") or {}).get(k) for k in ("top1_agreement", "max_abs_diff")},
-            "data": m.get("data"),
-            "selftest": m.get("selftest"),  # run.py --selftest: the reference file and the gate
-            "isa": m.get("isa"),
+            "in_graph": m.in_graph,
+            "input": m.input or {"preprocess": "python", "dtype": "float32", "layout": "NCHW"},
+            "preprocess": m.preprocess.to_json(),
+            "target": m.target,
+            "precision": m.precision,
+            "validated": {k: m.validation.get(k) for k in ("top1_agreement", "max_abs_diff")},
+            "data": m.data,
+            "selftest": m.selftest,  # run.py --selftest: the reference file and the gate
+            "isa": m.isa,
         }
         (tmp / "preprocess.json").write_text(json.dumps(info, indent=1) + "\n")
         shutil.copy2(RUNNER, tmp / "run.py")

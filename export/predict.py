@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from vitc.errors import ConfigError, DataError, VitcError
+from vitc.manifest import Manifest
 
 
-def _manifest_target(artifact: Path) -> tuple[dict, object]:
+def _manifest_target(artifact: Path) -> tuple[Manifest, object]:
     from vitc import export as registry
 
-    from .bundle import read_manifest
-
-    m = read_manifest(artifact)
-    target = registry.get(m["target"])
+    m = Manifest.read(artifact)
+    target = registry.get(m.target)
     why = target.check()
     if why:
         raise VitcError(f"cannot run {artifact.name}: {why}")
@@ -22,7 +21,6 @@ def _manifest_target(artifact: Path) -> tuple[dict, object]:
 
 def bundle_top(artifact: Path, images: list[Path], topk: int, threads: int | None) -> list[dict]:
     """Labels and probabilities per image through the bundle's runner: [{"image", "top": [{"label", "prob"}]}]."""
-    from .bundle import in_graph
     from .edge_run import Bundle
 
     m, _ = _manifest_target(artifact)
@@ -31,7 +29,7 @@ def bundle_top(artifact: Path, images: list[Path], topk: int, threads: int | Non
 
         check_external_data(artifact)  # refuses data paths outside the model's folder, as the onnx target does
     try:
-        b = Bundle(artifact, m["preprocess"], m["classes"], in_graph(m), threads)
+        b = Bundle(artifact, m.preprocess.to_json(), m.classes, m.in_graph, threads)
     except Exception as e:  # the runtime's own error on a truncated or foreign file
         kind = "ONNX model" if artifact.suffix == ".onnx" else "OpenVINO IR"
         raise VitcError(
@@ -47,22 +45,19 @@ def bundle_top(artifact: Path, images: list[Path], topk: int, threads: int | Non
 def selftest_artifact(artifact: Path, threads: int | None) -> tuple[str, bool]:
     """Run the artifact's reference images on this machine: (the line to print, whether it computes what vitc
     validated)."""
-    from .bundle import in_graph
     from .edge_run import SelftestUnavailable, device_fn, selftest, selftest_line
 
     if not artifact.is_file():
         raise ConfigError(
             f"{artifact} is not an artifact file", "pass a file written by `vitc export` or `vitc quantize`"
         )
-    from .bundle import read_manifest
-
-    if read_manifest(artifact).get("output") == "features":
+    if Manifest.read(artifact).output == "features":
         raise ConfigError(f"{artifact.name} outputs features, which have no self-test", "pass a logits artifact")
     m, target = _manifest_target(artifact)
     # .onnx/.xml/.pte: the bundle's own runner, as on the device (the exporter took its reference logits so)
     fn = device_fn(artifact, target.load, threads)
     try:
-        r = selftest(fn, artifact, m.get("selftest"), m["preprocess"], in_graph(m))
+        r = selftest(fn, artifact, m.selftest, m.preprocess.to_json(), m.in_graph)
     except SelftestUnavailable as e:
         raise VitcError(str(e)) from None
     return selftest_line(artifact.name, r), bool(r["passed"])

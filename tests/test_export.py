@@ -7,7 +7,8 @@ import torch
 
 from vitc import export
 from vitc.errors import ConfigError
-from vitc.export.stage import export_checkpoint, read_manifest
+from vitc.export.stage import export_checkpoint
+from vitc.manifest import Manifest
 
 # target -> precisions to test here. A registered target missing from this table fails
 # test_every_target_has_a_test; tensorrt is tested without a GPU in test_tensorrt.py.
@@ -50,7 +51,7 @@ def test_export_load_compare(tmp_path, tiny_ckpt, digit_png, target, precision):
     g = m["graph"]
     assert g["head_tokens_only"] and g["tokens_kept"] == 2 and g["gflops_exported"] < g["gflops_model"]
     path = tmp_path / m["artifact"]
-    assert read_manifest(path)["source"]["weights_sha256"] == m["source"]["weights_sha256"]
+    assert Manifest.read(path).source["weights_sha256"] == m["source"]["weights_sha256"]
     # predict on a PNG agrees with PyTorch run independently on the same file
     from vitc.data import build_transform, load_image
     from vitc.inspect import predict
@@ -255,3 +256,33 @@ def test_onnx_runtime_threads_follow_the_cpu_affinity(tmp_path, monkeypatch):
     assert run.session.get_session_options().intra_op_num_threads == 1
     assert np.array_equal(run(np.array([[-1, 2, -3, 4]], np.float32)), [[0, 2, 0, 4]])
     assert onnx_target.load(path, threads=3).session.get_session_options().intra_op_num_threads == 3
+
+
+def test_manifests_are_written_and_read_typed(tmp_path):
+    """One reader (vitc.manifest.Manifest.read, torch-free) and one typed writer: a key the type does not know is a
+    bug in the writer, not something silently dropped; a file without the keys a runner needs is refused."""
+    import json
+
+    from vitc.errors import CheckpointError
+    from vitc.export.stage import _write_manifest
+
+    m = {
+        "artifact": "a.onnx",
+        "target": "onnx",
+        "precision": "fp32",
+        "status": "ok",
+        "classes": ["a", "b"],
+        "preprocess": {"input_size": [3, 8, 8], "mean": [0.5] * 3, "std": [0.5] * 3},
+        "source": {"checkpoint": "c"},
+        "input": {"preprocess": "in-graph"},
+        "validation": {"top1_agreement": 1.0},
+    }
+    _write_manifest(tmp_path / "a.onnx", m)
+    back = Manifest.read(tmp_path / "a.onnx")
+    assert back.in_graph and back.preprocess.size == 8 and back.validation["top1_agreement"] == 1.0
+    assert back.source_checkpoint == "c" and back.output == "logits"
+    with pytest.raises(TypeError, match="typo"):
+        _write_manifest(tmp_path / "b.onnx", {**m, "typo": 1})
+    (tmp_path / "c.onnx.json").write_text(json.dumps({k: v for k, v in m.items() if k != "classes"}))
+    with pytest.raises(CheckpointError, match="is not a vitc manifest"):
+        Manifest.read(tmp_path / "c.onnx")

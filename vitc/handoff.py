@@ -9,8 +9,6 @@ one sentence, never a silent fall-back to digits.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -19,43 +17,13 @@ import torch
 
 from . import checkpoint as ckpt
 from .data import DataSource, eval_pixels, eval_tensors, is_builtin, load_source
-from .errors import CheckpointError, DataError, VitcError
+from .errors import DataError
 from .int8_recipe import apply_recipe
+from .manifest import Manifest, Preprocess  # noqa: F401  (re-exported: the typed hand-offs live together here)
 from .models import build_from_spec, gflops
 from .validate import reference_logits
 
 VAL_SPLIT = "val"  # what every validation and accuracy number is measured on
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """The eval pre-processing that travels with a model (timm's data config)."""
-
-    input_size: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    interpolation: str = "bicubic"
-    crop_pct: float = 1.0
-    crop_mode: str = "center"
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Preprocess":
-        return cls(
-            tuple(int(v) for v in d["input_size"]),
-            tuple(d["mean"]),
-            tuple(d["std"]),
-            d.get("interpolation", "bicubic"),
-            float(d.get("crop_pct", 1.0)),
-            d.get("crop_mode", "center"),
-        )
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "input_size": list(self.input_size), "mean": list(self.mean), "std": list(self.std)}
-
-    @property
-    def size(self) -> int:
-        """The square input side in pixels."""
-        return int(self.input_size[-1])
 
 
 def recorded_data(meta: dict) -> str | None:
@@ -229,45 +197,6 @@ class Checkpoint:
         return f"Checkpoint({self.path}, {self.name}, stage={self.stage})"
 
 
-@dataclass
-class Manifest:
-    """The JSON beside every artifact, typed. `raw` keeps every key for `vitc info`."""
-
-    artifact: str
-    target: str
-    precision: str
-    status: str
-    preprocess: Preprocess
-    classes: list
-    source: dict
-    size_bytes: int = 0
-    data: dict | None = None  # {"name", "split", "images"}: what the validation numbers come from
-    validation: dict = field(default_factory=dict)
-    output: str = "logits"  # or "features" (`vitc export --features`)
-    raw: dict = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_json(cls, m: dict) -> "Manifest":
-        return cls(
-            m.get("artifact", ""),
-            m["target"],
-            m["precision"],
-            m.get("status", ""),
-            Preprocess.from_json(m["preprocess"]),
-            list(m["classes"]),
-            dict(m.get("source") or {}),
-            int(m.get("size_bytes") or 0),
-            m.get("data"),
-            dict(m.get("validation") or {}),
-            m.get("output", "logits"),
-            m,
-        )
-
-    @property
-    def source_checkpoint(self) -> str | None:
-        return self.source.get("checkpoint")
-
-
 class Artifact:
     """An exported file and its manifest."""
 
@@ -276,19 +205,11 @@ class Artifact:
 
     @staticmethod
     def manifest_path(path: str | Path) -> Path:
-        return Path(str(path) + ".json")
+        return Manifest.path_of(path)
 
     @classmethod
     def open(cls, path: str | Path) -> "Artifact":
-        p = cls.manifest_path(path)
-        if not p.is_file():
-            raise VitcError(f"no manifest {p.name} beside {path}", "use an artifact written by `vitc export`")
-        try:
-            return cls(path, Manifest.from_json(json.loads(p.read_text())))
-        except (ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(
-                f"{p} is not a vitc manifest ({type(e).__name__}: {e})", "re-export the artifact with `vitc export`"
-            ) from None
+        return cls(path, Manifest.read(path))
 
     @property
     def target(self) -> str:

@@ -60,7 +60,7 @@ def describe(path: Path) -> dict:
             "quantization": c.quantization,
             "metrics": {k: v for k, v in c.metrics.items() if k.startswith(("top1", "teacher", "status"))},
         }
-    m = Artifact.open(path).manifest.raw
+    m = Artifact.open(path).manifest.to_json()
     return {
         "kind": "artifact",
         "path": str(path),
@@ -132,7 +132,7 @@ def predict(path: Path, images: list[Path], topk: int = 5, threads: int | None =
 
     fn, pre, classes = runner(path, threads)
     h = open_model(path)
-    if isinstance(h, Artifact) and (h.manifest.raw.get("input") or {}).get("preprocess") == "in-graph":
+    if isinstance(h, Artifact) and h.manifest.in_graph:
         tf = pixel_transform(pre)  # the artifact normalizes itself: uint8 pixels in
         x = np.stack([tf(load_image(p)) for p in images])
     else:

@@ -66,7 +66,7 @@ def _extractor(path: Path, random_init: bool, threads: int | None):
         )
     return (
         load_artifact(h, threads),
-        m.raw["tokens"],
+        m.tokens,
         h.pre.to_json(),
         h.classes,
         f"{path.name} ({m.target} {m.precision})",
