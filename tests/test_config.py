@@ -125,3 +125,25 @@ def test_a_vit_gets_a_patch_that_leaves_it_a_4x4_grid():
     assert torch.equal(after, torch.rand(1))  # and the random stream goes on as it did
     model, spec = stage_model(ModelArgs("deit_tiny", img_size=28, patch_size=4), 10, 0.0)
     assert model.patch_embed.patch_size == (4, 4)
+
+
+def test_fashion_mnist_with_no_flags_gets_the_measured_recipe():
+    """Issue 34: `vitc teacher|distill --data fashion-mnist` alone run results/fashion-cpu/converged's recipe."""
+    from vitc.config import TeacherConfig
+
+    t = from_dict(TeacherConfig, {"data": "fashion-mnist"})
+    assert t.model == ModelArgs("resnet18", img_size=28, stem="small")
+    assert (t.train.epochs, t.train.batch_size, t.train.lr, t.train.warmup_epochs, t.train.amp) == (
+        9,
+        256,
+        2e-3,
+        0.5,
+        "auto",
+    )
+    s = from_dict(DistillConfig, {"data": "fashion-mnist", "teacher_checkpoint": "t"})
+    assert s.student == ModelArgs("deit_tiny", img_size=28) and s.train.aug.preset == "fashion"
+    # what is named wins; a named teacher keeps its own stem; hub weights keep DeiT's lr rule
+    t = from_dict(TeacherConfig, {"data": "fashion-mnist", "model": {"name": "vit_tiny"}, "train": {"epochs": 2}})
+    assert t.model.stem == "default" and t.model.img_size == 28 and t.train.epochs == 2 and t.train.batch_size == 256
+    assert from_dict(TeacherConfig, {"data": "fashion-mnist", "model": {"pretrained": True}}).train.lr is None
+    assert from_dict(TeacherConfig, {"data": "digits"}).model == ModelArgs("resnet18")  # digits as before

@@ -14,7 +14,8 @@ from . import runs, stages
 from .cli_app import app, err, finish, inputs
 from .cli_gen import command, param
 from .cli_options import Force, Out, Resume
-from .config import DEFAULT_DATA, STAGE_TRAIN, TEACHER_TRAIN, check_policies, default_warmup, from_dict
+from .config import DEFAULT_DATA, TEACHER_TRAIN, check_policies, default_warmup, from_dict
+from .recipe import stage_defaults
 
 AUTO_TEACHER = "<auto teacher: trained or fetched once the rest is validated>"
 RUN = [param("out", Out), param("resume", Resume, False), param("force", Force, False)]
@@ -29,7 +30,8 @@ def notes(stage: str, given: dict, cfg, con: Console) -> None:
     """Said once the request is known to be valid: a warm-up cut to fit (stderr, as before), the data chosen."""
     train = given.get("train", {})
     if train.get("warmup_epochs") is None:
-        note = default_warmup(cfg.train.epochs, STAGE_TRAIN[stage]["warmup_epochs"])[1]
+        default = stage_defaults(stage, cfg.data, False)["warmup_epochs"]
+        note = default_warmup(cfg.train.epochs, default)[1]
         if note:
             err.print(f"[yellow]note[/]: {note}", highlight=False)
     if stage != "prune" and "data" not in given:

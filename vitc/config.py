@@ -35,6 +35,7 @@ from .recipe import (  # noqa: F401  (re-exported: the names stages and tests im
     TrainConfig,
     default_batch,
     default_warmup,
+    model_defaults,
     preset_for,
     resolve,
 )
@@ -73,10 +74,15 @@ class ModelArgs:
         _check(self.crop_pct is None or 0 < self.crop_pct <= 1, "crop_pct", "must be in (0, 1]")
 
 
-def _model(value, default_name: str, key: str) -> "ModelArgs":
-    """A stage's model section: a mapping over the stage's default model name, or a ModelArgs as it is."""
+def _model(value, default_name: str, key: str, stage: str, data: str | None) -> "ModelArgs":
+    """A stage's model section: a mapping (None: empty) over the stage's default model and its data's model
+    defaults (recipe.model_defaults: Fashion-MNIST's 28 px), or a ModelArgs as it is."""
+    if value is None:
+        value = {}
     if isinstance(value, dict):
-        value = from_dict(ModelArgs, {"name": default_name, **value}, key)
+        value = from_dict(
+            ModelArgs, {"name": default_name, **model_defaults(stage, data, "name" in value), **value}, key
+        )
     _check(isinstance(value, ModelArgs), key, f"expected a mapping such as {{name: {default_name}}}, got {value!r}")
     return value
 
@@ -89,8 +95,9 @@ def _train(stage: str, value, data: str | None, pretrained: bool = False) -> Tra
 
 @dataclass
 class TeacherConfig:
-    model: ModelArgs | dict = opt(
-        factory=lambda: ModelArgs(TEACHER_MODEL),
+    # None: the stage's default model with its data's defaults (_model)
+    model: ModelArgs | dict | None = opt(
+        None,
         nested=ModelArgs,
         rename={"name": "model"},
         help="timm name or alias (regnety_16gf, resnet18, ...)",
@@ -100,7 +107,7 @@ class TeacherConfig:
     train: TrainConfig | dict | None = opt(None, nested=TrainConfig)
 
     def __post_init__(self):
-        self.model = _model(self.model, TEACHER_MODEL, "model")
+        self.model = _model(self.model, TEACHER_MODEL, "model", "teacher", self.data)
         self.train = _train("teacher", self.train, self.data, self.model.pretrained)
 
 
@@ -128,8 +135,8 @@ class DistillLoss:
 
 @dataclass
 class DistillConfig(DistillLoss):
-    student: ModelArgs | dict = opt(
-        factory=lambda: ModelArgs(STUDENT_MODEL),
+    student: ModelArgs | dict | None = opt(
+        None,
         nested=ModelArgs,
         rename={"name": "student", "pretrained": "pretrained"},
         help="timm *_distilled_* name or alias (deit_tiny, deit_small)",
@@ -149,7 +156,7 @@ class DistillConfig(DistillLoss):
     train: TrainConfig | dict | None = opt(None, nested=TrainConfig)
 
     def __post_init__(self):
-        self.student = _model(self.student, STUDENT_MODEL, "student")
+        self.student = _model(self.student, STUDENT_MODEL, "student", "distill", self.data)
         self.train = _train("distill", self.train, self.data, self.student.pretrained)
         self.check_loss()
         if self.distillation != "none":

@@ -177,6 +177,41 @@ PRUNE_TRAIN: dict[str, Any] = {
 
 STAGE_TRAIN = {"teacher": TEACHER_TRAIN, "distill": DISTILL_TRAIN, "prune": PRUNE_TRAIN}
 
+# The measured recipes for data vitc knows (issue 34, results/fashion-cpu/converged): what `vitc teacher|distill
+# --data fashion-mnist` run with no other flag, over the stage's defaults (configs/fashion.yaml spells them out).
+# The lr applies from scratch only: with hub weights DeiT's rule stays. DATA_MODEL: the model defaults for that
+# data (its native size; the teacher's small-image stem when the teacher is the stage's default resnet18).
+FASHION = ("fashion-mnist", "torchvision:FashionMNIST")
+DATA_TRAIN: dict[tuple[str, str], dict[str, Any]] = {
+    **{
+        (d, "teacher"): {"epochs": 9, "batch_size": 256, "lr": 2e-3, "warmup_epochs": 0.5, "amp": "auto"}
+        for d in FASHION
+    },
+    **{
+        (d, "distill"): {
+            "epochs": 28,
+            "batch_size": 256,
+            "lr": 1e-3,
+            "warmup_epochs": 2.0,
+            "drop_path": 0.1,
+            "amp": "auto",
+        }
+        for d in FASHION
+    },
+}
+DATA_MODEL: dict[tuple[str, str], dict[str, Any]] = {
+    **{(d, "teacher"): {"img_size": 28, "stem": "small"} for d in FASHION},
+    **{(d, "distill"): {"img_size": 28} for d in FASHION},
+}
+
+
+def model_defaults(stage: str, data: str | None, named: bool) -> dict[str, Any]:
+    """The model settings a stage takes from its data when not given (a named model keeps the default stem)."""
+    d = dict(DATA_MODEL.get((data or "", stage), {}))
+    if named:
+        d.pop("stem", None)  # a small-image stem exists for ResNets: only the stage's own default model gets it
+    return d
+
 
 def default_warmup(epochs: int, default: float) -> tuple[float, str | None]:
     """The warm-up a run gets when the user set none: the stage's default when it fits the run;
@@ -289,21 +324,30 @@ class TrainConfig:
         return self.lr if self.lr is not None else self.base_lr * global_batch / 512
 
 
+def stage_defaults(stage: str, data: str | None, pretrained: bool = False) -> dict[str, Any]:
+    """A training stage's defaults on `data`: the stage's, with the data's measured recipe over them."""
+    data_train = DATA_TRAIN.get((data or "", stage), {})
+    if pretrained:
+        data_train = {k: v for k, v in data_train.items() if k != "lr"}
+    return {**STAGE_TRAIN[stage], **data_train}
+
+
 SCRATCH_LR = {"teacher": SCRATCH_TEACHER_LR, "distill": SCRATCH_STUDENT_LR, "prune": SCRATCH_STUDENT_LR}
 
 
 def resolve(stage: str, given: dict | TrainConfig | None, *, data: str | None, pretrained: bool = False) -> TrainConfig:
     """The recipe a training stage runs: a pure function of the stage, its data, whether the model starts from hub
     weights, and what the user set (a mapping, or a TrainConfig kept as it is). The user's settings win over the
-    stage's defaults (STAGE_TRAIN); a warm-up not set is the stage's, cut to fit a short run (default_warmup); an
-    augmentation preset not named is the data's (None: not known yet, as for `vitc prune` before it reads its
-    checkpoint); an lr not set is the measured from-scratch one (SCRATCH_LR), or with hub weights DeiT's rule
-    (base_lr x batch / 512, applied in fit). The batch, which needs the data's size, is `batch_for`'s."""
+    stage's defaults (STAGE_TRAIN) and its data's measured recipe (DATA_TRAIN); a warm-up not set is the stage's,
+    cut to fit a short run (default_warmup); an augmentation preset not named is the data's (None: not known yet,
+    as for `vitc prune` before it reads its checkpoint); an lr not set is the measured from-scratch one
+    (SCRATCH_LR), or with hub weights DeiT's rule (base_lr x batch / 512, applied in fit). The batch, which needs
+    the data's size, is `batch_for`'s."""
     if isinstance(given, TrainConfig):
         cfg = given.for_data(data)
     else:
         given = dict(given or {})
-        defaults = STAGE_TRAIN[stage]
+        defaults = stage_defaults(stage, data, pretrained)
         merged = {**{k: v for k, v in defaults.items() if k != "warmup_epochs"}, **given}
         if given.get("warmup_epochs") is None:
             epochs = merged.get("epochs", TrainConfig.epochs)
