@@ -8,22 +8,23 @@ from vitc.errors import ConfigError, DataError, VitcError
 from vitc.manifest import Manifest
 
 
-def _manifest_target(artifact: Path) -> tuple[Manifest, object]:
+def _target(artifact: Path, m: Manifest):
+    """The export target that runs `artifact`; one sentence when its runtime is not here."""
     from vitc import export as registry
 
-    m = Manifest.read(artifact)
     target = registry.get(m.target)
     why = target.check()
     if why:
         raise VitcError(f"cannot run {artifact.name}: {why}")
-    return m, target
+    return target
 
 
 def bundle_top(artifact: Path, images: list[Path], topk: int, threads: int | None) -> list[dict]:
     """Labels and probabilities per image through the bundle's runner: [{"image", "top": [{"label", "prob"}]}]."""
     from .edge_run import Bundle
 
-    m, _ = _manifest_target(artifact)
+    m = Manifest.read(artifact)
+    _target(artifact, m)
     if artifact.suffix == ".onnx":
         from .onnx import check_external_data
 
@@ -51,9 +52,10 @@ def selftest_artifact(artifact: Path, threads: int | None) -> tuple[str, bool]:
         raise ConfigError(
             f"{artifact} is not an artifact file", "pass a file written by `vitc export` or `vitc quantize`"
         )
-    if Manifest.read(artifact).output == "features":
+    m = Manifest.read(artifact)
+    if m.output == "features":
         raise ConfigError(f"{artifact.name} outputs features, which have no self-test", "pass a logits artifact")
-    m, target = _manifest_target(artifact)
+    target = _target(artifact, m)
     # .onnx/.xml/.pte: the bundle's own runner, as on the device (the exporter took its reference logits so)
     fn = device_fn(artifact, target.load, threads)
     try:
